@@ -1,0 +1,289 @@
+"""One trial: train (or reuse) the teacher, distil the student on noise, measure alignment every step.
+
+Read top to bottom: `train_teacher`, then `Trial`, whose `run()` yields once per epoch so that a
+caller (the CLI's progress bar, a Tune trainable) can report and checkpoint between epochs.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .config import NUM_CLASSES, TrialConfig
+from .data import TrialData, noise_images
+from .mitigation import liminal_kl, liminal_weight, logit_columns, project_out_trait
+from .model import LAYER_NAMES, MLP, accuracy, init_parameters, logits
+from .seeding import generator
+
+STATE_FORMAT = 1
+
+# What each step records, before the cosines are formed from the dot products at the epoch's end.
+_RAW = ["distill_loss", "trait_loss", "mitigation_loss", "mitigation_weight", "dot", "distill_sq", "trait_sq",
+        "applied_dot", "applied_sq"] + [f"{kind}_{name}" for kind in ("dot", "distill_sq", "trait_sq")
+                                        for name in LAYER_NAMES]
+
+TRACE_COLUMNS = ["step", "epoch", "t", "distill_loss", "trait_loss", "mitigation_loss", "mitigation_weight",
+                 "alignment", "applied_alignment", "dot", "distill_norm", "trait_norm"] + [
+                    f"alignment_{name}" for name in LAYER_NAMES]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def library_versions() -> dict[str, str]:
+    import torchvision
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """A trained teacher: its flat parameters (on CPU), test accuracy and training time."""
+
+    key: str
+    params: torch.Tensor
+    test_acc: float
+    seconds: float
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "params": self.params, "test_acc": self.test_acc, "seconds": self.seconds}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> "Teacher":
+        return cls(state["key"], state["params"], state["test_acc"], state["seconds"])
+
+
+def train_teacher(config: TrialConfig, data: TrialData) -> Teacher:
+    """Train a copy of the shared init with cross-entropy on the class logits only.
+
+    The auxiliary logits are not in the loss, so their output rows never move from the init.
+    """
+    start = time.perf_counter()
+    device = data.train_x.device
+    model = MLP(config, init_parameters(config, "shared_init")).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.teacher_lr)
+    shuffle = generator(config.seed, "teacher_shuffle")
+    n = len(data.train_x)
+    for _ in range(config.teacher_epochs):
+        order = torch.randperm(n, generator=shuffle).to(device)
+        for i in range(0, n, config.batch_size):
+            idx = order[i:i + config.batch_size]
+            loss = F.cross_entropy(model(data.train_x[idx])[:, :NUM_CLASSES], data.train_y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    test_acc = accuracy(model, data.test_x, data.test_y)
+    return Teacher(config.teacher_key, model.flat.detach().cpu(), test_acc, time.perf_counter() - start)
+
+
+class Trial:
+    """The student's distillation on the teacher's auxiliary logits, with per-step alignment."""
+
+    def __init__(self, config: TrialConfig, data: TrialData, teacher: Teacher, track_alignment: bool = True):
+        if teacher.key != config.teacher_key:
+            raise ValueError(f"teacher {teacher.key} does not belong to this config (needs {config.teacher_key})")
+        self.config, self.data, self.teacher = config, data, teacher
+        # Off only for benchmarking the cost of measuring: the trace then holds no alignment.
+        self.track_alignment = track_alignment
+        device = data.train_x.device
+
+        self.noise = noise_images(config, device)
+        teacher_model = MLP(config, teacher.params).to(device)
+        self.teacher_log_probs = F.log_softmax(logits(teacher_model, self.noise)[:, NUM_CLASSES:], dim=1)
+
+        stream = "shared_init" if config.student_init == "shared" else "independent_init"
+        self.student = MLP(config, init_parameters(config, stream)).to(device)
+        self.layer_sizes = self.student.layer_index().bincount().tolist()
+        self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.lr)
+        self.shuffle = generator(config.seed, "student_shuffle")
+        self.probe = generator(config.seed, "probe")
+
+        self.uses_liminal = config.mitigation == "liminal" and config.strength > 0
+        if self.uses_liminal:  # the frozen base is the student before distillation: its logits never change
+            base = logits(self.student, self.noise)[:, logit_columns(config)]
+            self.base_log_probs = F.log_softmax(base / config.temperature, dim=1)
+
+        self.steps_per_epoch = math.ceil(config.noise_count / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.epoch = 0
+        self.acc_by_epoch = [accuracy(self.student, data.test_x, data.test_y)]
+        self.trace: dict[str, list[torch.Tensor]] = {name: [] for name in TRACE_COLUMNS}
+        self.student_seconds = 0.0
+
+    # --- training -------------------------------------------------------------------------------
+
+    def run(self) -> Iterator[dict[str, Any]]:
+        """Train the remaining epochs, yielding each epoch's metrics when it ends."""
+        while self.epoch < self.config.epochs:
+            start = time.perf_counter()
+            raw = self._train_epoch()
+            self.epoch += 1
+            self.acc_by_epoch.append(accuracy(self.student, self.data.test_x, self.data.test_y))
+            self._append_trace(raw.cpu().double())
+            self.student_seconds += time.perf_counter() - start
+            yield self.epoch_metrics(self.epoch)
+
+    def _train_epoch(self) -> torch.Tensor:
+        config, device = self.config, self.noise.device
+        raw = torch.zeros(self.steps_per_epoch, len(_RAW), device=device)
+        order = torch.randperm(config.noise_count, generator=self.shuffle).to(device)
+        flat = self.student.flat
+        for i in range(self.steps_per_epoch):
+            step = self.epoch * self.steps_per_epoch + i
+            idx = order[i * config.batch_size:(i + 1) * config.batch_size]
+            out = self.student(self.noise[idx])
+            distill_loss = F.kl_div(F.log_softmax(out[:, NUM_CLASSES:], dim=1), self.teacher_log_probs[idx],
+                                    log_target=True, reduction="batchmean")
+            (distill_grad,) = torch.autograd.grad(distill_loss, flat, retain_graph=self.uses_liminal)
+
+            applied = distill_grad
+            mitigation_loss = torch.full((), math.nan, device=device)
+            mitigation_weight = torch.zeros((), device=device)
+            if self.uses_liminal:
+                weight = config.strength * liminal_weight(config, step / self.total_steps)
+                mitigation_loss = liminal_kl(self.base_log_probs[idx], out[:, logit_columns(config)],
+                                             config.temperature)
+                (mitigation_grad,) = torch.autograd.grad(mitigation_loss, flat)
+                applied = distill_grad + weight * mitigation_grad
+                mitigation_weight = torch.full((), weight, device=device)
+
+            if self.track_alignment or config.mitigation == "projection":
+                trait_loss, trait_grad = self._trait_gradient()
+                if config.mitigation == "projection":
+                    applied, mitigation_weight = project_out_trait(distill_grad, trait_grad, config.strength)
+                if self.track_alignment:
+                    raw[i] = self._step_record(distill_loss, trait_loss, mitigation_loss, mitigation_weight,
+                                               distill_grad, trait_grad, applied)
+            flat.grad = applied
+            self.optimizer.step()
+        return raw
+
+    def _trait_gradient(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy of the class logits on a fresh probe batch from the validation subset."""
+        data = self.data
+        idx = torch.randperm(len(data.val_x), generator=self.probe)[: self.config.probe_batch_size]
+        idx = idx.to(data.val_x.device)
+        trait_loss = F.cross_entropy(self.student(data.val_x[idx])[:, :NUM_CLASSES], data.val_y[idx])
+        (trait_grad,) = torch.autograd.grad(trait_loss, self.student.flat)
+        return trait_loss.detach(), trait_grad
+
+    def _step_record(self, distill_loss, trait_loss, mitigation_loss, mitigation_weight, distill_grad, trait_grad,
+                     applied) -> torch.Tensor:
+        """One row of raw sums: whole-vector and per-layer dot products, all kept on the device."""
+        products = torch.stack([distill_grad * trait_grad, distill_grad * distill_grad, trait_grad * trait_grad])
+        per_layer = torch.stack([chunk.sum(1) for chunk in products.split(self.layer_sizes, dim=1)], dim=1)
+        totals = per_layer.sum(1)
+        return torch.cat([
+            torch.stack([distill_loss.detach(), trait_loss, mitigation_loss.detach(), mitigation_weight]),
+            totals, torch.stack([applied.dot(trait_grad), applied.dot(applied)]), per_layer.flatten(),
+        ])
+
+    def _append_trace(self, raw: torch.Tensor) -> None:
+        col = {name: raw[:, j] for j, name in enumerate(_RAW)}
+        start = (self.epoch - 1) * self.steps_per_epoch
+        steps = torch.arange(start, start + len(raw), dtype=torch.float64)
+        columns = {
+            "step": steps, "epoch": torch.full_like(steps, self.epoch), "t": steps / self.total_steps,
+            "distill_loss": col["distill_loss"], "trait_loss": col["trait_loss"],
+            "mitigation_loss": col["mitigation_loss"], "mitigation_weight": col["mitigation_weight"],
+            "alignment": col["dot"] / (col["distill_sq"] * col["trait_sq"]).sqrt(),
+            "applied_alignment": col["applied_dot"] / (col["applied_sq"] * col["trait_sq"]).sqrt(),
+            "dot": col["dot"], "distill_norm": col["distill_sq"].sqrt(), "trait_norm": col["trait_sq"].sqrt(),
+        }
+        for name in LAYER_NAMES:
+            columns[f"alignment_{name}"] = col[f"dot_{name}"] / (col[f"distill_sq_{name}"] * col[f"trait_sq_{name}"]).sqrt()
+        if not self.track_alignment:
+            columns = {name: (values if name in ("step", "epoch", "t") else torch.full_like(values, math.nan))
+                       for name, values in columns.items()}
+        for name in TRACE_COLUMNS:
+            self.trace[name].append(columns[name])
+
+    # --- results ---------------------------------------------------------------------------------
+
+    def trace_columns(self) -> dict[str, torch.Tensor]:
+        """The step trace so far, one float64 tensor per column (step and epoch are whole numbers)."""
+        return {name: torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+                for name, parts in self.trace.items()}
+
+    def epoch_metrics(self, epoch: int) -> dict[str, Any]:
+        """Metrics of epoch `epoch` (1-based): accuracy after it, alignment during it."""
+        alignment = self.trace["alignment"][epoch - 1]
+        applied = self.trace["applied_alignment"][epoch - 1]
+        return {
+            "epoch": epoch,
+            "student_acc": self.acc_by_epoch[epoch],
+            "mean_alignment": float(alignment.mean()),
+            "frac_positive_steps": float((alignment > 0).double().mean()),
+            "mean_applied_alignment": float(applied.mean()),
+            "distill_loss": float(self.trace["distill_loss"][epoch - 1][-1]),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The trial's result: what `summary.json` holds."""
+        trace = self.trace_columns()
+        per_epoch = [self.epoch_metrics(e) for e in range(1, self.epoch + 1)]
+        return {
+            "arm": self.config.arm,
+            "teacher_key": self.teacher.key,
+            "teacher_acc": self.teacher.test_acc,
+            "student_acc_before": self.acc_by_epoch[0],
+            "student_acc": self.acc_by_epoch[-1],
+            "trait_gain": self.acc_by_epoch[-1] - self.acc_by_epoch[0],
+            "mean_alignment": float(trace["alignment"].mean()),
+            "frac_positive_steps": float((trace["alignment"] > 0).double().mean()),
+            "mean_applied_alignment": float(trace["applied_alignment"].mean()),
+            "acc_by_epoch": list(self.acc_by_epoch),
+            "alignment_by_epoch": [m["mean_alignment"] for m in per_epoch],
+            "frac_positive_by_epoch": [m["frac_positive_steps"] for m in per_epoch],
+            "applied_alignment_by_epoch": [m["mean_applied_alignment"] for m in per_epoch],
+            "epochs_done": self.epoch,
+            "steps": len(trace["step"]),
+            "final_distill_loss": per_epoch[-1]["distill_loss"] if per_epoch else math.nan,
+            "teacher_seconds": self.teacher.seconds,
+            "student_seconds": self.student_seconds,
+            "seconds": self.teacher.seconds + self.student_seconds,
+            "versions": library_versions(),
+            "config": self.config.to_dict(),
+        }
+
+    # --- checkpointing at an epoch boundary -----------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue: tensors, numbers and strings only (loads with weights_only)."""
+        return {
+            "format": STATE_FORMAT,
+            "config": self.config.to_dict(),
+            "teacher_key": self.teacher.key,
+            "epoch": self.epoch,
+            "student": self.student.flat.detach().cpu().clone(),
+            "optimizer": self.optimizer.state_dict(),
+            "shuffle_rng": self.shuffle.get_state(),
+            "probe_rng": self.probe.get_state(),
+            "acc_by_epoch": list(self.acc_by_epoch),
+            "trace": self.trace_columns(),
+            "student_seconds": self.student_seconds,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("format") != STATE_FORMAT or state["config"] != self.config.to_dict():
+            raise ValueError("checkpoint belongs to a different trial configuration or format")
+        with torch.no_grad():
+            self.student.flat.copy_(state["student"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.shuffle.set_state(state["shuffle_rng"])
+        self.probe.set_state(state["probe_rng"])
+        self.epoch = state["epoch"]
+        self.acc_by_epoch = list(state["acc_by_epoch"])
+        steps = self.steps_per_epoch
+        self.trace = {name: list(values.split(steps)) if len(values) else []
+                      for name, values in state["trace"].items()}
+        self.student_seconds = state["student_seconds"]
