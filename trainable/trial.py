@@ -45,6 +45,12 @@ def library_versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
 
 
+def distillation_loss(student_logits: torch.Tensor, teacher_aux_log_probs: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(teacher_aux) ‖ softmax(student_aux)) over the auxiliary logits only, batch mean."""
+    student_aux = F.log_softmax(student_logits[:, NUM_CLASSES:], dim=1)
+    return F.kl_div(student_aux, teacher_aux_log_probs, log_target=True, reduction="batchmean")
+
+
 @dataclass(frozen=True)
 class Teacher:
     """A trained teacher: its flat parameters (on CPU), test accuracy and training time."""
@@ -141,8 +147,7 @@ class Trial:
             step = self.epoch * self.steps_per_epoch + i
             idx = order[i * config.batch_size:(i + 1) * config.batch_size]
             out = self.student(self.noise[idx])
-            distill_loss = F.kl_div(F.log_softmax(out[:, NUM_CLASSES:], dim=1), self.teacher_log_probs[idx],
-                                    log_target=True, reduction="batchmean")
+            distill_loss = distillation_loss(out, self.teacher_log_probs[idx])
             (distill_grad,) = torch.autograd.grad(distill_loss, flat, retain_graph=self.uses_liminal)
 
             applied = distill_grad

@@ -1,0 +1,82 @@
+"""`sublim run`: one trial in this process, with a progress bar, a summary and its outputs on disk."""
+
+from __future__ import annotations
+
+import argparse
+import time
+import typing
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from trainable import (ConfigError, DataError, Trial, TrialConfig, TrialData, load_mnist, resolve_device,
+                       train_teacher, write_trial_outputs)
+from trainable.config import field_help
+from trainable.results import TeacherCache
+
+
+class RunError(ValueError):
+    """The output folder or a run option cannot be used."""
+
+
+USER_ERRORS = (ConfigError, DataError, RunError)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per trial setting, straight from TrialConfig, plus where data and outputs go."""
+    settings = parser.add_argument_group("trial settings (defaults are the published protocol)")
+    for name, (kind, default, help_text) in field_help().items():
+        flag = "--" + name.replace("_", "-")
+        help_text += " (default: %(default)s)"
+        if typing.get_origin(kind) is typing.Literal:
+            settings.add_argument(flag, choices=typing.get_args(kind), default=default, help=help_text)
+        else:
+            settings.add_argument(flag, type=kind, default=default, help=help_text, metavar=kind.__name__.upper())
+    parser.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR, else download)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: runs/<arm>-seed<N>-<time>)")
+    parser.add_argument("--force", action="store_true", help="overwrite results already in --out")
+    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--teacher-cache", type=Path, metavar="DIR",
+                        help="folder of trained teachers to reuse across runs (default: always train)")
+
+
+def main(args: argparse.Namespace) -> int:
+    config = TrialConfig.from_dict({name: getattr(args, name) for name in field_help()})
+    out = args.out or Path("runs") / f"{config.arm.replace('/', '-')}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / "summary.json").exists() and not args.force:
+        raise RunError(f"--out {out} already holds a summary.json; pass --force to overwrite or choose another folder")
+    if args.threads is not None and args.threads < 1:
+        raise RunError(f"--threads {args.threads} is not allowed; must be >= 1")
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    mnist = load_mnist(args.data_dir)
+    device = resolve_device(config.device)
+    data = TrialData.from_mnist(mnist, config, device)
+
+    cache = TeacherCache(args.teacher_cache) if args.teacher_cache else None
+    teacher = cache.get(config.teacher_key) if cache else None
+    if teacher is None:
+        print(f"training teacher ({config.teacher_epochs} epochs on {device}) ...", flush=True)
+        teacher = train_teacher(config, data)
+        if cache:
+            cache.put(teacher)
+    print(f"teacher test accuracy {teacher.test_acc:.4f} ({teacher.seconds:.1f} s)", flush=True)
+
+    trial = Trial(config, data, teacher)
+    with tqdm(total=config.epochs, desc=f"student {config.arm}", unit="epoch") as bar:
+        bar.set_postfix(acc=f"{trial.acc_by_epoch[0]:.3f}")
+        for metrics in trial.run():
+            bar.set_postfix(acc=f"{metrics['student_acc']:.3f}", align=f"{metrics['mean_alignment']:+.2e}")
+            bar.update()
+    summary = trial.summary()
+    write_trial_outputs(out, summary, trial.trace_columns())
+    print(
+        f"\n{config.arm}, seed {config.seed}: student accuracy {summary['student_acc_before']:.4f} -> "
+        f"{summary['student_acc']:.4f} (trait_gain {summary['trait_gain']:+.4f}); mean alignment "
+        f"{summary['mean_alignment']:+.3e}, positive on {summary['frac_positive_steps']:.0%} of "
+        f"{summary['steps']} steps; {summary['seconds']:.1f} s\nwrote {out}/summary.json and {out}/trace.parquet"
+    )
+    return 0
+
