@@ -229,7 +229,7 @@ class Trial:
             "mean_alignment": float(alignment.mean()),
             "frac_positive_steps": float((alignment > 0).double().mean()),
             "mean_applied_alignment": float(applied.mean()),
-            "distill_loss": float(self.trace["distill_loss"][epoch - 1][-1]),
+            "distill_loss": float(self.trace["distill_loss"][epoch - 1].mean()),
         }
 
     def summary(self) -> dict[str, Any]:
