@@ -1,0 +1,63 @@
+"""`sublim sweep`: run a spec's seeds × arms with Ray Tune, locally or on a Ray cluster, resumably."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sweeps.results import ResultsFolder, SweepError
+from sweeps.spec import NAME_PATTERN, SpecError, SweepSpec
+from trainable import DataError, load_mnist
+
+USER_ERRORS = (SpecError, SweepError, DataError)
+DEFAULT_STORAGE = Path("results")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", type=Path, metavar="SPEC", help="sweep spec (YAML), e.g. sweeps/smoke.yaml")
+    parser.add_argument("--storage", type=Path, default=DEFAULT_STORAGE, metavar="DIR",
+                        help="folder holding results, one subfolder per sweep; on a cluster, a path that every "
+                             "node mounts (default: %(default)s)")
+    parser.add_argument("--name", metavar="NAME", help="results subfolder (default: the spec's name)")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="join a running Ray cluster (e.g. auto, or HOST:6379) instead of starting a local Ray")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted sweep in STORAGE/NAME (running the same spec with the same "
+                             "name and storage continues it too)")
+    parser.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR, else download)")
+
+
+def main(args: argparse.Namespace) -> int:
+    spec = SweepSpec.load(args.spec)
+    name = args.name or spec.name
+    if not NAME_PATTERN.match(name):
+        raise SweepError(f"--name {name!r} is not allowed; letters, digits, '.', '_' and '-'")
+    folder = ResultsFolder(args.storage / name)
+    if folder.exists():
+        folder.check_compatible(spec)
+        print(f"continuing sweep {name} in {folder.path}", flush=True)
+    elif args.resume:
+        raise SweepError(f"--resume: nothing to resume in {folder.path} (no sweep.json); drop --resume to start it")
+
+    from sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
+
+    mnist = load_mnist(args.data_dir)  # once, here: trials get it through Ray's object store
+    outcome = run_sweep(name, spec, args.spec.read_text(), folder, mnist, address=args.address)
+    print()
+    print(closing_paragraph(name, args, outcome), flush=True)
+    return 0 if not outcome.unfinished else 1
+
+
+def closing_paragraph(name: str, args: argparse.Namespace, outcome) -> str:
+    minutes, seconds = divmod(round(outcome.seconds), 60)
+    text = (f"Sweep {name}: {outcome.finished} of {outcome.total} trials finished in {minutes} min {seconds} s, "
+            f"with {outcome.teachers} teacher(s) ({outcome.teachers_trained} trained in this run, the others reused). "
+            f"Results are in {outcome.folder}: sweep.json describes the grid and versions, "
+            f"trials/<trial_id>/ holds each trial's summary.json and trace.parquet.")
+    if outcome.unfinished:
+        again = f"sublim sweep {args.spec} --storage {args.storage} --name {name} --resume"
+        text += (f" {len(outcome.unfinished)} trial(s) did not finish (see trials/<trial_id>/error.txt, e.g. "
+                 f"{outcome.unfinished[0]}); retry them with: {again}. Or report on what finished:")
+    else:
+        text += " Next:"
+    return f"{text} sublim report {outcome.folder}"

@@ -1,0 +1,70 @@
+"""Starting Ray for a sweep: a private local Ray by default, or a running cluster joined by address.
+
+A local Ray here listens on the loopback interface only and never reports usage; a cluster is
+configured by whoever started it (see cluster.yaml: usage stats off, dashboard on localhost).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import ray
+
+# Tune saves its experiment state at most this often (seconds): a driver killed with SIGKILL then
+# resumes running trials from their last epoch checkpoint instead of from scratch.
+EXPERIMENT_STATE_PERIOD_S = "1"
+
+
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Make Ray's node address 127.0.0.1, so that every server it starts binds to loopback only.
+
+    Ray picks the node address through `ray_constants.ENABLE_RAY_CLUSTER` (off, it uses loopback:
+    Ray's own single-machine mode on macOS and Windows). The constant is read when `ray` is imported,
+    so the driver's copy is switched here and the variable set for the processes Ray starts.
+    """
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        with _environ({ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}):
+            yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+@contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[float]:
+    """Ray for the length of a sweep; yields the seconds its start took. Shut down on exit."""
+    settings = {"RAY_USAGE_STATS_ENABLED": "0", "TUNE_GLOBAL_CHECKPOINT_S": EXPERIMENT_STATE_PERIOD_S,
+                # The sweep prints its own live table; Tune's would interleave with it.
+                "RAY_AIR_NEW_OUTPUT": "0"}
+    with _environ(settings):
+        start = time.perf_counter()
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            with _loopback_only():
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        try:
+            yield time.perf_counter() - start
+        finally:
+            ray.shutdown()

@@ -1,0 +1,261 @@
+"""Sweep specs: a YAML file naming seeds × arms, validated in full before Ray starts.
+
+A spec is small and declarative; every trial of its grid is built here as a `TrialConfig`, so the
+trial config's own validation catches a bad arm or setting, and the message names the spec file
+and the spec key to fix.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainable import ConfigError, TrialConfig
+
+SPEC_KEYS = ("name", "description", "seeds", "arms", "settings", "resources")
+ARM_KEYS = ("mitigation", "strengths", "student_init")
+RESOURCE_KEYS = ("cpus", "gpus")
+GRID_FIELDS = ("seed", "mitigation", "strength", "student_init")  # set by seeds × arms, not by settings
+MITIGATIONS = typing.get_args(typing.get_type_hints(TrialConfig)["mitigation"])
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class SpecError(ValueError):
+    """A spec cannot be run: the message names the file, the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Arm:
+    mitigation: str
+    strengths: tuple[float, ...]
+    student_init: str
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial (and one teacher) reserves; fractions share a CPU or a GPU between trials."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    def tune(self) -> dict[str, float]:
+        return {"cpu": self.cpus, "gpu": self.gpus}
+
+    @property
+    def threads(self) -> int:
+        """Torch CPU threads of a trial: its whole CPUs, at least one."""
+        return max(1, int(self.cpus))
+
+
+@dataclass(frozen=True)
+class GridTrial:
+    """One point of the grid: a stable, readable, filesystem-safe id and its full trial config."""
+
+    trial_id: str
+    config: TrialConfig
+
+    @staticmethod
+    def id_for(config: TrialConfig) -> str:
+        mitigation = config.mitigation if config.mitigation == "none" else f"{config.mitigation}@{config.strength:g}"
+        return f"s{config.seed:03d}-{mitigation}-{config.student_init}"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    description: str
+    seeds: tuple[int, ...]
+    arms: tuple[Arm, ...]
+    settings: dict[str, Any]
+    resources: Resources
+    trials: tuple[GridTrial, ...]
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SweepSpec":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise SpecError(f"{path}: cannot read the spec file ({error.strerror})") from error
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            where = getattr(error, "problem_mark", None)
+            line = f" at line {where.line + 1}" if where else ""
+            raise SpecError(f"{path}: not valid YAML{line}: {getattr(error, 'problem', error)}") from error
+        return cls.from_dict(raw, str(path))
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str = "<spec>") -> "SweepSpec":
+        return _Parser(source).spec(raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec with defaults filled in and seeds listed: what `sweep.json` stores."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "seeds": list(self.seeds),
+            "arms": [{"mitigation": a.mitigation, "strengths": list(a.strengths), "student_init": a.student_init}
+                     for a in self.arms],
+            "settings": dict(self.settings),
+            "resources": {"cpus": self.resources.cpus, "gpus": self.resources.gpus},
+        }
+
+    @property
+    def teacher_keys(self) -> list[str]:
+        """Distinct teachers of the grid, in grid order: one per seed when arms share settings."""
+        return list(dict.fromkeys(t.config.teacher_key for t in self.trials))
+
+
+class _Parser:
+    """Turns parsed YAML into a SweepSpec, failing on the first mistake with its spec key."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> typing.NoReturn:
+        raise SpecError(f"{self.source}: key '{key}': {problem}")
+
+    def mapping(self, value: Any, key: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a mapping with keys {', '.join(allowed)}; got {_kind(value)}")
+        for name in value:
+            if name not in allowed:
+                self.fail(f"{key}.{name}" if key else str(name), f"unknown key; allowed: {', '.join(allowed)}")
+        for name in required:
+            if name not in value:
+                self.fail(f"{key}.{name}" if key else name, "missing; it is required")
+        return value
+
+    def number(self, value: Any, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(key, f"expected a number; got {_kind(value)}")
+        return float(value)
+
+    def spec(self, raw: Any) -> SweepSpec:
+        if raw is None:
+            raise SpecError(f"{self.source}: the spec is empty; it needs at least name, seeds and arms")
+        raw = self.mapping(raw, "", SPEC_KEYS, required=("name", "seeds", "arms"))
+        name = raw["name"]
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            self.fail("name", f"{name!r} is not allowed; letters, digits, '.', '_' and '-', starting with a "
+                              "letter or digit (it names the results folder)")
+        description = raw.get("description", "")
+        if not isinstance(description, str):
+            self.fail("description", f"expected text; got {_kind(description)}")
+        seeds = self.seeds(raw["seeds"])
+        arms = self.arms(raw["arms"])
+        settings = self.settings(raw.get("settings", {}))
+        resources = self.resources(raw.get("resources", {}), settings)
+        trials = self.grid(seeds, arms, settings)
+        return SweepSpec(name, description, seeds, arms, settings, resources, trials)
+
+    def seeds(self, value: Any) -> tuple[int, ...]:
+        allowed = "a list of integers, or {start: A, stop: B} for A, A+1, ..., B-1"
+        if isinstance(value, dict):
+            self.mapping(value, "seeds", ("start", "stop"), required=("start", "stop"))
+            if not all(isinstance(value[k], int) and not isinstance(value[k], bool) for k in ("start", "stop")):
+                self.fail("seeds", f"start and stop must be integers; allowed: {allowed}")
+            seeds = tuple(range(value["start"], value["stop"]))
+        elif isinstance(value, list):
+            if not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+                self.fail("seeds", f"{value!r} is not allowed; allowed: {allowed}")
+            seeds = tuple(value)
+        else:
+            self.fail("seeds", f"expected {allowed}; got {_kind(value)}")
+        if not seeds:
+            self.fail("seeds", f"no seeds: the grid would be empty; allowed: {allowed}")
+        if len(set(seeds)) != len(seeds):
+            self.fail("seeds", "a seed is listed twice; each seed once")
+        if min(seeds) < 0:
+            self.fail("seeds", f"{min(seeds)} is not allowed; seeds must be >= 0")
+        return seeds
+
+    def arms(self, value: Any) -> tuple[Arm, ...]:
+        if not isinstance(value, list):
+            self.fail("arms", f"expected a list of arms (each with keys {', '.join(ARM_KEYS)}); got {_kind(value)}")
+        if not value:
+            self.fail("arms", "no arms: the grid would be empty; list at least one arm")
+        arms = []
+        for i, item in enumerate(value):
+            key = f"arms[{i}]"
+            item = self.mapping(item, key, ARM_KEYS, required=("mitigation",))
+            mitigation = item["mitigation"]
+            if mitigation not in MITIGATIONS:
+                self.fail(f"{key}.mitigation", f"{mitigation!r} is not allowed; allowed: {', '.join(MITIGATIONS)}")
+            strengths = item.get("strengths", 0.0 if mitigation == "none" else None)
+            if strengths is None:
+                self.fail(f"{key}.strengths", f"missing; mitigation {mitigation!r} needs one strength or a list")
+            strengths = strengths if isinstance(strengths, list) else [strengths]
+            if not strengths:
+                self.fail(f"{key}.strengths", "empty list: the grid would be empty; give at least one strength")
+            values = tuple(self.number(s, f"{key}.strengths") for s in strengths)
+            arms.append(Arm(mitigation, values, item.get("student_init", "shared")))
+        return tuple(arms)
+
+    def settings(self, value: Any) -> dict[str, Any]:
+        allowed = tuple(name for name in TrialConfig.__dataclass_fields__ if name not in GRID_FIELDS)
+        if not isinstance(value, dict):
+            self.fail("settings", f"expected a mapping of trial settings; got {_kind(value)}")
+        for name in value:
+            if name in GRID_FIELDS:
+                where = "seeds" if name == "seed" else "arms"
+                self.fail(f"settings.{name}", f"set by the grid, not by settings; put it under '{where}'")
+            if name not in allowed:
+                self.fail(f"settings.{name}", f"unknown setting; allowed: {', '.join(allowed)}")
+        return dict(value)
+
+    def resources(self, value: Any, settings: dict[str, Any]) -> Resources:
+        value = self.mapping(value, "resources", RESOURCE_KEYS)
+        cpus = self.number(value.get("cpus", 1), "resources.cpus")
+        gpus = self.number(value.get("gpus", 0), "resources.gpus")
+        if cpus <= 0:
+            self.fail("resources.cpus", f"{cpus:g} is not allowed; must be > 0 (fractions such as 0.5 allowed)")
+        if gpus < 0 or (gpus > 1 and not gpus.is_integer()):
+            self.fail("resources.gpus", f"{gpus:g} is not allowed; a fraction below 1 (e.g. 0.25) or a whole number")
+        device = settings.get("device", "auto")
+        if isinstance(device, str) and device.startswith("cuda") and gpus == 0:
+            self.fail("resources.gpus", f"0 while settings.device is {device!r}; give trials a GPU (e.g. gpus: 0.25)")
+        return Resources(cpus, gpus)
+
+    def grid(self, seeds: tuple[int, ...], arms: tuple[Arm, ...], settings: dict[str, Any]) -> tuple[GridTrial, ...]:
+        """Every trial, seed-major; each built through TrialConfig so its validation applies."""
+        trials: dict[str, GridTrial] = {}
+        for seed in seeds:
+            for i, arm in enumerate(arms):
+                for strength in arm.strengths:
+                    values = {**settings, "seed": seed, "mitigation": arm.mitigation, "strength": strength,
+                              "student_init": arm.student_init}
+                    try:
+                        config = TrialConfig.from_dict(values)
+                    except ConfigError as error:
+                        field, _, problem = str(error).partition(": ")
+                        self.fail(self._key_of(field, i), problem)
+                    trial = GridTrial(GridTrial.id_for(config), config)
+                    if trial.trial_id in trials:
+                        self.fail(f"arms[{i}]", f"arm {config.arm} appears twice; list each arm and strength once")
+                    trials[trial.trial_id] = trial
+        return tuple(trials.values())
+
+    @staticmethod
+    def _key_of(field: str, arm: int) -> str:
+        """The spec key that set a trial config field."""
+        if field == "seed":
+            return "seeds"
+        if field in ("mitigation", "student_init"):
+            return f"arms[{arm}].{field}"
+        if field == "strength":
+            return f"arms[{arm}].strengths"
+        return f"settings.{field}"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
