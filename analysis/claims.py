@@ -1,0 +1,210 @@
+"""The protocol's four claims, the referee's objection and the init control, each judged from the
+statistics: a verdict and a plain-words sentence carrying the numbers it rests on.
+
+A verdict is "supported" only when the interval that tests it excludes the null in the claimed
+direction; a refused statistic gives "undetermined" with its reason, never a guess.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .document import fmt
+from .stats import BASELINE, CONFIDENCE, CONTROL
+
+SUPPORTED, PARTLY, NOT_SUPPORTED, UNDETERMINED = "supported", "partly supported", "not supported", "undetermined"
+CI = f"{CONFIDENCE:.0%} CI"
+
+
+def p_value(result: dict[str, Any]) -> str:
+    """A p-value as printed; a simulated p of 0 as below the simulation's resolution."""
+    if result["p"] == 0 and "resolution" in result:
+        return f"p < {fmt(result['resolution'])}"
+    return f"p = {fmt(result['p'])}"
+
+
+def estimate(result: dict[str, Any], key: str = "mean") -> str:
+    """'value (95% CI low to high, p = ...)'."""
+    p = f", {p_value(result)}" if "p" in result else ""
+    return f"{fmt(result[key])} ({CI} {fmt(result['ci_low'])} to {fmt(result['ci_high'])}{p})"
+
+
+def _claim(id_: str, title: str, claim: str, statistic: str, verdict: str, words: str) -> dict[str, str]:
+    return {"id": id_, "title": title, "claim": claim, "statistic": statistic, "verdict": verdict, "words": words}
+
+
+def _combine(parts: list[tuple[str, str]]) -> tuple[str, str]:
+    """One verdict from per-arm verdicts: all supported, some, none; refused arms do not count."""
+    judged = [verdict for verdict, _ in parts if verdict != UNDETERMINED]
+    words = " ".join(text for _, text in parts)
+    if not judged:
+        return UNDETERMINED, words
+    if all(verdict == SUPPORTED for verdict in judged):
+        return SUPPORTED, words
+    if any(verdict in (SUPPORTED, PARTLY) for verdict in judged):
+        return PARTLY, words
+    return NOT_SUPPORTED, words
+
+
+def alignment_positive(stats: dict[str, Any]) -> dict[str, str]:
+    verdict, words = UNDETERMINED, f"No completed trials in {BASELINE}."
+    positivity = stats["positivity"].get(BASELINE)
+    if positivity is not None and "refused" in positivity["mean_alignment"]:
+        words = f"The test of mean alignment in {BASELINE} is refused: {positivity['mean_alignment']['refused']}."
+    elif positivity is not None:
+        m, epochs, steps = positivity["mean_alignment"], positivity["by_epoch"], positivity["positive_steps"]
+        words = (f"In {BASELINE}, the per-trial mean alignment is {estimate(m)} by t-test; "
+                 f"Cohen's d = {fmt(m['cohens_d'])}, n = {m['n']} trials.")
+        if "refused" not in steps:
+            words += (f" A fraction {fmt(steps['fraction'])} of {steps['steps']} steps had positive alignment; "
+                      f"{steps['trials_mostly_positive']} of {steps['n']} trials had mostly positive steps "
+                      f"(sign test p = {fmt(steps['p_trials'])}).")
+        if m["ci_low"] <= 0:
+            verdict = NOT_SUPPORTED
+            words += " The interval includes or lies below 0: alignment is not shown to be positive."
+        elif "refused" in epochs or epochs["sustained"] is None:
+            verdict = PARTLY
+            reason = epochs.get("refused") or "some epochs have too few trials"
+            words += f" Positive on average, but whether it holds in every epoch is undetermined ({reason})."
+        elif epochs["sustained"]:
+            verdict = SUPPORTED
+            words += (f" The interval lies above 0 in all {epochs['epochs_tested']} epochs: positive, "
+                      "and sustained through training.")
+        else:
+            verdict = PARTLY
+            words += (f" Positive on average, but the interval lies above 0 in only {epochs['epochs_positive']} "
+                      f"of {epochs['epochs_tested']} epochs: not sustained throughout.")
+    return _claim("claim1", "Claim 1: alignment stays weakly but consistently positive",
+                  "Alignment between the distillation gradient and the trait gradient stays weakly but "
+                  "consistently positive throughout multi-step training.",
+                  f"Per-trial mean alignment against 0 in {BASELINE}: mean with {CI}, one-sample t-test, "
+                  "Wilcoxon signed-rank test, Cohen's d; binomial tests of positive steps; the same per epoch "
+                  "(sustained = the interval lies above 0 in every epoch).", verdict, words)
+
+
+def projection_suppresses(stats: dict[str, Any]) -> dict[str, str]:
+    parts = []
+    for arm, result in stats["comparisons"]["projection"].items():
+        gain, loss = result["trait_gain"], result["final_distill_loss"]
+        if "refused" in gain:
+            parts.append((UNDETERMINED, f"{arm}: the trait_gain comparison is refused: {gain['refused']}."))
+            continue
+        suppresses = gain["ci_high"] < 0
+        text = (f"{arm} changes trait_gain by {estimate(gain)} against {BASELINE} ({fmt(gain['mean_arm'])} vs "
+                f"{fmt(gain['mean_reference'])}, paired over {gain['n']} seeds)")
+        if "refused" in loss:
+            hurts = None
+            text += f"; the distillation-loss comparison is refused: {loss['refused']}."
+        else:
+            hurts = loss["ci_low"] > 0
+            text += (f"; its final distillation loss differs by {estimate(loss)}: "
+                     + ("higher, so projection slows distillation." if hurts else "no detectable cost to distillation."))
+        verdict = NOT_SUPPORTED if not suppresses else SUPPORTED if hurts is False else PARTLY
+        parts.append((verdict, text))
+    verdict, words = _combine(parts) if parts else (UNDETERMINED, "No completed shared-init projection trials.")
+    return _claim("claim2", "Claim 2: projection suppresses acquisition without hurting distillation",
+                  "Removing the trait-aligned component of the distillation gradient (projection) suppresses trait "
+                  "acquisition without hurting distillation progress: alignment contributes causally.",
+                  f"Paired by seed against {BASELINE}: difference in trait_gain (suppression = interval below 0) "
+                  "and in final distillation loss (a cost = interval above 0), with one-sample t-tests of the "
+                  "differences.", verdict, words)
+
+
+def critical_period(stats: dict[str, Any]) -> dict[str, str]:
+    result = stats["critical_period"].get(BASELINE, {"refused": f"no completed trials in {BASELINE}"})
+    test = result.get("first_minus_later", result)
+    if "refused" in test:
+        verdict, words = UNDETERMINED, f"The epoch comparison in {BASELINE} is refused: {test['refused']}."
+    else:
+        first = result["gain_by_epoch"][0]
+        verdict = SUPPORTED if test["ci_low"] > 0 else NOT_SUPPORTED
+        words = (f"In {BASELINE}, students gain {estimate(first)} test accuracy in epoch 1; epoch 1's gain minus "
+                 f"the mean gain of epochs 2-{result['epochs']} is {estimate(test)} by paired t-test over {test['n']} "
+                 f"trials; epoch 1 holds a share {fmt(result['share_first_epoch'])} of the total gain. " + ("Acquisition is fastest in the first epoch." if verdict == SUPPORTED
+                                          else "Epoch 1 is not shown to be faster than later epochs."))
+    return _claim("claim3", "Claim 3: acquisition is fastest early (a critical period)",
+                  "Trait acquisition is fastest early: a critical period in the first epoch.",
+                  "Per-trial accuracy gained in each epoch; epoch 1's gain minus the mean gain of later epochs, "
+                  f"paired within trial, with {CI} and t-test.", verdict, words)
+
+
+def liminal_attenuates(stats: dict[str, Any]) -> dict[str, str]:
+    parts = []
+    for arm, result in stats["comparisons"]["liminal"].items():
+        early, gain = result["alignment_epoch_1"], result["gain_vs_zero"]
+        if "refused" in early or "refused" in gain:
+            reason = early.get("refused") or gain.get("refused")
+            parts.append((UNDETERMINED, f"{arm}: refused: {reason}."))
+            continue
+        attenuates, acquires = early["ci_high"] < 0, gain["ci_low"] > 0
+        verdict = {(True, True): SUPPORTED, (False, False): NOT_SUPPORTED}.get((attenuates, acquires), PARTLY)
+        parts.append((verdict, (
+            f"{arm}: epoch-1 alignment differs from {BASELINE} by {estimate(early)}: "
+            f"{'attenuated' if attenuates else 'not shown attenuated'}; trait_gain is {estimate(gain)}: "
+            f"{'acquisition continues' if acquires else 'acquisition not shown'}.")))
+    verdict, words = _combine(parts) if parts else (UNDETERMINED, "No completed shared-init liminal trials.")
+    return _claim("claim4", "Claim 4: liminal training attenuates alignment early but does not stop acquisition",
+                  "Liminal training attenuates alignment (early on) but does not stop acquisition.",
+                  f"Per liminal strength: epoch-1 alignment minus {BASELINE}'s, paired by seed (attenuation = "
+                  "interval below 0); trait_gain against 0 (acquisition continues = interval above 0).",
+                  verdict, words)
+
+
+def alignment_mediates(stats: dict[str, Any]) -> dict[str, str]:
+    parts, relates, mediated = [], [], []
+    for name, label in (("ols", "OLS (HC3)"), ("mixed", "mixed model (seed intercept)")):
+        fit = stats["regression"][name]
+        if "refused" in fit:
+            parts.append(f"{label}: refused: {fit['refused']}.")
+            continue
+        relates.append(fit["ci_low"] > 0)
+        parts.append(f"{label}: trait_gain changes by {estimate(fit, 'slope')} per unit of mean alignment, "
+                     f"n = {fit['n']}.")
+    for kind, med in stats["mediation"].items():
+        if "refused" in med:
+            parts.append(f"Mediation ({kind}): refused: {med['refused']}.")
+            continue
+        acme = med["acme"]
+        mediated.append(acme["ci_low"] > 0 or acme["ci_high"] < 0)
+        share = (f"proportion mediated {fmt(med['prop_mediated']['estimate'])}"
+                 if med["prop_mediated"]["interpretable"] else
+                 "proportion mediated not interpretable (total effect not distinguishable from 0)")
+        parts.append(f"Mediation ({kind}, strength 0 to {fmt(med['contrast_to'])}): ACME {estimate(acme, 'estimate')}, "
+                     f"ADE {estimate(med['ade'], 'estimate')}, total {estimate(med['total'], 'estimate')}; {share}.")
+    if not relates and not mediated:
+        verdict = UNDETERMINED
+    elif relates and all(relates) and any(mediated):
+        verdict = SUPPORTED
+    elif (relates and all(relates)) or any(mediated):
+        verdict = PARTLY
+    else:
+        verdict = NOT_SUPPORTED
+    return _claim("referee", "Referee: is alignment more than a correlate of acquisition?",
+                  "\"Weakly but consistently positive\" needs explicit statistics, and the causal claim needs more "
+                  "than correlation: alignment should predict acquisition, and mitigation should change "
+                  "acquisition through alignment.",
+                  "trait_gain ~ mean_alignment by OLS with HC3 robust SEs and by a mixed model with a random "
+                  "intercept per seed; mediation strength → mean_alignment → trait_gain per mitigation "
+                  "(statsmodels Mediation, seed fixed effects).", verdict, " ".join(parts))
+
+
+def init_control(stats: dict[str, Any]) -> dict[str, str]:
+    diff, control = stats["comparisons"]["shared_vs_independent"], stats["comparisons"]["independent_gain"]
+    if "refused" in diff:
+        verdict, words = UNDETERMINED, f"The comparison is refused: {diff['refused']}."
+    else:
+        verdict = SUPPORTED if diff["ci_low"] > 0 else NOT_SUPPORTED
+        words = (f"Shared-init students gain {estimate(diff)} more test accuracy than independent-init ones "
+                 f"(paired over {diff['n']} seeds).")
+        if "refused" not in control:
+            words += f" Independent-init students gain {estimate(control)}."
+    return _claim("control", "Control: transfer needs the shared initialization",
+                  "Independent-init students do not acquire the trait; shared-init students do.",
+                  f"trait_gain of {BASELINE} minus {CONTROL}, paired by seed; {CONTROL}'s trait_gain against 0.",
+                  verdict, words)
+
+
+def judge(stats: dict[str, Any]) -> list[dict[str, str]]:
+    """Every claim in report order."""
+    return [check(stats) for check in (alignment_positive, projection_suppresses, critical_period,
+                                       liminal_attenuates, alignment_mediates, init_control)]

@@ -1,0 +1,204 @@
+"""The report's figures as PNG files, each readable on its own: labelled axes with units, a legend
+with the number of trials per arm, and 95% confidence bands.
+
+Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas, never through pyplot,
+so drawing needs no display and leaves no global state behind. A figure without the data it
+needs raises `Refused`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .atomic import atomic_write
+from .errors import Refused, need
+from .load import arm_order
+from .stats import BASELINE, CONFIDENCE, fit_ols, mean_ci, t_halfwidth
+
+CHANCE = 0.1  # ten digit classes
+DPI = 110
+BASE_COLOURS = {"none": ["#222222", "#8c8c8c"], "projection": ["#1f77b4", "#17becf", "#6baed6", "#08519c"],
+                "liminal": ["#d62728", "#ff7f0e", "#e377c2", "#8c564b", "#bcbd22", "#9467bd"]}
+PANEL_TITLES = {"none": "no mitigation", "projection": "projection", "liminal": "liminal training"}
+BAND = f"{CONFIDENCE:.0%} CI"
+
+
+def arm_colours(trials: pd.DataFrame) -> dict[str, str]:
+    """One colour per arm, the same in every figure: grey for none, blues for projection, reds for liminal."""
+    colours, used = {}, {kind: 0 for kind in BASE_COLOURS}
+    firsts = trials.groupby("arm").first()
+    for arm in arm_order(trials):
+        kind = firsts.at[arm, "mitigation"] if firsts.at[arm, "mitigation"] in BASE_COLOURS else "liminal"
+        palette = BASE_COLOURS[kind]
+        colours[arm] = palette[used[kind] % len(palette)]
+        used[kind] += 1
+    return colours
+
+
+def _panels(completed: pd.DataFrame) -> list[tuple[str, list[str]]]:
+    """Arms grouped by mitigation, one panel each; mitigated panels repeat the unmitigated baseline."""
+    arms, firsts = arm_order(completed), completed.groupby("arm").first()
+    panels = []
+    for kind in BASE_COLOURS:
+        chosen = [arm for arm in arms if firsts.at[arm, "mitigation"] == kind]
+        if kind != "none" and chosen and BASELINE in arms:
+            chosen = [BASELINE, *chosen]
+        if chosen:
+            panels.append((PANEL_TITLES[kind], chosen))
+    others = [arm for arm in arms if firsts.at[arm, "mitigation"] not in BASE_COLOURS]
+    return panels + ([("other", others)] if others else [])
+
+
+def _figure(panels: int, width: float = 5.2, height: float = 4.0) -> tuple[Figure, list[Any]]:
+    fig = Figure(figsize=(width * panels, height), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def _save(fig: Figure, path: Path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+def _band(ax: Any, x: Any, mean: Any, sd: Any, n: Any, colour: str, label: str, marker: str | None = None) -> None:
+    half = t_halfwidth(sd, n)
+    ax.plot(x, mean, color=colour, label=label, marker=marker, linewidth=1.6)
+    ax.fill_between(x, mean - half, mean + half, color=colour, alpha=0.2, linewidth=0)
+
+
+def alignment_over_steps(steps: pd.DataFrame, completed: pd.DataFrame, path: Path) -> None:
+    """Per arm: mean alignment at each optimizer step across trials, its 95% band, and the zero line."""
+    steps = steps[steps["trial_id"].isin(completed["trial_id"])].dropna(subset=["alignment", "step"])
+    need(len(steps) > 0, "needs the step traces' alignment column, has none")
+    window = max(1, round(steps["step"].max() / 50))
+    steps = steps.sort_values(["trial_id", "step"]).assign(smooth=lambda d: d.groupby("trial_id")["alignment"]
+                                                           .transform(lambda a: a.rolling(window, 1, center=True).mean()))
+    colours = arm_colours(completed)
+    panels = _panels(completed)
+    fig, axes = _figure(len(panels))
+    boundaries = steps.groupby("epoch")["step"].min().iloc[1:]
+    for ax, (title, arms) in zip(axes, panels):
+        for arm in arms:
+            by_step = steps[steps["arm"] == arm].groupby("step")["smooth"].agg(["mean", "std", "count"])
+            if len(by_step):
+                trials = steps.loc[steps["arm"] == arm, "trial_id"].nunique()
+                _band(ax, by_step.index, by_step["mean"], by_step["std"], by_step["count"], colours[arm],
+                      f"{arm} (n={trials})")
+        ax.axhline(0, color="black", linewidth=0.8, linestyle="--")
+        for step in boundaries:
+            ax.axvline(step, color="#bbbbbb", linewidth=0.6, linestyle=":")
+        ax.set(title=title, xlabel="optimizer step (dotted lines: epoch boundaries)",
+               ylabel="alignment cos(g_distill, g_trait)")
+        ax.legend(fontsize="small")
+    smoothing = f", rolling mean over {window} steps" if window > 1 else ""
+    fig.suptitle(f"Gradient alignment during distillation: mean across trials with {BAND} band{smoothing}")
+    _save(fig, path)
+
+
+def accuracy_over_epochs(epochs: pd.DataFrame, completed: pd.DataFrame, path: Path) -> None:
+    """Per arm: mean test accuracy after each epoch (0 = before distillation) with its 95% band."""
+    epochs = epochs.dropna(subset=["acc_mean"])
+    need(len(epochs) > 0, "needs per-epoch test accuracy (acc_by_epoch), has none")
+    colours = arm_colours(completed)
+    panels = _panels(completed)
+    fig, axes = _figure(len(panels))
+    for ax, (title, arms) in zip(axes, panels):
+        for arm in arms:
+            rows = epochs[epochs["arm"] == arm]
+            half = (rows["acc_ci_high"] - rows["acc_ci_low"]) / 2
+            ax.plot(rows["epoch"], rows["acc_mean"], color=colours[arm], marker="o", linewidth=1.6,
+                    label=f"{arm} (n={int(rows['acc_n'].max())})")
+            ax.fill_between(rows["epoch"], rows["acc_mean"] - half, rows["acc_mean"] + half,
+                            color=colours[arm], alpha=0.2, linewidth=0)
+        ax.axhline(CHANCE, color="black", linewidth=0.8, linestyle=":", label="chance (0.1)")
+        ax.set(title=title, xlabel="distillation epoch (0 = before)", ylabel="student test accuracy (fraction)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize="small")
+    fig.suptitle(f"Trait acquisition: student MNIST test accuracy, mean across trials with {BAND} band")
+    _save(fig, path)
+
+
+def gain_vs_alignment(completed: pd.DataFrame, path: Path) -> None:
+    """Each trial's trait_gain against its mean alignment, with the OLS line and its 95% band."""
+    points = completed.dropna(subset=["trait_gain", "mean_alignment"])
+    need(len(points) > 0, "needs trials with finite trait_gain and mean_alignment, has none")
+    colours = arm_colours(completed)
+    fig, (ax,) = _figure(1, width=7.5, height=5.0)
+    for arm in arm_order(points):
+        rows = points[points["arm"] == arm]
+        ax.scatter(rows["mean_alignment"], rows["trait_gain"], color=colours[arm], s=28, alpha=0.85,
+                   label=f"{arm} (n={len(rows)})")
+    try:
+        fit = fit_ols(completed)
+    except Refused as refusal:
+        title = f"no fitted line: {refusal}"
+    else:
+        grid = np.linspace(points["mean_alignment"].min(), points["mean_alignment"].max(), 100)
+        band = fit.get_prediction(np.column_stack([np.ones_like(grid), grid])).summary_frame(alpha=1 - CONFIDENCE)
+        ax.plot(grid, band["mean"], color="black", linewidth=1.5, label="OLS fit")
+        ax.fill_between(grid, band["mean_ci_lower"], band["mean_ci_upper"], color="black", alpha=0.12,
+                        linewidth=0, label=f"{BAND} of the fit (HC3)")
+        title = f"OLS slope {fit.params.iloc[1]:.3g} per unit cosine, R² = {fit.rsquared:.2f}, n = {int(fit.nobs)}"
+    ax.axhline(0, color="black", linewidth=0.8, linestyle="--")
+    ax.axvline(0, color="black", linewidth=0.8, linestyle="--")
+    ax.set(xlabel="mean alignment over training (cosine)", ylabel="trait gain (test accuracy after − before)",
+           title=title)
+    ax.legend(fontsize="small")
+    fig.suptitle("Does alignment relate to acquisition? One point per trial")
+    _save(fig, path)
+
+
+def dose_response(completed: pd.DataFrame, doses: dict[str, Any], path: Path) -> None:
+    """Per mitigation: trait_gain and mean alignment against strength, trial points and mean ± 95% CI."""
+    kinds = [kind for kind, result in doses.items() if "levels" in result]
+    need(bool(kinds), "needs completed shared-init trials of a mitigation, has none")
+    fig = Figure(figsize=(10.5, 3.8 * len(kinds)), dpi=DPI, layout="constrained")
+    axes = fig.subplots(len(kinds), 2, squeeze=False)
+    metrics = (("trait_gain", "trait gain (test accuracy after − before)"),
+               ("mean_alignment", "mean alignment (cosine)"))
+    for row, kind in zip(axes, kinds):
+        levels = doses[kind]["levels"]
+        strengths = np.array([level["strength"] for level in levels])
+        sample = completed[(completed["student_init"] == "shared") & completed["mitigation"].isin([kind, "none"])]
+        colour = BASE_COLOURS[kind][0]
+        for ax, (metric, label) in zip(row, metrics):
+            x = np.where(sample["mitigation"] == "none", 0.0, sample["strength"])
+            ax.scatter(x, sample[metric], color=colour, alpha=0.3, s=14, label="trials")
+            mean = np.array([level[metric]["mean"] for level in levels])
+            half = np.array([level[metric]["ci_high"] - level[metric]["mean"] for level in levels])
+            ax.errorbar(strengths, mean, yerr=np.nan_to_num(half), color=colour, marker="o", capsize=4,
+                        linewidth=1.6, label=f"mean ± {BAND}")
+            ax.axhline(0, color="black", linewidth=0.8, linestyle="--")
+            positive = strengths[strengths > 0]
+            if len(positive) and positive.max() / positive.min() > 20:
+                ax.set_xscale("symlog", linthresh=positive.min())
+            ax.set(xlabel=f"{kind} strength s (0 = no mitigation)", ylabel=label,
+                   title=f"{PANEL_TITLES[kind]}: {label.split(' (')[0]}")
+            ax.legend(fontsize="small")
+    fig.suptitle("Dose-response across mitigation strength (shared-init students)")
+    _save(fig, path)
+
+
+def draw_all(steps: pd.DataFrame, completed: pd.DataFrame, epochs: pd.DataFrame, doses: dict[str, Any],
+             folder: Path) -> dict[str, dict[str, str]]:
+    """Draw every figure into `folder`: {name: {"file": relative path} or {"refused": reason}}."""
+    jobs = {
+        "alignment_steps": lambda p: alignment_over_steps(steps, completed, p),
+        "accuracy_epochs": lambda p: accuracy_over_epochs(epochs, completed, p),
+        "gain_vs_alignment": lambda p: gain_vs_alignment(completed, p),
+        "dose_response": lambda p: dose_response(completed, doses, p),
+    }
+    drawn = {}
+    for name, draw in jobs.items():
+        path = folder / f"{name}.png"
+        try:
+            draw(path)
+            drawn[name] = {"file": f"{folder.name}/{path.name}"}
+        except Refused as refusal:
+            path.unlink(missing_ok=True)  # a stale figure from an earlier report would mislead
+            drawn[name] = {"refused": str(refusal)}
+    return drawn

@@ -1,0 +1,406 @@
+"""The report's statistics: each function answers one question of the protocol with an effect size,
+an interval and a test, as plain values ready for JSON.
+
+A statistic that needs more data than there is raises `Refused`; `attempt` turns that into
+{"refused": reason}, so the report says what is missing instead of printing a number that means
+nothing. Every statistic uses completed trials only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats as scipy_stats
+from statsmodels.stats.mediation import Mediation
+from statsmodels.stats.weightstats import DescrStatsW
+
+from .errors import Refused, need
+from .load import STATUSES, Results, arm_order
+
+CONFIDENCE = 0.95
+ALPHA = 1 - CONFIDENCE
+BASELINE = "none/shared"
+CONTROL = "none/independent"
+MITIGATIONS = ("projection", "liminal")
+MIN_TEST_N = 3  # a t-test with fewer than 2 degrees of freedom says nothing useful
+MIN_WILCOXON_N = 6  # below 6, a two-sided signed-rank test cannot reach p < 0.05 whatever the data
+MIN_REGRESSION_N = 4  # slope and intercept leave at least 2 residual degrees of freedom
+MIN_DISTINCT_X = 3  # a line through 2 distinct x values fits perfectly and tests nothing
+ARM_METRICS = ("teacher_acc", "student_acc_before", "student_acc", "trait_gain", "mean_alignment",
+               "frac_positive_steps", "mean_applied_alignment", "final_distill_loss")
+
+
+def attempt(statistic: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The statistic's result, or {"refused": reason} when the data cannot support it."""
+    try:
+        return statistic(*args, **kwargs)
+    except Refused as refusal:
+        return {"refused": str(refusal)}
+
+
+def _finite(values: Any) -> np.ndarray:
+    x = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float)
+    return x[np.isfinite(x)]
+
+
+def t_halfwidth(sd: Any, n: Any) -> np.ndarray:
+    """Half-width of the t-based confidence interval of a mean (NaN below 2 values)."""
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        quantile = scipy_stats.t.ppf(1 - ALPHA / 2, np.where(n >= 2, n - 1, np.nan))
+        return quantile * np.asarray(sd, dtype=float) / np.sqrt(n)
+
+
+def mean_ci(values: Any) -> dict[str, float]:
+    """Descriptive mean with its confidence interval (no interval below 2 values)."""
+    x = _finite(values)
+    mean = float(x.mean()) if len(x) else np.nan
+    half = float(t_halfwidth(x.std(ddof=1), len(x))) if len(x) >= 2 else np.nan
+    return {"n": len(x), "mean": mean, "ci_low": mean - half, "ci_high": mean + half}
+
+
+def describe(values: Any, what: str, null: float = 0.0) -> dict[str, Any]:
+    """Mean against `null`: CI, one-sample t-test, Wilcoxon signed-rank test and Cohen's d."""
+    x = _finite(values)
+    need(len(x) >= MIN_TEST_N, f"needs at least {MIN_TEST_N} trials with a finite {what}, has {len(x)}")
+    sd = float(x.std(ddof=1))
+    need(sd > 0, f"all {len(x)} values of {what} are equal; a test needs some spread")
+    d = DescrStatsW(x)
+    low, high = d.tconfint_mean(alpha=ALPHA)
+    t, p, df = d.ttest_mean(null)
+    return {"n": len(x), "mean": float(d.mean), "sd": sd, "se": float(d.std_mean), "ci_low": float(low),
+            "ci_high": float(high), "null": null, "t": float(t), "df": float(df), "p": float(p),
+            "cohens_d": (float(d.mean) - null) / sd, "wilcoxon": attempt(_wilcoxon, x - null, what)}
+
+
+def _wilcoxon(differences: np.ndarray, what: str) -> dict[str, float]:
+    n = int(np.count_nonzero(differences))
+    need(n >= MIN_WILCOXON_N, f"needs at least {MIN_WILCOXON_N} non-zero values of {what}, has {n}")
+    result = scipy_stats.wilcoxon(differences)
+    return {"statistic": float(result.statistic), "p": float(result.pvalue)}
+
+
+def _by_arm(trials: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    return [(arm, trials[trials["arm"] == arm]) for arm in arm_order(trials)] if len(trials) else []
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+def data_summary(results: Results) -> dict[str, Any]:
+    """What there is to analyse: trials per arm by status, failures, teachers, and loading warnings."""
+    trials = results.trials
+    counts = [{"arm": arm, "expected": len(group),
+               **{status: int((group["status"] == status).sum()) for status in STATUSES}}
+              for arm, group in _by_arm(trials)]
+    completed = results.completed
+    repeated = completed.groupby(["arm", "seed"]).size()
+    notes = list(results.warnings)
+    if (repeated > 1).any():
+        notes.append("some arms have several completed trials for one seed (settings other than the arm "
+                     "vary); paired comparisons average them per seed")
+    teachers = completed.drop_duplicates("teacher_key") if completed["teacher_key"].notna().all() else completed
+    return {
+        "source": results.kind,
+        "arms": counts,
+        "totals": {"expected": len(trials), **{s: int((trials["status"] == s).sum()) for s in STATUSES}},
+        "failures": trials.loc[trials["status"] == "failed", ["trial_id", "arm", "error"]].to_dict("records"),
+        "seeds": int(completed["seed"].nunique()),
+        "teacher_acc": {**mean_ci(teachers["teacher_acc"]), "min": float(teachers["teacher_acc"].min()),
+                        "max": float(teachers["teacher_acc"].max())},
+        "warnings": notes,
+    }
+
+
+def arm_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per arm: counts by status and, over completed trials, mean and CI of each metric."""
+    rows = []
+    for arm, group in _by_arm(trials):
+        done = group[group["status"] == "completed"]
+        row = {"arm": arm, **{key: group[key].iloc[0] for key in ("mitigation", "strength", "student_init")},
+               "expected": len(group), **{s: int((group["status"] == s).sum()) for s in STATUSES}}
+        for metric in ARM_METRICS:
+            summary = mean_ci(done[metric]) if metric in done else mean_ci([])
+            row.update({f"{metric}_{key}": summary[key] for key in ("mean", "ci_low", "ci_high")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def epoch_table(completed: pd.DataFrame) -> pd.DataFrame:
+    """One row per arm and epoch: test accuracy after it, alignment and positive steps during it."""
+    rows = []
+    for arm, group in _by_arm(completed):
+        for epoch in range(_epochs(group, "acc_epoch", first=0) + 1):
+            row = {"arm": arm, "epoch": epoch}
+            for prefix in ("acc_epoch", "alignment_epoch", "frac_positive_epoch"):
+                summary = mean_ci(group.get(f"{prefix}_{epoch}", []))
+                row.update({f"{prefix.rsplit('_', 1)[0]}_{key}": summary[key]
+                            for key in ("n", "mean", "ci_low", "ci_high")})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _epochs(trials: pd.DataFrame, prefix: str, first: int) -> int:
+    """The last epoch with a finite `prefix_<epoch>` value in any trial (first - 1 if none)."""
+    last = first - 1
+    while f"{prefix}_{last + 1}" in trials and trials[f"{prefix}_{last + 1}"].notna().any():
+        last += 1
+    return last
+
+
+# --- claim 1: is alignment positive, and in every epoch? -----------------------------------------
+
+def alignment_positivity(group: pd.DataFrame) -> dict[str, Any]:
+    """Per-trial mean alignment against 0, positive steps against one half, and the same per epoch."""
+    return {"mean_alignment": attempt(describe, group["mean_alignment"], "mean_alignment"),
+            "positive_steps": attempt(positive_steps, group),
+            "by_epoch": attempt(alignment_by_epoch, group)}
+
+
+def positive_steps(group: pd.DataFrame) -> dict[str, Any]:
+    """Binomial tests of positive steps against one half: pooled over steps, and per trial (a sign test).
+
+    Steps of one trial are autocorrelated, so the pooled p-value is optimistic; the trial-level
+    test (how many trials have mostly positive steps) is the one with independent units.
+    """
+    g = group[["frac_positive_steps", "steps"]].dropna()
+    g = g[g["steps"] > 0]
+    need(len(g) >= MIN_TEST_N, f"needs at least {MIN_TEST_N} trials with frac_positive_steps and steps, has {len(g)}")
+    positive, total = int(round((g["frac_positive_steps"] * g["steps"]).sum())), int(g["steps"].sum())
+    pooled = scipy_stats.binomtest(positive, total, 0.5)
+    interval = pooled.proportion_ci(CONFIDENCE, method="wilson")
+    majority = int((g["frac_positive_steps"] > 0.5).sum())
+    return {"n": len(g), "steps": total, "positive": positive, "fraction": positive / total,
+            "ci_low": float(interval.low), "ci_high": float(interval.high), "p_steps": float(pooled.pvalue),
+            "trials_mostly_positive": majority,
+            "p_trials": float(scipy_stats.binomtest(majority, len(g), 0.5).pvalue)}
+
+
+def alignment_by_epoch(group: pd.DataFrame) -> dict[str, Any]:
+    """Mean alignment per epoch against 0; "sustained" when every epoch's CI lies above 0.
+
+    Requiring every epoch to be significant is an intersection-union test, so the joint claim
+    keeps the 5% error rate without a multiplicity correction.
+    """
+    last = _epochs(group, "alignment_epoch", first=1)
+    need(last >= 1, "needs per-epoch alignment (alignment_by_epoch) in the summaries, has none")
+    rows = []
+    for epoch in range(1, last + 1):
+        test = attempt(describe, group[f"alignment_epoch_{epoch}"], f"alignment in epoch {epoch}")
+        positive = group.get(f"frac_positive_epoch_{epoch}", pd.Series(dtype=float)).mean()
+        rows.append({"epoch": epoch, **test, "frac_positive_mean": float(positive)})
+    tested = [row for row in rows if "refused" not in row]
+    above = sum(row["ci_low"] > 0 for row in tested)
+    sustained = None if len(tested) < len(rows) else above == len(rows)
+    return {"epochs": rows, "epochs_tested": len(tested), "epochs_positive": above, "sustained": sustained}
+
+
+# --- claim 3: is acquisition fastest in the first epoch? -----------------------------------------
+
+def critical_period(group: pd.DataFrame) -> dict[str, Any]:
+    """Accuracy gained per epoch, and epoch 1's gain against the mean gain of later epochs (paired).
+
+    Epoch 1's share of the total gain is given only when the total gain is shown to be positive:
+    a share of a gain indistinguishable from 0 is noise.
+    """
+    last = _epochs(group, "acc_epoch", first=0)
+    need(last >= 2, f"needs accuracy after at least 2 epochs (acc_by_epoch), has {max(last, 0)}")
+    gains = pd.DataFrame({e: group[f"acc_epoch_{e}"] - group[f"acc_epoch_{e - 1}"] for e in range(1, last + 1)})
+    total = attempt(describe, gains.sum(axis=1, min_count=last), "total gain")
+    shown = "refused" not in total and total["ci_low"] > 0
+    return {
+        "epochs": last,
+        "gain_by_epoch": [{"epoch": e, **mean_ci(gains[e])} for e in gains],
+        "first_minus_later": attempt(describe, gains[1] - gains.loc[:, 2:].mean(axis=1, skipna=False),
+                                     "epoch-1 gain minus mean later-epoch gain"),
+        "share_first_epoch": float(gains[1].mean() / total["mean"]) if shown else np.nan,
+    }
+
+
+# --- comparisons between arms (claims 2 and 4, the init control) ---------------------------------
+
+def paired(completed: pd.DataFrame, arm: str, reference: str, metric: str) -> dict[str, Any]:
+    """`arm` minus `reference` in `metric`, paired by seed (trials of a seed share teacher and init)."""
+    for name in (arm, reference):
+        need(bool((completed["arm"] == name).any()), f"needs completed trials of arm {name}, has none")
+    table = completed[completed["arm"].isin([arm, reference])].pivot_table(
+        index="seed", columns="arm", values=metric, aggfunc="mean")
+    need(arm in table and reference in table, f"needs a finite {metric} in both {arm} and {reference}")
+    both = table[[arm, reference]].dropna()
+    result = describe(both[arm] - both[reference], f"{metric} difference over seeds with both arms")
+    return {"arm": arm, "reference": reference, "metric": metric, "mean_arm": float(both[arm].mean()),
+            "mean_reference": float(both[reference].mean()), **result}
+
+
+def _shared_arms(completed: pd.DataFrame, kind: str) -> list[str]:
+    chosen = completed[(completed["mitigation"] == kind) & (completed["student_init"] == "shared")]
+    return [arm for arm, _ in _by_arm(chosen)]
+
+
+def comparisons(completed: pd.DataFrame) -> dict[str, Any]:
+    """The contrasts the claims rest on, each paired by seed against the unmitigated shared-init arm."""
+    def against_baseline(arm: str, metrics: tuple[str, ...]) -> dict[str, Any]:
+        return {metric: attempt(paired, completed, arm, BASELINE, metric) for metric in metrics}
+
+    control = completed[completed["arm"] == CONTROL]["trait_gain"]
+    return {
+        "shared_vs_independent": attempt(paired, completed, BASELINE, CONTROL, "trait_gain"),
+        "independent_gain": attempt(describe, control, f"trait_gain in {CONTROL}"),
+        "projection": {arm: against_baseline(arm, ("trait_gain", "final_distill_loss", "mean_applied_alignment"))
+                       for arm in _shared_arms(completed, "projection")},
+        "liminal": {arm: {**against_baseline(arm, ("alignment_epoch_1", "mean_alignment", "trait_gain")),
+                          "gain_vs_zero": attempt(describe, completed[completed["arm"] == arm]["trait_gain"],
+                                                  f"trait_gain in {arm}")}
+                    for arm in _shared_arms(completed, "liminal")},
+    }
+
+
+# --- does alignment relate to acquisition? -------------------------------------------------------
+
+def _regression_sample(completed: pd.DataFrame) -> pd.DataFrame:
+    sample = completed[["trait_gain", "mean_alignment", "seed"]].dropna()
+    need(len(sample) >= MIN_REGRESSION_N,
+         f"needs at least {MIN_REGRESSION_N} trials with finite trait_gain and mean_alignment, has {len(sample)}")
+    distinct = sample["mean_alignment"].nunique()
+    need(distinct >= MIN_DISTINCT_X, f"needs at least {MIN_DISTINCT_X} trials with distinct mean_alignment, has {distinct}")
+    return sample
+
+
+def fit_ols(completed: pd.DataFrame) -> Any:
+    """trait_gain ~ mean_alignment by OLS with HC3 robust standard errors (the fitted results)."""
+    sample = _regression_sample(completed)
+    fit = sm.OLS(sample["trait_gain"], sm.add_constant(sample["mean_alignment"])).fit(cov_type="HC3")
+    need(bool(np.isfinite(fit.bse).all()), "HC3 standard errors are undefined: a trial has leverage 1")
+    return fit
+
+
+def ols_gain_on_alignment(completed: pd.DataFrame) -> dict[str, Any]:
+    fit = fit_ols(completed)
+    low, high = fit.conf_int(alpha=ALPHA).loc["mean_alignment"]
+    return {"n": int(fit.nobs), "slope": float(fit.params["mean_alignment"]),
+            "se": float(fit.bse["mean_alignment"]), "ci_low": float(low), "ci_high": float(high),
+            "p": float(fit.pvalues["mean_alignment"]), "intercept": float(fit.params["const"]),
+            "r2": float(fit.rsquared), "cov_type": "HC3"}
+
+
+def mixed_gain_on_alignment(completed: pd.DataFrame) -> dict[str, Any]:
+    """The same slope with a random intercept per seed (trials of a seed share a teacher).
+
+    R² is Nakagawa and Schielzeth's: marginal (fixed effect only) and conditional (with the seed).
+    """
+    sample = _regression_sample(completed)
+    seeds = sample["seed"].nunique()
+    need(seeds >= MIN_TEST_N, f"needs trials from at least {MIN_TEST_N} seeds, has {seeds}")
+    need(int(sample["seed"].value_counts().max()) >= 2,
+         "needs a seed with at least 2 trials: with one trial per seed the seed intercept is the residual")
+    exog = sm.add_constant(sample["mean_alignment"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit = sm.MixedLM(sample["trait_gain"], exog, groups=sample["seed"]).fit(reml=True)
+        except (np.linalg.LinAlgError, ValueError) as error:
+            raise Refused(f"the mixed model could not be fitted ({error})") from None
+    need(bool(np.isfinite(fit.bse_fe).all()), "the mixed model's standard errors are undefined")
+    low, high = fit.conf_int(alpha=ALPHA).loc["mean_alignment"]
+    var_fixed = float(np.var(exog.to_numpy() @ fit.fe_params.to_numpy()))
+    var_seed, var_resid = float(fit.cov_re.iloc[0, 0]), float(fit.scale)
+    total = var_fixed + var_seed + var_resid
+    return {"n": int(fit.nobs), "seeds": seeds, "slope": float(fit.fe_params["mean_alignment"]),
+            "se": float(fit.bse_fe["mean_alignment"]), "ci_low": float(low), "ci_high": float(high),
+            "p": float(fit.pvalues["mean_alignment"]), "intercept": float(fit.fe_params["const"]),
+            "var_seed": var_seed, "var_residual": var_resid, "r2_marginal": var_fixed / total,
+            "r2_conditional": (var_fixed + var_seed) / total, "converged": bool(fit.converged),
+            "fit_warnings": sorted({str(w.message).splitlines()[0] for w in caught})}
+
+
+# --- does mitigation act through alignment? ------------------------------------------------------
+
+def _mitigation_sample(completed: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Shared-init trials of `kind` at all strengths, plus shared-init `none` trials as strength 0."""
+    shared = completed[completed["student_init"] == "shared"]
+    need(bool((shared["mitigation"] == kind).any()), f"needs completed shared-init {kind} trials, has none")
+    sample = shared[shared["mitigation"].isin([kind, "none"])].copy()
+    sample.loc[sample["mitigation"] == "none", "strength"] = 0.0
+    return sample
+
+
+def dose_response(completed: pd.DataFrame, kind: str) -> dict[str, Any]:
+    """trait_gain and mean alignment by strength (none as strength 0), each with its CI."""
+    sample = _mitigation_sample(completed, kind)
+    return {"kind": kind, "levels": [{"strength": float(strength), "trait_gain": mean_ci(group["trait_gain"]),
+                                      "mean_alignment": mean_ci(group["mean_alignment"])}
+                                     for strength, group in sample.groupby("strength")]}
+
+
+def mediation(completed: pd.DataFrame, kind: str, sims: int, seed: int) -> dict[str, Any]:
+    """strength → mean_alignment → trait_gain with statsmodels' Mediation (OLS models, seed effects).
+
+    The exposure is strength / (largest strength), so each effect is that of going from no
+    mitigation to the strongest one tested. Seeds enter both models as fixed effects: trials of a
+    seed share a teacher. Simulation is parametric, `sims` draws from generator seed `seed`.
+    """
+    sample = _mitigation_sample(completed, kind)[["strength", "mean_alignment", "trait_gain", "seed"]].dropna()
+    strengths = sorted(sample["strength"].unique())
+    need(len(strengths) >= 2, f"needs at least 2 distinct strengths (none counts as 0), has {len(strengths)}")
+    seeds = pd.get_dummies(sample["seed"].astype(str), prefix="seed", drop_first=True, dtype=float)
+    parameters = 3 + seeds.shape[1]
+    need(len(sample) >= parameters + 2, f"needs at least {parameters + 2} trials to fit the outcome model "
+         f"with {seeds.shape[1] + 1} seeds and leave 2 residual degrees of freedom, has {len(sample)}")
+    distinct = sample["mean_alignment"].nunique()
+    need(distinct >= MIN_DISTINCT_X, f"needs at least {MIN_DISTINCT_X} trials with distinct mean_alignment, has {distinct}")
+    exposure = (sample["strength"] / strengths[-1]).rename("exposure")
+    const = pd.Series(1.0, index=sample.index, name="const")
+    mediator_exog = pd.concat([const, exposure, seeds], axis=1)
+    outcome_exog = pd.concat([const, sample["mean_alignment"], exposure, seeds], axis=1)
+    need(np.linalg.matrix_rank(outcome_exog.to_numpy()) == outcome_exog.shape[1],
+         "strength is confounded with seed in this sample (each seed has a single strength)")
+    mediator_model = sm.OLS(sample["mean_alignment"], mediator_exog)
+    outcome_model = sm.OLS(sample["trait_gain"], outcome_exog)
+    table = Mediation(outcome_model, mediator_model, (2, 1), 1).fit(n_rep=sims, rng=seed).summary(alpha=ALPHA)
+
+    def effect(row: str) -> dict[str, float]:
+        estimate, low, high, p = (float(v) for v in table.loc[row])
+        return {"estimate": estimate, "ci_low": low, "ci_high": high, "p": p, "resolution": 1 / sims}
+
+    def path(fit: Any, name: str) -> dict[str, float]:
+        low, high = fit.conf_int(alpha=ALPHA).loc[name]
+        return {"estimate": float(fit.params[name]), "ci_low": float(low), "ci_high": float(high),
+                "p": float(fit.pvalues[name])}
+
+    total = effect("Total effect")
+    return {
+        "kind": kind, "n": len(sample), "seeds": seeds.shape[1] + 1, "strengths": [float(s) for s in strengths],
+        "contrast_to": float(strengths[-1]), "sims": sims, "rng_seed": seed,
+        "acme": effect("ACME (average)"), "ade": effect("ADE (average)"), "total": total,
+        "prop_mediated": {**effect("Prop. mediated (average)"),
+                          "interpretable": bool(total["ci_low"] > 0 or total["ci_high"] < 0)},
+        "strength_to_alignment": path(mediator_model.fit(), "exposure"),
+        "alignment_to_gain": path(outcome_model.fit(), "mean_alignment"),
+    }
+
+
+# --- everything --------------------------------------------------------------------------------
+
+def compute_stats(results: Results, mediation_sims: int = 500, mediation_seed: int = 0) -> dict[str, Any]:
+    """Every number of the report, keyed by the question it answers."""
+    completed = results.completed
+    arms = _by_arm(completed)
+    return {
+        "meta": {"name": results.name, "source": results.kind, "confidence": CONFIDENCE, "alpha": ALPHA,
+                 "baseline": BASELINE, "control": CONTROL, "mediation_sims": mediation_sims,
+                 "mediation_seed": mediation_seed},
+        "data": data_summary(results),
+        "arms": arm_table(results.trials).to_dict("records"),
+        "epochs": epoch_table(completed).to_dict("records"),
+        "positivity": {arm: alignment_positivity(group) for arm, group in arms},
+        "critical_period": {arm: attempt(critical_period, group) for arm, group in arms},
+        "comparisons": comparisons(completed),
+        "regression": {"ols": attempt(ols_gain_on_alignment, completed),
+                       "mixed": attempt(mixed_gain_on_alignment, completed)},
+        "mediation": {kind: attempt(mediation, completed, kind, mediation_sims, mediation_seed)
+                      for kind in MITIGATIONS},
+        "dose_response": {kind: attempt(dose_response, completed, kind) for kind in MITIGATIONS},
+    }

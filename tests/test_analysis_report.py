@@ -1,0 +1,330 @@
+"""End to end: synthetic results folders (written as `sublim sweep` and `sublim run` write them) render
+a complete report; stats.json holds the numbers report.md shows; degenerate inputs fail clearly or
+report what they can; the report never imports torch."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import ReportError, build_report, compute_stats, load_results
+from analysis.document import fmt
+from analysis.report import jsonable
+
+REPO = Path(__file__).resolve().parents[1]
+ARMS = [("none", 0.0, "shared"), ("none", 0.0, "independent"), ("projection", 1.0, "shared"),
+        ("liminal", 0.5, "shared"), ("liminal", 2.0, "shared")]
+EPOCHS, STEPS_PER_EPOCH = 3, 8
+GAIN_PER_ALIGNMENT = 50.0
+
+
+def arm_label(mitigation: str, strength: float, init: str) -> str:
+    return f"{mitigation if mitigation == 'none' else f'{mitigation}@{strength:g}'}/{init}"
+
+
+def trial_outputs(seed: int, mitigation: str, strength: float, init: str, rng: np.random.Generator,
+                  seed_effect: float) -> tuple[dict, pd.DataFrame]:
+    """A plausible summary.json and trace: alignment lowered by mitigation, gain following alignment."""
+    shared = init == "shared"
+    level = 0.0 if not shared else 0.004 - 0.0008 * strength if mitigation == "liminal" else 0.004 - 0.001 * strength
+    shape = np.array([1.25, 1.0, 0.75])
+    if mitigation == "liminal":
+        shape[0] *= 1 - 0.2 * strength
+    steps = EPOCHS * STEPS_PER_EPOCH
+    epoch = np.repeat(np.arange(1, EPOCHS + 1), STEPS_PER_EPOCH)
+    alignment = level * shape[epoch - 1] + rng.normal(0, 0.003, steps)
+    mean_alignment = float(alignment.mean())
+    gain = (GAIN_PER_ALIGNMENT * mean_alignment + seed_effect if shared else 0.0) + rng.normal(0, 0.01)
+    before = 0.1 + rng.normal(0, 0.005)
+    acc = [before + gain * f for f in (0.0, 0.6, 0.85, 1.0)]
+    by_epoch = pd.Series(alignment).groupby(epoch)
+    trace = pd.DataFrame({
+        "step": np.arange(steps, dtype=np.int64), "epoch": epoch.astype(np.int64), "t": np.arange(steps) / steps,
+        "distill_loss": np.linspace(0.5, 0.1, steps), "trait_loss": np.linspace(2.3, 2.3 - gain, steps),
+        "mitigation_loss": np.full(steps, np.nan), "mitigation_weight": np.zeros(steps), "alignment": alignment,
+        "applied_alignment": alignment * (0.2 if mitigation == "projection" else 1.0), "dot": alignment * 0.01,
+        "distill_norm": np.ones(steps), "trait_norm": np.full(steps, 0.01), "alignment_fc1": alignment,
+        "alignment_fc2": alignment, "alignment_out": alignment,
+    })
+    config = {"seed": seed, "mitigation": mitigation, "strength": strength, "student_init": init, "init": "normal",
+              "schedule": "liminal", "lambda0": 1.0, "tau2_epochs": 1.0, "temperature": 2.0, "kl_logits": "all",
+              "epochs": EPOCHS, "teacher_epochs": 5, "batch_size": 1024, "lr": 3e-4, "teacher_lr": 3e-4,
+              "hidden": 256, "aux_logits": 3, "noise_count": 8192, "probe_batch_size": 1024, "train_size": 50000,
+              "split_seed": 0, "device": "cpu"}
+    summary = {
+        "arm": arm_label(mitigation, strength, init), "teacher_key": f"teacher{seed}",
+        "teacher_acc": 0.95 + rng.normal(0, 0.005), "student_acc_before": acc[0], "student_acc": acc[-1],
+        "trait_gain": acc[-1] - acc[0], "mean_alignment": mean_alignment,
+        "frac_positive_steps": float((alignment > 0).mean()),
+        "mean_applied_alignment": float(trace["applied_alignment"].mean()), "acc_by_epoch": acc,
+        "alignment_by_epoch": by_epoch.mean().tolist(),
+        "frac_positive_by_epoch": (pd.Series(alignment > 0).groupby(epoch).mean()).tolist(),
+        "applied_alignment_by_epoch": trace.groupby("epoch")["applied_alignment"].mean().tolist(),
+        "epochs_done": EPOCHS, "steps": steps,
+        "final_distill_loss": 0.1 + (0.002 if mitigation == "projection" else 0.0) + rng.normal(0, 0.01),
+        "teacher_seconds": 10.0, "student_seconds": 5.0, "seconds": 15.0, "versions": {"python": "3"},
+        "config": config,
+    }
+    return summary, trace
+
+
+def write_trial(folder: Path, summary: dict, trace: pd.DataFrame) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    trace.to_parquet(folder / "trace.parquet", index=False)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def write_sweep(root: Path, seeds: int = 6, arms=ARMS, failed=(), missing=(), rng_seed: int = 0) -> Path:
+    """A sweep folder as `sublim sweep` writes it; trial ids in `failed` get error.txt, in `missing` nothing."""
+    rng = np.random.default_rng(rng_seed)
+    trials = []
+    for seed in range(seeds):
+        seed_effect = rng.normal(0, 0.02)
+        for mitigation, strength, init in arms:
+            trial_id = f"t{seed}_{mitigation}_{strength:g}_{init}"
+            summary, trace = trial_outputs(seed, mitigation, strength, init, rng, seed_effect)
+            trials.append({"trial_id": trial_id, "arm": summary["arm"], "config": summary["config"],
+                           "teacher_key": summary["teacher_key"]})
+            folder = root / "trials" / trial_id
+            if trial_id in failed:
+                folder.mkdir(parents=True)
+                (folder / "error.txt").write_text("Traceback (most recent call last):\nRuntimeError: CUDA out of memory\n")
+            elif trial_id not in missing:
+                write_trial(folder, summary, trace)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "sweep.json").write_text(json.dumps({"name": root.name, "spec": {}, "versions": {}, "trials": trials}))
+    (root / "spec.yaml").write_text("name: synthetic\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def sweep_report(tmp_path_factory):
+    root = write_sweep(tmp_path_factory.mktemp("results") / "demo",
+                       failed={"t1_liminal_2_shared"}, missing={"t2_projection_1_shared"})
+    files = build_report(root, mediation_sims=100)
+    return root, files
+
+
+# --- a complete report -----------------------------------------------------------------------------
+
+def test_report_has_every_part(sweep_report):
+    root, files = sweep_report
+    assert files.folder == root / "report"
+    for path in (files.markdown, files.html, files.stats, *files.tables, *files.figures):
+        assert path.is_file() and path.stat().st_size > 0, path
+    assert {p.name for p in files.tables} == {"trials.csv", "arms.csv", "arm_epochs.csv", "dose_response.csv"}
+    assert {p.name for p in files.figures} == {"alignment_steps.png", "accuracy_epochs.png",
+                                               "gain_vs_alignment.png", "dose_response.png"}
+    markdown = files.markdown.read_text()
+    for heading in ("## Data", "## Claim 1", "## Claim 2", "## Claim 3", "## Claim 4", "## Referee", "## Control"):
+        assert heading in markdown
+    assert markdown.count("**Verdict: ") == 6
+    html = files.html.read_text()
+    assert html.count('src="data:image/png;base64,') == 4 and "figures/" not in html.split("<body>")[1]
+    assert not list(files.folder.rglob("*.tmp"))
+
+
+def test_report_counts_failed_and_missing_trials(sweep_report):
+    _, files = sweep_report
+    stats = json.loads(files.stats.read_text())
+    assert stats["data"]["totals"] == {"expected": 30, "completed": 28, "incomplete": 0, "failed": 1, "missing": 1}
+    arms = {row["arm"]: row for row in stats["data"]["arms"]}
+    assert arms["liminal@2/shared"]["failed"] == 1 and arms["projection@1/shared"]["missing"] == 1
+    assert stats["data"]["failures"][0]["error"] == "RuntimeError: CUDA out of memory"
+    markdown = files.markdown.read_text()
+    assert "| liminal@2/shared | 6 | 5 | 0 | 1 | 0 |" in markdown
+    trials = pd.read_csv(files.folder / "tables" / "trials.csv")
+    assert len(trials) == 30 and set(trials["status"]) == {"completed", "failed", "missing"}
+
+
+def test_planted_synthetic_sweep_gets_the_planted_verdicts(sweep_report):
+    _, files = sweep_report
+    verdicts = {claim["id"]: claim["verdict"] for claim in files.claims}
+    assert verdicts["claim1"] == "supported"  # alignment planted positive in every epoch
+    assert verdicts["claim3"] == "supported"  # 60% of the gain planted in epoch 1
+    assert verdicts["control"] == "supported"  # independent init planted at zero gain
+    stats = json.loads(files.stats.read_text())
+    ols = stats["regression"]["ols"]
+    assert ols["ci_low"] < GAIN_PER_ALIGNMENT < ols["ci_high"]
+
+
+def _flatten(value) -> list:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _flatten(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _flatten(v)]
+    return [value]
+
+
+NUMBER = re.compile(r"(?<![\w@.])-?\d+(?:\.\d+)?(?:e[-+]\d+)?")
+
+
+def test_every_number_in_the_report_tables_is_in_stats_json(sweep_report):
+    _, files = sweep_report
+    stats = json.loads(files.stats.read_text())
+    known = {fmt(v) for v in _flatten(stats) if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    rows = [line for line in files.markdown.read_text().splitlines() if line.startswith("| ") and "---" not in line]
+    headers = set()
+    for line in files.markdown.read_text().split("\n\n"):
+        if line.startswith("| "):
+            headers.add(line.splitlines()[0])
+    checked = 0
+    for row in rows:
+        if row in headers:
+            continue
+        cells = [c.strip() for c in row.strip("|").split(" | ")][1:]  # the first cell names the arm or model
+        for cell in cells:
+            for number in NUMBER.findall(cell.replace("0 → ", "")):
+                assert number in known, f"{number} in {row!r} is not in stats.json"
+                checked += 1
+    assert checked > 200
+    # and the headline numbers are the ones stats.json holds
+    m = stats["positivity"]["none/shared"]["mean_alignment"]
+    assert f"| none/shared | {m['n']} | {fmt(m['mean'])} [{fmt(m['ci_low'])}, {fmt(m['ci_high'])}] | {fmt(m['p'])} |" \
+        in files.markdown.read_text()
+    slope = stats["regression"]["ols"]
+    assert f"{fmt(slope['slope'])} [{fmt(slope['ci_low'])}, {fmt(slope['ci_high'])}]" in files.markdown.read_text()
+
+
+def test_stats_json_is_strict_json(sweep_report):
+    _, files = sweep_report
+    text = files.stats.read_text()
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"stats.json holds {name}"))
+
+
+def test_report_is_reproducible(sweep_report):
+    root, files = sweep_report
+    again = jsonable(compute_stats(load_results(root), mediation_sims=100))
+    assert again["mediation"] == json.loads(files.stats.read_text())["mediation"]
+
+
+# --- the command -------------------------------------------------------------------------------------
+
+def test_cli_main_writes_report_and_errors_in_one_line(sweep_report, tmp_path, capsys):
+    import argparse
+
+    from sublim import report
+
+    parser = argparse.ArgumentParser()
+    report.add_arguments(parser)
+    root, _ = sweep_report
+    args = parser.parse_args([str(root), "--out", str(tmp_path / "r"), "--mediation-sims", "50"])
+    assert report.main(args) == 0
+    assert (tmp_path / "r" / "report.html").is_file()
+    assert "report.md" in capsys.readouterr().out
+    with pytest.raises(report.USER_ERRORS) as caught:
+        report.main(parser.parse_args([str(tmp_path / "nowhere")]))
+    message = str(caught.value)
+    assert "\n" not in message and str(tmp_path / "nowhere") in message and "sweep.json" in message
+
+
+def test_report_needs_no_torch(sweep_report, tmp_path):
+    root, _ = sweep_report
+    code = ("import sys; import analysis; "
+            f"analysis.build_report({str(root)!r}, {str(tmp_path / 'r')!r}, mediation_sims=20); "
+            "bad = [m for m in ('torch', 'ray') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- degenerate inputs -------------------------------------------------------------------------------
+
+def test_empty_folder_is_not_a_results_folder(tmp_path):
+    with pytest.raises(ReportError, match="not a results folder; expected a results folder holding sweep.json"):
+        build_report(tmp_path)
+
+
+def test_missing_folder_and_unreadable_sweep_json(tmp_path):
+    with pytest.raises(ReportError, match="no such folder"):
+        build_report(tmp_path / "absent")
+    (tmp_path / "sweep.json").write_text("{not json")
+    with pytest.raises(ReportError, match="sweep.json: unreadable"):
+        build_report(tmp_path)
+    (tmp_path / "sweep.json").write_text(json.dumps({"name": "x", "trials": []}))
+    with pytest.raises(ReportError, match="lists no trials; nothing to analyse"):
+        build_report(tmp_path)
+
+
+def test_all_trials_failed_is_a_clear_error(tmp_path):
+    arms = ARMS[:2]
+    failed = {f"t{s}_{m}_{st:g}_{i}" for s in range(3) for m, st, i in arms}
+    root = write_sweep(tmp_path / "allfailed", seeds=3, arms=arms, failed=failed)
+    with pytest.raises(ReportError) as caught:
+        build_report(root)
+    message = str(caught.value)
+    assert "no completed trial among 6 (6 failed)" in message and "CUDA out of memory" in message
+    assert "\n" not in message
+
+
+def test_one_trial_run_folder_reports_and_refuses_the_rest(tmp_path):
+    rng = np.random.default_rng(1)
+    summary, trace = trial_outputs(0, "none", 0.0, "shared", rng, 0.0)
+    write_trial(tmp_path / "run", summary, trace)
+    files = build_report(tmp_path / "run", mediation_sims=20)
+    stats = json.loads(files.stats.read_text())
+    assert stats["data"]["totals"]["completed"] == 1
+    m = stats["positivity"]["none/shared"]["mean_alignment"]
+    assert m == {"refused": "needs at least 3 trials with a finite mean_alignment, has 1"}
+    assert stats["regression"]["ols"]["refused"].startswith("needs at least 4 trials")
+    assert all(claim["verdict"] == "undetermined" for claim in files.claims)
+    markdown = files.markdown.read_text()
+    assert "needs at least 3 trials with a finite mean_alignment, has 1" in markdown
+    assert "nan" not in markdown.lower().replace("nakagawa", "")
+    assert {p.name for p in files.figures} == {"alignment_steps.png", "accuracy_epochs.png", "gain_vs_alignment.png"}
+    assert "Figure `dose_response` not drawn" in markdown
+
+
+def test_two_seeds_refuse_regression_with_reason(tmp_path):
+    root = write_sweep(tmp_path / "two", seeds=2, arms=ARMS[:1])
+    stats = json.loads(build_report(root, mediation_sims=20).stats.read_text())
+    assert stats["regression"]["ols"] == {"refused": "needs at least 4 trials with finite trait_gain and "
+                                                     "mean_alignment, has 2"}
+
+
+def test_missing_columns_are_reported_not_crashed(tmp_path):
+    root = write_sweep(tmp_path / "cols", seeds=4, arms=ARMS[:3])
+    for folder in (root / "trials").iterdir():
+        summary = json.loads((folder / "summary.json").read_text())
+        del summary["mean_alignment"]
+        (folder / "summary.json").write_text(json.dumps(summary))
+        pd.read_parquet(folder / "trace.parquet").drop(columns="alignment").to_parquet(folder / "trace.parquet")
+    files = build_report(root, mediation_sims=20)
+    stats = json.loads(files.stats.read_text())
+    assert "summary.json 'mean_alignment' absent in 12 trial(s)" in " ".join(stats["data"]["warnings"])
+    assert "trace column 'alignment' absent in 12 trial(s)" in " ".join(stats["data"]["warnings"])
+    assert stats["positivity"]["none/shared"]["mean_alignment"]["refused"].startswith("needs at least 3 trials")
+    assert "refused" in stats["figures"]["alignment_steps"]
+    assert "file" in stats["figures"]["accuracy_epochs"]  # what does not need the column still reports
+    assert "refused" in stats["regression"]["ols"] and "refused" in stats["mediation"]["projection"]
+    assert stats["comparisons"]["shared_vs_independent"]["n"] == 4
+
+
+def test_incomplete_trial_is_counted_but_not_analysed(tmp_path):
+    root = write_sweep(tmp_path / "inc", seeds=3, arms=ARMS[:1])
+    path = root / "trials" / "t0_none_0_shared" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["epochs_done"] = 1
+    path.write_text(json.dumps(summary))
+    results = load_results(root)
+    assert results.trials.set_index("trial_id").at["t0_none_0_shared", "status"] == "incomplete"
+    assert len(results.completed) == 2 and set(results.steps["trial_id"]) == set(results.completed["trial_id"])
+
+
+def test_nan_written_as_null_loads_as_nan(tmp_path):
+    root = write_sweep(tmp_path / "nulls", seeds=3, arms=ARMS[:1])
+    path = root / "trials" / "t0_none_0_shared" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["final_distill_loss"] = None
+    path.write_text(json.dumps(summary))
+    trials = load_results(root).trials.set_index("trial_id")
+    assert math.isnan(trials.at["t0_none_0_shared", "final_distill_loss"])
+    assert trials.at["t1_none_0_shared", "acc_epoch_3"] == pytest.approx(trials.at["t1_none_0_shared", "student_acc"])
