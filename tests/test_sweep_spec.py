@@ -1,0 +1,135 @@
+"""Sweep specs: the shipped ones load, and every class of mistake is one clear message, before Ray starts."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sublim import cli
+from sweeps.spec import SpecError, SweepSpec
+
+from conftest import REPO
+
+GOOD = {
+    "name": "tiny",
+    "seeds": [0, 1],
+    "arms": [{"mitigation": "none"}, {"mitigation": "none", "student_init": "independent"},
+             {"mitigation": "liminal", "strengths": [0.5, 2]}],
+    "settings": {"epochs": 2},
+}
+
+
+def spec_with(**changes):
+    spec = {**GOOD, **changes}
+    return {k: v for k, v in spec.items() if v is not None}
+
+
+def test_shipped_specs_load():
+    smoke = SweepSpec.load(REPO / "sweeps" / "smoke.yaml")
+    assert len(smoke.seeds) >= 2 and len(smoke.trials) == len(smoke.seeds) * 4
+    paper = SweepSpec.load(REPO / "sweeps" / "paper.yaml")
+    assert paper.seeds == tuple(range(20)) and paper.settings == {}
+    arms = {(t.config.mitigation, t.config.strength, t.config.student_init) for t in paper.trials}
+    assert {("none", 0.0, "shared"), ("none", 0.0, "independent"), ("projection", 1.0, "shared")} <= arms
+    liminal = sorted(strength for mitigation, strength, _ in arms if mitigation == "liminal")
+    assert len(liminal) >= 3 and liminal[0] == 0.1 and liminal[-1] == 10.0
+    assert len(paper.teacher_keys) == 20
+
+
+def test_grid_is_seeds_by_arms_with_readable_stable_ids():
+    spec = SweepSpec.from_dict(spec_with(seeds={"start": 3, "stop": 5}))
+    ids = [t.trial_id for t in spec.trials]
+    assert ids == ["s003-none-shared", "s003-none-independent", "s003-liminal@0.5-shared", "s003-liminal@2-shared",
+                   "s004-none-shared", "s004-none-independent", "s004-liminal@0.5-shared", "s004-liminal@2-shared"]
+    assert all(t.config.epochs == 2 and t.config.hidden == 256 for t in spec.trials)  # settings over defaults
+    assert len(spec.teacher_keys) == 2  # arms of a seed share one teacher
+    assert spec.resources.tune() == {"cpu": 1.0, "gpu": 0.0}
+
+
+@pytest.mark.parametrize("changes, key, message", [
+    ({"seedz": [1]}, "seedz", "unknown key; allowed: name, description, seeds, arms, settings, resources"),
+    ({"arms": [{"mitigation": "none", "strenght": 1}]}, "arms[0].strenght", "unknown key; allowed: mitigation, strengths"),
+    ({"settings": {"epoch": 3}}, "settings.epoch", "unknown setting; allowed: init, schedule"),
+    ({"resources": {"cpu": 1}}, "resources.cpu", "unknown key; allowed: cpus, gpus"),
+    ({"seeds": "0-19"}, "seeds", "expected a list of integers, or {start: A, stop: B}"),
+    ({"seeds": [0, 1.5]}, "seeds", "is not allowed; allowed: a list of integers"),
+    ({"arms": {"mitigation": "none"}}, "arms", "expected a list of arms"),
+    ({"arms": [{"mitigation": "liminal", "strengths": "high"}]}, "arms[0].strengths", "expected a number; got str 'high'"),
+    ({"settings": {"epochs": "five"}}, "settings.epochs", "'five' is not allowed; must be of type int"),
+    ({"resources": {"cpus": "one"}}, "resources.cpus", "expected a number"),
+    ({"name": 7}, "name", "7 is not allowed; letters, digits"),
+    ({"seeds": []}, "seeds", "no seeds: the grid would be empty"),
+    ({"seeds": {"start": 5, "stop": 5}}, "seeds", "no seeds: the grid would be empty"),
+    ({"arms": []}, "arms", "no arms: the grid would be empty"),
+    ({"arms": [{"mitigation": "liminal", "strengths": []}]}, "arms[0].strengths", "empty list: the grid would be empty"),
+    ({"arms": [{"mitigation": "limnal", "strengths": 1}]}, "arms[0].mitigation",
+     "'limnal' is not allowed; allowed: none, liminal, projection"),
+    ({"arms": [{"mitigation": "projection", "strengths": [2.0]}]}, "arms[0].strengths",
+     "2.0 is not allowed; projection strength must be in [0, 1]"),
+    ({"arms": [{"mitigation": "none", "strengths": 0.5}]}, "arms[0].strengths", "must be 0 when mitigation is 'none'"),
+    ({"arms": [{"mitigation": "liminal"}]}, "arms[0].strengths", "missing; mitigation 'liminal' needs one strength"),
+    ({"arms": [{"mitigation": "none", "student_init": "fresh"}]}, "arms[0].student_init",
+     "'fresh' is not allowed; allowed: shared, independent"),
+    ({"arms": [{"mitigation": "none"}, {"mitigation": "none"}]}, "arms[1]", "arm none/shared appears twice"),
+    ({"settings": {"seed": 4}}, "settings.seed", "set by the grid, not by settings; put it under 'seeds'"),
+    ({"settings": {"epochs": 2, "tau2_epochs": 3.0}}, "settings.tau2_epochs", "must be in (0, epochs=2]"),
+    ({"seeds": [-1]}, "seeds", "-1 is not allowed; seeds must be >= 0"),
+    ({"resources": {"gpus": 1.5}}, "resources.gpus", "a fraction below 1 (e.g. 0.25) or a whole number"),
+    ({"settings": {"device": "cuda"}}, "resources.gpus", "0 while settings.device is 'cuda'"),
+    ({"name": None}, "name", "missing; it is required"),
+])
+def test_each_mistake_names_the_file_the_key_and_what_is_allowed(changes, key, message):
+    with pytest.raises(SpecError) as error:
+        SweepSpec.from_dict(spec_with(**changes), "specs/bad.yaml")
+    text = str(error.value)
+    assert text.startswith(f"specs/bad.yaml: key '{key}': "), text
+    assert message in text
+    assert "\n" not in text
+
+
+def test_fractional_resources_are_allowed():
+    spec = SweepSpec.from_dict(spec_with(resources={"cpus": 0.5, "gpus": 0.25}))
+    assert spec.resources.tune() == {"cpu": 0.5, "gpu": 0.25} and spec.resources.threads == 1
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("name: !!python/object/apply:os.system ['echo hacked']\nseeds: [0]\narms: []\n")
+    with pytest.raises(SpecError, match=r"evil.yaml: not valid YAML at line 1"):
+        SweepSpec.load(path)
+
+
+def _sweep_cli(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["sweep", *map(str, args)])
+    return exit_info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, message", [
+    (yaml.safe_dump(spec_with(seedz=[1])), "key 'seedz': unknown key"),
+    (yaml.safe_dump(spec_with(seeds="many")), "key 'seeds': expected a list of integers"),
+    (yaml.safe_dump(spec_with(arms=[])), "key 'arms': no arms: the grid would be empty"),
+    (yaml.safe_dump(spec_with(arms=[{"mitigation": "projection", "strengths": 3}])),
+     "key 'arms[0].strengths': 3.0 is not allowed; projection strength must be in [0, 1]"),
+    ("name: [unclosed\n", "not valid YAML"),
+])
+def test_cli_rejects_a_bad_spec_with_exit_2_and_writes_nothing(tmp_path, capsys, text, message):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text)
+    storage = tmp_path / "results"
+    code, err = _sweep_cli([spec, "--storage", storage], capsys)
+    assert code == 2
+    assert err.startswith(f"sublim sweep: error: {spec}: ") and message in err and err.count("\n") == 1
+    assert not storage.exists()
+
+
+def test_cli_rejects_a_missing_spec_and_a_resume_of_nothing(tmp_path, capsys):
+    code, err = _sweep_cli([tmp_path / "nope.yaml"], capsys)
+    assert code == 2 and "nope.yaml: cannot read the spec file" in err
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(GOOD))
+    code, err = _sweep_cli([spec, "--storage", tmp_path / "results", "--resume"], capsys)
+    assert code == 2 and "--resume: nothing to resume in" in err
+    code, err = _sweep_cli([spec, "--storage", tmp_path / "results", "--name", "../up"], capsys)
+    assert code == 2 and "--name '../up' is not allowed" in err
+    assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["tiny.yaml"]
