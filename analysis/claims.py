@@ -116,12 +116,15 @@ def critical_period(stats: dict[str, Any]) -> dict[str, str]:
     if "refused" in test:
         verdict, words = UNDETERMINED, f"The epoch comparison in {BASELINE} is refused: {test['refused']}."
     else:
-        first = result["gain_by_epoch"][0]
+        first, share = result["gain_by_epoch"][0], result["share_first_epoch"]
+        later = "epoch 2" if result["epochs"] == 2 else f"the mean gain of epochs 2-{result['epochs']}"
         verdict = SUPPORTED if test["ci_low"] > 0 else NOT_SUPPORTED
         words = (f"In {BASELINE}, students gain {estimate(first)} test accuracy in epoch 1; epoch 1's gain minus "
-                 f"the mean gain of epochs 2-{result['epochs']} is {estimate(test)} by paired t-test over {test['n']} "
-                 f"trials; epoch 1 holds a share {fmt(result['share_first_epoch'])} of the total gain. " + ("Acquisition is fastest in the first epoch." if verdict == SUPPORTED
-                                          else "Epoch 1 is not shown to be faster than later epochs."))
+                 f"{later} is {estimate(test)} by paired t-test over {test['n']} trials. "
+                 + (f"Epoch 1 holds a share {fmt(share)} of the total gain. " if share is not None else
+                    "The total gain is not shown to be positive, so epoch 1's share of it is not given. ")
+                 + ("Acquisition is fastest in the first epoch." if verdict == SUPPORTED
+                    else "Epoch 1 is not shown to be faster than later epochs."))
     return _claim("claim3", "Claim 3: acquisition is fastest early (a critical period)",
                   "Trait acquisition is fastest early: a critical period in the first epoch.",
                   "Per-trial accuracy gained in each epoch; epoch 1's gain minus the mean gain of later epochs, "
@@ -180,9 +183,8 @@ def alignment_mediates(stats: dict[str, Any]) -> dict[str, str]:
     else:
         verdict = NOT_SUPPORTED
     return _claim("referee", "Referee: is alignment more than a correlate of acquisition?",
-                  "\"Weakly but consistently positive\" needs explicit statistics, and the causal claim needs more "
-                  "than correlation: alignment should predict acquisition, and mitigation should change "
-                  "acquisition through alignment.",
+                  "Alignment predicts acquisition, and mitigation changes acquisition through alignment (the "
+                  "referee asks for explicit statistics, and for more than correlation behind the causal claim).",
                   "trait_gain ~ mean_alignment by OLS with HC3 robust SEs and by a mixed model with a random "
                   "intercept per seed; mediation strength → mean_alignment → trait_gain per mitigation "
                   "(statsmodels Mediation, seed fixed effects).", verdict, " ".join(parts))

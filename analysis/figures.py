@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from .atomic import atomic_write
 from .errors import Refused, need
 from .load import arm_order
-from .stats import BASELINE, CONFIDENCE, fit_ols, mean_ci, t_halfwidth
+from .stats import BASELINE, CONFIDENCE, fit_ols, t_halfwidth
 
 CHANCE = 0.1  # ten digit classes
 DPI = 110
@@ -40,18 +40,17 @@ def arm_colours(trials: pd.DataFrame) -> dict[str, str]:
     return colours
 
 
-def _panels(completed: pd.DataFrame) -> list[tuple[str, list[str]]]:
-    """Arms grouped by mitigation, one panel each; mitigated panels repeat the unmitigated baseline."""
+def _panels(completed: pd.DataFrame) -> list[tuple[str, list[str], str | None]]:
+    """(title, arms, reference arm): one panel per mitigation; mitigated panels repeat the baseline as reference."""
     arms, firsts = arm_order(completed), completed.groupby("arm").first()
     panels = []
     for kind in BASE_COLOURS:
         chosen = [arm for arm in arms if firsts.at[arm, "mitigation"] == kind]
-        if kind != "none" and chosen and BASELINE in arms:
-            chosen = [BASELINE, *chosen]
+        reference = BASELINE if kind != "none" and BASELINE in arms else None
         if chosen:
-            panels.append((PANEL_TITLES[kind], chosen))
+            panels.append((PANEL_TITLES[kind], [reference, *chosen] if reference else chosen, reference))
     others = [arm for arm in arms if firsts.at[arm, "mitigation"] not in BASE_COLOURS]
-    return panels + ([("other", others)] if others else [])
+    return panels + ([("other", others, None)] if others else [])
 
 
 def _figure(panels: int, width: float = 5.2, height: float = 4.0) -> tuple[Figure, list[Any]]:
@@ -64,8 +63,12 @@ def _save(fig: Figure, path: Path) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
-def _band(ax: Any, x: Any, mean: Any, sd: Any, n: Any, colour: str, label: str, marker: str | None = None) -> None:
-    half = t_halfwidth(sd, n)
+def _curve(ax: Any, x: Any, mean: Any, half: Any, colour: str, label: str, reference: bool,
+           marker: str | None = None) -> None:
+    """A mean line with its band; a panel's reference arm is a dashed line without band, to keep it legible."""
+    if reference:
+        ax.plot(x, mean, color=colour, label=f"{label}, reference", linewidth=1.2, linestyle="--", marker=marker)
+        return
     ax.plot(x, mean, color=colour, label=label, marker=marker, linewidth=1.6)
     ax.fill_between(x, mean - half, mean + half, color=colour, alpha=0.2, linewidth=0)
 
@@ -81,13 +84,13 @@ def alignment_over_steps(steps: pd.DataFrame, completed: pd.DataFrame, path: Pat
     panels = _panels(completed)
     fig, axes = _figure(len(panels))
     boundaries = steps.groupby("epoch")["step"].min().iloc[1:]
-    for ax, (title, arms) in zip(axes, panels):
+    for ax, (title, arms, reference) in zip(axes, panels):
         for arm in arms:
             by_step = steps[steps["arm"] == arm].groupby("step")["smooth"].agg(["mean", "std", "count"])
             if len(by_step):
                 trials = steps.loc[steps["arm"] == arm, "trial_id"].nunique()
-                _band(ax, by_step.index, by_step["mean"], by_step["std"], by_step["count"], colours[arm],
-                      f"{arm} (n={trials})")
+                _curve(ax, by_step.index, by_step["mean"], t_halfwidth(by_step["std"], by_step["count"]),
+                       colours[arm], f"{arm} (n={trials})", arm == reference)
         ax.axhline(0, color="black", linewidth=0.8, linestyle="--")
         for step in boundaries:
             ax.axvline(step, color="#bbbbbb", linewidth=0.6, linestyle=":")
@@ -106,14 +109,11 @@ def accuracy_over_epochs(epochs: pd.DataFrame, completed: pd.DataFrame, path: Pa
     colours = arm_colours(completed)
     panels = _panels(completed)
     fig, axes = _figure(len(panels))
-    for ax, (title, arms) in zip(axes, panels):
+    for ax, (title, arms, reference) in zip(axes, panels):
         for arm in arms:
             rows = epochs[epochs["arm"] == arm]
-            half = (rows["acc_ci_high"] - rows["acc_ci_low"]) / 2
-            ax.plot(rows["epoch"], rows["acc_mean"], color=colours[arm], marker="o", linewidth=1.6,
-                    label=f"{arm} (n={int(rows['acc_n'].max())})")
-            ax.fill_between(rows["epoch"], rows["acc_mean"] - half, rows["acc_mean"] + half,
-                            color=colours[arm], alpha=0.2, linewidth=0)
+            _curve(ax, rows["epoch"], rows["acc_mean"], (rows["acc_ci_high"] - rows["acc_ci_low"]) / 2, colours[arm],
+                   f"{arm} (n={int(rows['acc_n'].max())})", arm == reference, marker="o")
         ax.axhline(CHANCE, color="black", linewidth=0.8, linestyle=":", label="chance (0.1)")
         ax.set(title=title, xlabel="distillation epoch (0 = before)", ylabel="student test accuracy (fraction)")
         ax.xaxis.get_major_locator().set_params(integer=True)

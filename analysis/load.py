@@ -136,6 +136,9 @@ class _Loader:
             row["status"] = "incomplete" if stopped_early else "completed"
             if not stopped_early:
                 self._add_trace(trial_id, folder / TRACE_FILE)
+        if not row["arm"]:
+            self.lacking["arm label"] += 1
+            row["arm"] = "unlabelled"
         for key in IDENTITY:
             if key not in (config or {}):
                 self.lacking[f"config '{key}'"] += 1

@@ -61,11 +61,11 @@ def build_report(results_path: str | Path, out: str | Path | None = None, mediat
         raise ReportError(f"{folder}: exists and is not a folder; expected a folder for the report")
     stats = compute_stats(results, mediation_sims=mediation_sims, mediation_seed=mediation_seed)
     stats["meta"]["results"] = str(results.path)
-    stats["claims"] = claims.judge(stats)
     epochs = epoch_table(results.completed)
     stats["figures"] = figures.draw_all(results.steps, results.completed, epochs, stats["dose_response"],
                                         folder / "figures")
     stats = json.loads(json.dumps(jsonable(stats), allow_nan=False))  # the report shows what stats.json holds
+    stats["claims"] = claims.judge(stats)
 
     tables = {"trials": results.trials, "arms": arm_table(results.trials), "arm_epochs": epochs,
               "dose_response": _dose_table(stats)}
