@@ -132,8 +132,12 @@ def _table(header: list[str], rows: list[list[str]]) -> list[Block]:
 
 
 def _refusals(results: dict[str, dict[str, Any]]) -> list[Block]:
-    """The reasons of refused statistics, listed under their table."""
-    items = [f"{name}: {result['refused']}" for name, result in results.items() if "refused" in result]
+    """The reasons of refused statistics, listed under their table, each reason once with what it refused."""
+    by_reason: dict[str, list[str]] = {}
+    for name, result in results.items():
+        if "refused" in result:
+            by_reason.setdefault(result["refused"], []).append(name)
+    items = [f"{', '.join(names)}: {reason}" for reason, names in by_reason.items()]
     return [Paragraph("Refused (not enough data):"), Bullets(items)] if items else []
 
 
@@ -182,7 +186,7 @@ def _data_section(stats: dict[str, Any]) -> list[Block]:
 
 
 def _positivity_section(stats: dict[str, Any], claim: dict[str, str]) -> list[Block]:
-    rows, epoch_rows, refused = [], [], {}
+    rows, alignment_rows, step_rows, refused = [], [], [], {}
     for arm, result in stats["positivity"].items():
         m, steps, epochs = result["mean_alignment"], result["positive_steps"], result["by_epoch"]
         wilcoxon = m.get("wilcoxon", {})
@@ -191,17 +195,34 @@ def _positivity_section(stats: dict[str, Any], claim: dict[str, str]) -> list[Bl
                      f"{fmt(steps.get('trials_mostly_positive'))} of {fmt(steps.get('n'))}", fmt(steps.get("p_trials"))])
         refused.update({f"{arm} mean alignment": m, f"{arm} Wilcoxon": wilcoxon, f"{arm} positive steps": steps,
                         f"{arm} per epoch": epochs})
+        for epoch in epochs.get("epochs", []):
+            refused[f"{arm} epoch {epoch['epoch']}"] = epoch
+            refused[f"{arm} epoch {epoch['epoch']} positive steps"] = epoch["positive_steps"]
         if "epochs" in epochs:
-            epoch_rows.append([arm, *(_with_p(e) for e in epochs["epochs"]), fmt(epochs["sustained"])])
+            alignment_rows.append([arm, *(_with_p(e) for e in epochs["epochs"]), fmt(epochs["sustained"])])
+            step_rows.append([arm, *(_steps_cell(e["positive_steps"]) for e in epochs["epochs"])])
+    width = max((len(r) - 1 for r in step_rows), default=0)
+    epochs_header = [f"epoch {e}" for e in range(1, width + 1)]
+
+    def pad(row: list[str], tail: int = 0) -> list[str]:
+        return row[:len(row) - tail] + [""] * (width + 1 + tail - len(row)) + row[len(row) - tail:]
+
     blocks = [Heading(claim["title"]), *_claim_and_statistic(claim),
               Table(["arm", "n", f"mean alignment [{CI}]", "t-test p", "Wilcoxon p", "Cohen's d",
                      f"positive steps [{CI}]", "binomial p (steps)", "trials mostly positive", "sign-test p"], rows)]
-    if epoch_rows:
-        width = max(len(r) for r in epoch_rows) - 2
-        blocks += [Paragraph(f"Mean alignment per epoch [{CI}] with t-test p; sustained = interval above 0 in every epoch:"),
-                   Table(["arm", *(f"epoch {e}" for e in range(1, width + 1)), "sustained"],
-                         [r[:-1] + [""] * (width + 2 - len(r)) + r[-1:] for r in epoch_rows])]
+    if alignment_rows:
+        blocks += [Paragraph(f"Mean alignment per epoch [{CI}] with t-test p; sustained = interval above 0 in every "
+                             "epoch:"),
+                   Table(["arm", *epochs_header, "sustained"], [pad(r, tail=1) for r in alignment_rows]),
+                   Paragraph(f"Positive steps per epoch: fraction [{CI}]; trials with mostly positive steps, sign-test p:"),
+                   Table(["arm", *epochs_header], [pad(r) for r in step_rows])]
     return blocks + _refusals(refused) + [_conclusion(claim), *_figure(stats, "alignment_steps")]
+
+
+def _steps_cell(steps: dict[str, Any]) -> str:
+    if "refused" in steps:
+        return "refused"
+    return f"{_interval(steps, 'fraction')}; {steps['trials_mostly_positive']} of {steps['n']}, p={fmt(steps['p_trials'])}"
 
 
 def _comparison_table(results: dict[str, dict[str, dict[str, Any]]]) -> tuple[list[Block], dict[str, Any]]:

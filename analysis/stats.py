@@ -93,9 +93,6 @@ def _by_arm(trials: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 def data_summary(results: Results) -> dict[str, Any]:
     """What there is to analyse: trials per arm by status, failures, teachers, and loading warnings."""
     trials = results.trials
-    counts = [{"arm": arm, "expected": len(group),
-               **{status: int((group["status"] == status).sum()) for status in STATUSES}}
-              for arm, group in _by_arm(trials)]
     completed = results.completed
     repeated = completed.groupby(["arm", "seed"]).size()
     notes = list(results.warnings)
@@ -105,8 +102,8 @@ def data_summary(results: Results) -> dict[str, Any]:
     teachers = completed.drop_duplicates("teacher_key") if completed["teacher_key"].notna().all() else completed
     return {
         "source": results.kind,
-        "arms": counts,
-        "totals": {"expected": len(trials), **{s: int((trials["status"] == s).sum()) for s in STATUSES}},
+        "arms": arm_table(trials)[["arm", "expected", *STATUSES]].to_dict("records"),
+        "totals": _status_counts(trials),
         "failures": trials.loc[trials["status"] == "failed", ["trial_id", "arm", "error"]].to_dict("records"),
         "seeds": int(completed["seed"].nunique()),
         "teacher_acc": {**mean_ci(teachers["teacher_acc"]), "min": float(teachers["teacher_acc"].min()),
@@ -115,13 +112,17 @@ def data_summary(results: Results) -> dict[str, Any]:
     }
 
 
+def _status_counts(trials: pd.DataFrame) -> dict[str, int]:
+    return {"expected": len(trials), **{status: int((trials["status"] == status).sum()) for status in STATUSES}}
+
+
 def arm_table(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per arm: counts by status and, over completed trials, mean and CI of each metric."""
     rows = []
     for arm, group in _by_arm(trials):
         done = group[group["status"] == "completed"]
         row = {"arm": arm, **{key: group[key].iloc[0] for key in ("mitigation", "strength", "student_init")},
-               "expected": len(group), **{s: int((group["status"] == s).sum()) for s in STATUSES}}
+               **_status_counts(group)}
         for metric in ARM_METRICS:
             summary = mean_ci(done[metric]) if metric in done else mean_ci([])
             row.update({f"{metric}_{key}": summary[key] for key in ("mean", "ci_low", "ci_high")})
@@ -160,19 +161,23 @@ def alignment_positivity(group: pd.DataFrame) -> dict[str, Any]:
             "by_epoch": attempt(alignment_by_epoch, group)}
 
 
-def positive_steps(group: pd.DataFrame) -> dict[str, Any]:
-    """Binomial tests of positive steps against one half: pooled over steps, and per trial (a sign test).
+def positive_steps(group: pd.DataFrame, epoch: int | None = None) -> dict[str, Any]:
+    """Binomial tests of positive steps against one half: pooled over steps, and per trial (a sign test);
+    over the whole training, or in one epoch (each epoch has an equal share of a trial's steps).
 
     Steps of one trial are autocorrelated, so the pooled p-value is optimistic; the trial-level
     test (how many trials have mostly positive steps) is the one with independent units.
     """
-    g = group[["frac_positive_steps", "steps"]].dropna()
+    column = "frac_positive_steps" if epoch is None else f"frac_positive_epoch_{epoch}"
+    need(column in group, f"needs {column} in the summaries, has none")
+    g = pd.DataFrame({"frac": group[column], "steps": group["steps"] if epoch is None
+                      else (group["steps"] / group["epochs_done"]).round()}).dropna()
     g = g[g["steps"] > 0]
-    need(len(g) >= MIN_TEST_N, f"needs at least {MIN_TEST_N} trials with frac_positive_steps and steps, has {len(g)}")
-    positive, total = int(round((g["frac_positive_steps"] * g["steps"]).sum())), int(g["steps"].sum())
+    need(len(g) >= MIN_TEST_N, f"needs at least {MIN_TEST_N} trials with {column} and steps, has {len(g)}")
+    positive, total = int(round((g["frac"] * g["steps"]).sum())), int(g["steps"].sum())
     pooled = scipy_stats.binomtest(positive, total, 0.5)
     interval = pooled.proportion_ci(CONFIDENCE, method="wilson")
-    majority = int((g["frac_positive_steps"] > 0.5).sum())
+    majority = int((g["frac"] > 0.5).sum())
     return {"n": len(g), "steps": total, "positive": positive, "fraction": positive / total,
             "ci_low": float(interval.low), "ci_high": float(interval.high), "p_steps": float(pooled.pvalue),
             "trials_mostly_positive": majority,
@@ -190,8 +195,7 @@ def alignment_by_epoch(group: pd.DataFrame) -> dict[str, Any]:
     rows = []
     for epoch in range(1, last + 1):
         test = attempt(describe, group[f"alignment_epoch_{epoch}"], f"alignment in epoch {epoch}")
-        positive = group.get(f"frac_positive_epoch_{epoch}", pd.Series(dtype=float)).mean()
-        rows.append({"epoch": epoch, **test, "frac_positive_mean": float(positive)})
+        rows.append({"epoch": epoch, **test, "positive_steps": attempt(positive_steps, group, epoch)})
     tested = [row for row in rows if "refused" not in row]
     above = sum(row["ci_low"] > 0 for row in tested)
     sustained = None if len(tested) < len(rows) else above == len(rows)

@@ -53,6 +53,9 @@ def test_positive_steps_binomial_counts():
     assert (result["positive"], result["steps"], result["trials_mostly_positive"]) == (250, 400, 3)
     assert result["p_steps"] == pytest.approx(scipy_stats.binomtest(250, 400).pvalue)
     assert result["p_trials"] == pytest.approx(scipy_stats.binomtest(3, 4).pvalue)
+    by_epoch = table([{"frac_positive_epoch_2": f, "steps": 100, "epochs_done": 2} for f in (0.6, 0.7, 0.4, 0.8)])
+    second = stats.positive_steps(by_epoch, epoch=2)
+    assert (second["positive"], second["steps"]) == (125, 200)
 
 
 # --- alignment positivity ----------------------------------------------------------------------------
