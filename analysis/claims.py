@@ -185,8 +185,8 @@ def alignment_mediates(stats: dict[str, Any]) -> dict[str, str]:
     return _claim("referee", "Referee: is alignment more than a correlate of acquisition?",
                   "Alignment predicts acquisition, and mitigation changes acquisition through alignment (the "
                   "referee asks for explicit statistics, and for more than correlation behind the causal claim).",
-                  "trait_gain ~ mean_alignment by OLS with HC3 robust SEs and by a mixed model with a random "
-                  "intercept per seed; mediation strength → mean_alignment → trait_gain per mitigation "
+                  "trait_gain ~ mean_alignment over all completed trials (every arm) by OLS with HC3 robust SEs "
+                  "and by a mixed model with a random intercept per seed; mediation strength → mean_alignment → trait_gain per mitigation "
                   "(statsmodels Mediation, seed fixed effects).", verdict, " ".join(parts))
 
 

@@ -22,8 +22,8 @@ from .atomic import atomic_write, write_text
 from .document import Block, Bullets, Heading, Image, Paragraph, Table, fmt, to_html, to_markdown
 from .errors import ReportError
 from .load import STATUSES, load_results
-from .stats import (ALPHA, BASELINE, CONFIDENCE, MIN_DISTINCT_X, MIN_REGRESSION_N, MIN_TEST_N, MIN_WILCOXON_N,
-                    arm_table, compute_stats, epoch_table)
+from .stats import (ALPHA, BASELINE, CONFIDENCE, MEDIATION_SIMS, MIN_DISTINCT_X, MIN_REGRESSION_N, MIN_TEST_N,
+                    MIN_WILCOXON_N, arm_table, compute_stats, epoch_table)
 
 CI = f"{CONFIDENCE:.0%} CI"
 FIGURE_CAPTIONS = {
@@ -50,15 +50,17 @@ class ReportFiles:
     claims: list[dict[str, str]]  # id, title, claim, statistic, verdict, words
 
 
-def build_report(results_path: str | Path, out: str | Path | None = None, mediation_sims: int = 500,
+def build_report(results_path: str | Path, out: str | Path | None = None, mediation_sims: int = MEDIATION_SIMS,
                  mediation_seed: int = 0) -> ReportFiles:
     """Write the report of the results folder `results_path` into `out` (default `results_path/report`)."""
     if mediation_sims < 10:
-        raise ReportError(f"mediation simulations: {mediation_sims} is too few; expected at least 10")
+        raise ReportError(f"mediation simulations ({mediation_sims}) too few for an interval; expected at least 10")
     results = load_results(results_path)
     folder = Path(out) if out is not None else results.path / "report"
-    if folder.exists() and not folder.is_dir():
-        raise ReportError(f"{folder}: exists and is not a folder; expected a folder for the report")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ReportError(f"{folder}: cannot hold the report ({error.strerror}); expected a writable folder") from None
     stats = compute_stats(results, mediation_sims=mediation_sims, mediation_seed=mediation_seed)
     stats["meta"]["results"] = str(results.path)
     epochs = epoch_table(results.completed)

@@ -30,6 +30,7 @@ MIN_TEST_N = 3  # a t-test with fewer than 2 degrees of freedom says nothing use
 MIN_WILCOXON_N = 6  # below 6, a two-sided signed-rank test cannot reach p < 0.05 whatever the data
 MIN_REGRESSION_N = 4  # slope and intercept leave at least 2 residual degrees of freedom
 MIN_DISTINCT_X = 3  # a line through 2 distinct x values fits perfectly and tests nothing
+MEDIATION_SIMS = 500  # parametric draws per mediation: percentile intervals settle to about 2 digits
 ARM_METRICS = ("teacher_acc", "student_acc_before", "student_acc", "trait_gain", "mean_alignment",
                "frac_positive_steps", "mean_applied_alignment", "final_distill_loss")
 
@@ -63,10 +64,10 @@ def mean_ci(values: Any) -> dict[str, float]:
     return {"n": len(x), "mean": mean, "ci_low": mean - half, "ci_high": mean + half}
 
 
-def describe(values: Any, what: str, null: float = 0.0) -> dict[str, Any]:
+def describe(values: Any, what: str, null: float = 0.0, units: str = "trials") -> dict[str, Any]:
     """Mean against `null`: CI, one-sample t-test, Wilcoxon signed-rank test and Cohen's d."""
     x = _finite(values)
-    need(len(x) >= MIN_TEST_N, f"needs at least {MIN_TEST_N} trials with a finite {what}, has {len(x)}")
+    need(len(x) >= MIN_TEST_N, f"needs at least {MIN_TEST_N} {units} with a finite {what}, has {len(x)}")
     sd = float(x.std(ddof=1))
     need(sd > 0, f"all {len(x)} values of {what} are equal; a test needs some spread")
     d = DescrStatsW(x)
@@ -228,13 +229,14 @@ def critical_period(group: pd.DataFrame) -> dict[str, Any]:
 
 def paired(completed: pd.DataFrame, arm: str, reference: str, metric: str) -> dict[str, Any]:
     """`arm` minus `reference` in `metric`, paired by seed (trials of a seed share teacher and init)."""
+    need(metric in completed, f"needs {metric} in the summaries, has none")
     for name in (arm, reference):
         need(bool((completed["arm"] == name).any()), f"needs completed trials of arm {name}, has none")
     table = completed[completed["arm"].isin([arm, reference])].pivot_table(
         index="seed", columns="arm", values=metric, aggfunc="mean")
     need(arm in table and reference in table, f"needs a finite {metric} in both {arm} and {reference}")
     both = table[[arm, reference]].dropna()
-    result = describe(both[arm] - both[reference], f"{metric} difference over seeds with both arms")
+    result = describe(both[arm] - both[reference], f"{metric} in both {arm} and {reference}", units="seeds")
     return {"arm": arm, "reference": reference, "metric": metric, "mean_arm": float(both[arm].mean()),
             "mean_reference": float(both[reference].mean()), **result}
 
@@ -388,7 +390,7 @@ def mediation(completed: pd.DataFrame, kind: str, sims: int, seed: int) -> dict[
 
 # --- everything --------------------------------------------------------------------------------
 
-def compute_stats(results: Results, mediation_sims: int = 500, mediation_seed: int = 0) -> dict[str, Any]:
+def compute_stats(results: Results, mediation_sims: int = MEDIATION_SIMS, mediation_seed: int = 0) -> dict[str, Any]:
     """Every number of the report, keyed by the question it answers."""
     completed = results.completed
     arms = _by_arm(completed)

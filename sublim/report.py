@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from analysis import ReportError, build_report
+from analysis.stats import MEDIATION_SIMS
 
 USER_ERRORS = (ReportError,)
 
@@ -14,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", type=Path, metavar="RESULTS",
                         help="results folder: a sweep's (holding sweep.json) or a run's (holding summary.json)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="report folder (default: RESULTS/report)")
-    parser.add_argument("--mediation-sims", type=int, default=500, metavar="N",
+    parser.add_argument("--mediation-sims", type=int, default=MEDIATION_SIMS, metavar="N",
                         help="simulations per mediation analysis (default: %(default)s)")
     parser.add_argument("--mediation-seed", type=int, default=0, metavar="SEED",
                         help="seed of the mediation simulations, for reproducible intervals (default: %(default)s)")

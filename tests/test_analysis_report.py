@@ -208,14 +208,14 @@ def test_report_is_reproducible(sweep_report):
 
 # --- the command -------------------------------------------------------------------------------------
 
-def test_cli_main_writes_report_and_errors_in_one_line(sweep_report, tmp_path, capsys):
+def test_cli_main_writes_report_and_errors_in_one_line(tmp_path, capsys):
     import argparse
 
     from sublim import report
 
     parser = argparse.ArgumentParser()
     report.add_arguments(parser)
-    root, _ = sweep_report
+    root = write_sweep(tmp_path / "small", seeds=3, arms=ARMS[:2])
     args = parser.parse_args([str(root), "--out", str(tmp_path / "r"), "--mediation-sims", "50"])
     assert report.main(args) == 0
     assert (tmp_path / "r" / "report.html").is_file()
@@ -226,8 +226,8 @@ def test_cli_main_writes_report_and_errors_in_one_line(sweep_report, tmp_path, c
     assert "\n" not in message and str(tmp_path / "nowhere") in message and "sweep.json" in message
 
 
-def test_report_needs_no_torch(sweep_report, tmp_path):
-    root, _ = sweep_report
+def test_report_needs_no_torch(tmp_path):
+    root = write_sweep(tmp_path / "small", seeds=3, arms=ARMS[:3])
     code = ("import sys; import analysis; "
             f"analysis.build_report({str(root)!r}, {str(tmp_path / 'r')!r}, mediation_sims=20); "
             "bad = [m for m in ('torch', 'ray') if m in sys.modules]; "
@@ -252,6 +252,14 @@ def test_missing_folder_and_unreadable_sweep_json(tmp_path):
     (tmp_path / "sweep.json").write_text(json.dumps({"name": "x", "trials": []}))
     with pytest.raises(ReportError, match="lists no trials; nothing to analyse"):
         build_report(tmp_path)
+
+
+def test_unusable_output_folder_and_options(tmp_path):
+    root = write_sweep(tmp_path / "ok", seeds=1, arms=ARMS[:1])
+    with pytest.raises(ReportError, match="sweep.json: cannot hold the report"):
+        build_report(root, root / "sweep.json")
+    with pytest.raises(ReportError, match=r"mediation simulations \(3\) too few"):
+        build_report(root, mediation_sims=3)
 
 
 def test_all_trials_failed_is_a_clear_error(tmp_path):
