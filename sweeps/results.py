@@ -82,9 +82,8 @@ class ResultsFolder:
         folder = self.path / "trials"
         return {p.parent.name for p in folder.glob(f"*/{SUMMARY_FILE}")} if folder.exists() else set()
 
-    def errored(self) -> set[str]:
-        folder = self.path / "trials"
-        return {p.parent.name for p in folder.glob(f"*/{ERROR_FILE}")} if folder.exists() else set()
+    def is_finished(self, trial_id: str) -> bool:
+        return (self.trial_dir(trial_id) / SUMMARY_FILE).exists()
 
     def store_outputs(self, trial_id: str, source: Path) -> None:
         """Copy a finished trial's trace, then its summary (a folder with a summary has its trace)."""

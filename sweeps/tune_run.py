@@ -84,12 +84,17 @@ class TrialInputs:
     mnist: ray.ObjectRef
     teachers: dict[str, ray.ObjectRef]
     threads: int
+    finished: frozenset[str]  # trials whose outputs are in the results folder already
 
 
 def run_trial(config: dict[str, Any], inputs: TrialInputs) -> None:
     """Tune function trainable: one trial, reporting each epoch with a checkpoint to resume from."""
-    torch.set_num_threads(inputs.threads)
     trial_config = TrialConfig.from_dict(config["trial"]["config"])
+    node = {"node_id": ray.get_runtime_context().get_node_id()}
+    if config["trial"]["trial_id"] in inputs.finished:  # Tune's state lagged behind the results: never rerun
+        tune.report({"epoch": trial_config.epochs, "restored_from_epoch": trial_config.epochs, **node})
+        return
+    torch.set_num_threads(inputs.threads)
     teacher = Teacher.from_state_dict(ray.get(inputs.teachers[trial_config.teacher_key]))
     data = TrialData.from_mnist(ray.get(inputs.mnist), trial_config, trial_device(trial_config))
     trial = Trial(trial_config, data, teacher)
@@ -97,8 +102,7 @@ def run_trial(config: dict[str, Any], inputs: TrialInputs) -> None:
     if checkpoint:
         with checkpoint.as_directory() as folder:
             trial.load_state_dict(load_state(Path(folder) / STATE_FILE))
-    where = {"trial_id": config["trial"]["trial_id"], "node_id": ray.get_runtime_context().get_node_id(),
-             "restored_from_epoch": trial.epoch}
+    where = {**node, "restored_from_epoch": trial.epoch}
     if trial.epoch == trial_config.epochs:  # restored after its last epoch: its checkpoint already has it all
         tune.report({**trial.epoch_metrics(trial.epoch), **where})
         return
@@ -115,7 +119,9 @@ def trial_id_of(trial_or_result: Any) -> str:
 
 
 def harvest(folder: ResultsFolder, trial_id: str, checkpoint: tune.Checkpoint | None) -> bool:
-    """Copy a finished trial's outputs from its last checkpoint into trials/<trial_id>/."""
+    """Copy a finished trial's outputs from its last checkpoint into trials/<trial_id>/, once."""
+    if folder.is_finished(trial_id):
+        return True
     if checkpoint is None:
         return False
     with checkpoint.as_directory() as source:
@@ -135,8 +141,10 @@ class Harvest(tune.Callback):
         harvest(ResultsFolder(self.folder), trial_id_of(trial), trial.checkpoint)
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
-        error = trial.get_error() or "the trial failed (Tune recorded no message)"
-        ResultsFolder(self.folder).store_error(trial_id_of(trial), f"{error}\n")
+        folder = ResultsFolder(self.folder)
+        if not folder.is_finished(trial_id_of(trial)):
+            error = trial.get_error() or "the trial failed (Tune recorded no message)"
+            folder.store_error(trial_id_of(trial), f"{error}\n")
 
 
 def _trial_name(trial) -> str:
@@ -203,10 +211,11 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
             mnist_ref = ray.put(mnist)
             teachers, trained = prepare_teachers(spec, folder, mnist_ref, log)
             log(f"running {len(pending)} of {len(spec.trials)} trials ({len(spec.trials) - len(pending)} already done)")
-            results = fit(name, spec, folder, TrialInputs(mnist_ref, teachers, spec.resources.threads), pending)
+            inputs = TrialInputs(mnist_ref, teachers, spec.resources.threads, frozenset(folder.finished()))
+            results = fit(name, spec, folder, inputs, pending)
             for result in results:  # whatever the callback missed (e.g. trials Tune finished before a crash)
                 trial_id = trial_id_of(result)
-                if trial_id not in folder.finished() and not harvest(folder, trial_id, result.checkpoint):
+                if not harvest(folder, trial_id, result.checkpoint):
                     folder.store_error(trial_id, f"{result.error or 'the trial did not finish'}\n")
     finished = folder.finished()
     return SweepOutcome(
