@@ -54,9 +54,15 @@ def _panels(completed: pd.DataFrame) -> list[tuple[str, list[str], str | None]]:
 
 
 def _figure(panels: int, width: float = 5.2, height: float = 4.0) -> tuple[Figure, list[Any]]:
+    """Panels side by side on one y scale, so that arms compare across panels at a glance."""
     fig = Figure(figsize=(width * panels, height), dpi=DPI, layout="constrained")
-    axes = fig.subplots(1, panels, squeeze=False)[0]
+    axes = fig.subplots(1, panels, squeeze=False, sharey=True)[0]
     return fig, list(axes)
+
+
+def _legend_below(ax: Any) -> None:
+    """Below the panel, so that it never hides a curve."""
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -94,9 +100,9 @@ def alignment_over_steps(steps: pd.DataFrame, completed: pd.DataFrame, path: Pat
         ax.axhline(0, color="black", linewidth=0.8, linestyle="--")
         for step in boundaries:
             ax.axvline(step, color="#bbbbbb", linewidth=0.6, linestyle=":")
-        ax.set(title=title, xlabel="optimizer step (dotted lines: epoch boundaries)",
-               ylabel="alignment cos(g_distill, g_trait)")
-        ax.legend(fontsize="small")
+        ax.set(title=title, xlabel="optimizer step (dotted lines: epoch boundaries)")
+        _legend_below(ax)
+    axes[0].set_ylabel("alignment cos(g_distill, g_trait)")
     smoothing = f", rolling mean over {window} steps" if window > 1 else ""
     fig.suptitle(f"Gradient alignment during distillation: mean across trials with {BAND} band{smoothing}")
     _save(fig, path)
@@ -115,9 +121,10 @@ def accuracy_over_epochs(epochs: pd.DataFrame, completed: pd.DataFrame, path: Pa
             _curve(ax, rows["epoch"], rows["acc_mean"], (rows["acc_ci_high"] - rows["acc_ci_low"]) / 2, colours[arm],
                    f"{arm} (n={int(rows['acc_n'].max())})", arm == reference, marker="o")
         ax.axhline(CHANCE, color="black", linewidth=0.8, linestyle=":", label="chance (0.1)")
-        ax.set(title=title, xlabel="distillation epoch (0 = before)", ylabel="student test accuracy (fraction)")
+        ax.set(title=title, xlabel="distillation epoch (0 = before)")
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend(fontsize="small")
+        _legend_below(ax)
+    axes[0].set_ylabel("student test accuracy (fraction)")
     fig.suptitle(f"Trait acquisition: student MNIST test accuracy, mean across trials with {BAND} band")
     _save(fig, path)
 
@@ -173,10 +180,14 @@ def dose_response(completed: pd.DataFrame, doses: dict[str, Any], path: Path) ->
             ax.errorbar(strengths, mean, yerr=np.nan_to_num(half), color=colour, marker="o", capsize=4,
                         linewidth=1.6, label=f"mean ± {BAND}")
             ax.axhline(0, color="black", linewidth=0.8, linestyle="--")
-            positive = strengths[strengths > 0]
-            if len(positive) and positive.max() / positive.min() > 20:
+            positive, scale = strengths[strengths > 0], ""
+            if len(positive) and positive.max() / positive.min() > 20:  # e.g. 0.1 to 10: spread them out
                 ax.set_xscale("symlog", linthresh=positive.min())
-            ax.set(xlabel=f"{kind} strength s (0 = no mitigation)", ylabel=label,
+                ax.set_xlim(-0.5 * positive.min(), positive.max() * 1.6)
+                scale = f"; log scale above {positive.min():g}"
+            ax.set_xticks(strengths, [f"{s:g}" for s in strengths])
+            ax.minorticks_off()
+            ax.set(xlabel=f"{kind} strength s (0 = no mitigation{scale})", ylabel=label,
                    title=f"{PANEL_TITLES[kind]}: {label.split(' (')[0]}")
             ax.legend(fontsize="small")
     fig.suptitle("Dose-response across mitigation strength (shared-init students)")

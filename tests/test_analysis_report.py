@@ -34,17 +34,17 @@ def trial_outputs(seed: int, mitigation: str, strength: float, init: str, rng: n
                   seed_effect: float) -> tuple[dict, pd.DataFrame]:
     """A plausible summary.json and trace: alignment lowered by mitigation, gain following alignment."""
     shared = init == "shared"
-    level = 0.0 if not shared else 0.004 - 0.0008 * strength if mitigation == "liminal" else 0.004 - 0.001 * strength
-    shape = np.array([1.25, 1.0, 0.75])
+    level = 0.0 if not shared else 0.004 / (1 + 0.25 * strength) if mitigation == "liminal" else 0.004 - 0.001 * strength
+    shape = np.linspace(1.25, 0.75, EPOCHS)  # alignment fading over training
     if mitigation == "liminal":
-        shape[0] *= 1 - 0.2 * strength
+        shape[0] /= 1 + 0.25 * strength  # attenuated most in the first epoch
     steps = EPOCHS * STEPS_PER_EPOCH
     epoch = np.repeat(np.arange(1, EPOCHS + 1), STEPS_PER_EPOCH)
     alignment = level * shape[epoch - 1] + rng.normal(0, 0.003, steps)
     mean_alignment = float(alignment.mean())
     gain = (GAIN_PER_ALIGNMENT * mean_alignment + seed_effect if shared else 0.0) + rng.normal(0, 0.01)
     before = 0.1 + rng.normal(0, 0.005)
-    acc = [before + gain * f for f in (0.0, 0.6, 0.85, 1.0)]
+    acc = [before + gain * (1 - 0.4 ** e) / (1 - 0.4 ** EPOCHS) for e in range(EPOCHS + 1)]  # front-loaded
     by_epoch = pd.Series(alignment).groupby(epoch)
     trace = pd.DataFrame({
         "step": np.arange(steps, dtype=np.int64), "epoch": epoch.astype(np.int64), "t": np.arange(steps) / steps,
@@ -149,7 +149,7 @@ def test_planted_synthetic_sweep_gets_the_planted_verdicts(sweep_report):
     _, files = sweep_report
     verdicts = {claim["id"]: claim["verdict"] for claim in files.claims}
     assert verdicts["claim1"] == "supported"  # alignment planted positive in every epoch
-    assert verdicts["claim3"] == "supported"  # 60% of the gain planted in epoch 1
+    assert verdicts["claim3"] == "supported"  # most of the gain planted in epoch 1
     assert verdicts["control"] == "supported"  # independent init planted at zero gain
     stats = json.loads(files.stats.read_text())
     ols = stats["regression"]["ols"]
