@@ -14,6 +14,7 @@ from .stats import BASELINE, CONFIDENCE, CONTROL
 
 SUPPORTED, PARTLY, NOT_SUPPORTED, UNDETERMINED = "supported", "partly supported", "not supported", "undetermined"
 CI = f"{CONFIDENCE:.0%} CI"
+WEAK_COSINE = 0.1  # the literature's alignments are of order 1e-3 to 1e-2
 
 
 def p_value(result: dict[str, Any]) -> str:
@@ -46,6 +47,17 @@ def _combine(parts: list[tuple[str, str]]) -> tuple[str, str]:
     return NOT_SUPPORTED, words
 
 
+def _sustained(epochs: dict[str, Any]) -> tuple[str, str]:
+    """The verdict on a positive mean alignment, from whether every epoch's interval lies above 0."""
+    if "refused" in epochs or epochs["sustained"] is None:
+        reason = epochs.get("refused") or "some epochs have too few trials"
+        return PARTLY, f"Whether it holds in every epoch is undetermined ({reason})."
+    if epochs["sustained"]:
+        return SUPPORTED, f"The interval lies above 0 in all {epochs['epochs_tested']} epochs: sustained through training."
+    return PARTLY, (f"But the interval lies above 0 in only {epochs['epochs_positive']} of {epochs['epochs_tested']} "
+                    "epochs: not sustained throughout.")
+
+
 def alignment_positive(stats: dict[str, Any]) -> dict[str, str]:
     verdict, words = UNDETERMINED, f"No completed trials in {BASELINE}."
     positivity = stats["positivity"].get(BASELINE)
@@ -62,18 +74,10 @@ def alignment_positive(stats: dict[str, Any]) -> dict[str, str]:
         if m["ci_low"] <= 0:
             verdict = NOT_SUPPORTED
             words += " The interval includes or lies below 0: alignment is not shown to be positive."
-        elif "refused" in epochs or epochs["sustained"] is None:
-            verdict = PARTLY
-            reason = epochs.get("refused") or "some epochs have too few trials"
-            words += f" Positive on average, but whether it holds in every epoch is undetermined ({reason})."
-        elif epochs["sustained"]:
-            verdict = SUPPORTED
-            words += (f" The interval lies above 0 in all {epochs['epochs_tested']} epochs: positive, "
-                      "and sustained through training.")
         else:
-            verdict = PARTLY
-            words += (f" Positive on average, but the interval lies above 0 in only {epochs['epochs_positive']} "
-                      f"of {epochs['epochs_tested']} epochs: not sustained throughout.")
+            verdict, sustained = _sustained(epochs)
+            size = "weak in absolute terms" if m["mean"] < WEAK_COSINE else "not weak"
+            words += f" Positive, and {size}: a cosine of {fmt(m['mean'])}, where 1 is full alignment. {sustained}"
     return _claim("claim1", "Claim 1: alignment stays weakly but consistently positive",
                   "Alignment between the distillation gradient and the trait gradient stays weakly but "
                   "consistently positive throughout multi-step training.",
