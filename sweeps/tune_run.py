@@ -189,6 +189,8 @@ class SweepOutcome:
     teachers_trained: int
     teachers: int
     ray_start_seconds: float
+    teachers_seconds: float  # the teacher phase
+    trials_seconds: float  # Tune's run of the trials
     seconds: float
 
 
@@ -199,7 +201,8 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
     from .session import ray_session
 
     start = time.perf_counter()
-    ray_start, trained = 0.0, 0
+    ray_start = teachers_seconds = trials_seconds = 0.0
+    trained = 0
     pending = [t for t in spec.trials if t.trial_id not in folder.finished()]
     if pending:
         with ray_session(address, num_cpus) as ray_start:
@@ -208,11 +211,14 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
             resources = ray.cluster_resources()
             log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs "
                 f"({'cluster ' + address if address else 'local, loopback only'}), started in {ray_start:.1f} s")
+            phase = time.perf_counter()
             mnist_ref = ray.put(mnist)
             teachers, trained = prepare_teachers(spec, folder, mnist_ref, log)
+            teachers_seconds, phase = time.perf_counter() - phase, time.perf_counter()
             log(f"running {len(pending)} of {len(spec.trials)} trials ({len(spec.trials) - len(pending)} already done)")
             inputs = TrialInputs(mnist_ref, teachers, spec.resources.threads, frozenset(folder.finished()))
             results = fit(name, spec, folder, inputs, pending)
+            trials_seconds = time.perf_counter() - phase
             for result in results:  # whatever the callback missed (e.g. trials Tune finished before a crash)
                 trial_id = trial_id_of(result)
                 if not harvest(folder, trial_id, result.checkpoint):
@@ -222,5 +228,6 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
         folder=folder.path, total=len(spec.trials), finished=sum(t.trial_id in finished for t in spec.trials),
         unfinished=sorted(t.trial_id for t in spec.trials if t.trial_id not in finished),
         teachers_trained=trained, teachers=len(list(folder.teachers.folder.glob("teacher-*.pt"))),
-        ray_start_seconds=ray_start, seconds=time.perf_counter() - start,
+        ray_start_seconds=ray_start, teachers_seconds=teachers_seconds, trials_seconds=trials_seconds,
+        seconds=time.perf_counter() - start,
     )
