@@ -10,12 +10,12 @@ from sweeps.spec import NAME_PATTERN, SpecError, SweepSpec
 from trainable import DataError, load_mnist
 
 USER_ERRORS = (SpecError, SweepError, DataError)
-DEFAULT_STORAGE = Path("results")
+DEFAULT_STORAGE = "results"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path, metavar="SPEC", help="sweep spec (YAML), e.g. sweeps/smoke.yaml")
-    parser.add_argument("--storage", type=Path, default=DEFAULT_STORAGE, metavar="DIR",
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, metavar="DIR",
                         help="folder holding results, one subfolder per sweep; on a cluster, a path that every "
                              "node mounts (default: %(default)s)")
     parser.add_argument("--name", metavar="NAME", help="results subfolder (default: the spec's name)")
@@ -32,7 +32,10 @@ def main(args: argparse.Namespace) -> int:
     name = args.name or spec.name
     if not NAME_PATTERN.match(name):
         raise SweepError(f"--name {name!r} is not allowed; letters, digits, '.', '_' and '-'")
-    folder = ResultsFolder(args.storage / name)
+    if "://" in args.storage:
+        raise SweepError(f"--storage {args.storage}: URIs are not supported; give a folder (on a cluster, one "
+                         "that every node mounts at the same path, such as EFS or NFS)")
+    folder = ResultsFolder(Path(args.storage) / name)
     if folder.exists():
         folder.check_compatible(spec)
         print(f"continuing sweep {name} in {folder.path}", flush=True)
@@ -56,8 +59,9 @@ def closing_paragraph(name: str, args: argparse.Namespace, outcome) -> str:
             f"trials/<trial_id>/ holds each trial's summary.json and trace.parquet.")
     if outcome.unfinished:
         again = f"sublim sweep {args.spec} --storage {args.storage} --name {name} --resume"
-        text += (f" {len(outcome.unfinished)} trial(s) did not finish (see trials/<trial_id>/error.txt, e.g. "
-                 f"{outcome.unfinished[0]}); retry them with: {again}. Or report on what finished:")
+        text += (f" {len(outcome.unfinished)} trial(s) did not finish, e.g. {outcome.unfinished[0]} (a failed one "
+                 f"has trials/<trial_id>/error.txt); continue or retry them with: {again}. "
+                 "Or report on what finished:")
     else:
         text += " Next:"
     return f"{text} sublim report {outcome.folder}"

@@ -15,6 +15,10 @@ class ProgressTable(tune.Callback):
 
     def __init__(self, name: str, total: int, done_before: int = 0, every_s: float = 5.0):
         self.name, self.total, self.done_before, self.every_s = name, total, done_before, every_s
+        self.setup()
+
+    def setup(self, **info) -> None:
+        """Called by Tune when the run starts, and again when a driver continues it."""
         self.start = time.monotonic()
         self.last_print = 0.0
         self.last_view: tuple = ()

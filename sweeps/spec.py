@@ -107,9 +107,12 @@ class SweepSpec:
         }
 
     @property
-    def teacher_keys(self) -> list[str]:
-        """Distinct teachers of the grid, in grid order: one per seed when arms share settings."""
-        return list(dict.fromkeys(t.config.teacher_key for t in self.trials))
+    def teachers(self) -> dict[str, TrialConfig]:
+        """Each distinct teacher key of the grid with a config to train it: one per seed."""
+        teachers: dict[str, TrialConfig] = {}
+        for trial in self.trials:
+            teachers.setdefault(trial.config.teacher_key, trial.config)
+        return teachers
 
 
 class _Parser:

@@ -52,11 +52,8 @@ def prepare_teachers(spec: SweepSpec, folder: ResultsFolder, mnist: ray.ObjectRe
     Returns the teachers' object refs (put by this driver, so losing a node never retrains one) and
     how many were trained now.
     """
-    by_key: dict[str, TrialConfig] = {}
-    for t in spec.trials:
-        by_key.setdefault(t.config.teacher_key, t.config)
     refs, training = {}, {}
-    for key, config in by_key.items():
+    for key, config in spec.teachers.items():
         cached = folder.teachers.get(key)
         if cached is not None:
             refs[key] = ray.put(cached.state_dict())
@@ -221,8 +218,8 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
             trials_seconds = time.perf_counter() - phase
             for result in results:  # whatever the callback missed (e.g. trials Tune finished before a crash)
                 trial_id = trial_id_of(result)
-                if not harvest(folder, trial_id, result.checkpoint):
-                    folder.store_error(trial_id, f"{result.error or 'the trial did not finish'}\n")
+                if not harvest(folder, trial_id, result.checkpoint) and result.error is not None:
+                    folder.store_error(trial_id, f"{result.error}\n")
     finished = folder.finished()
     return SweepOutcome(
         folder=folder.path, total=len(spec.trials), finished=sum(t.trial_id in finished for t in spec.trials),

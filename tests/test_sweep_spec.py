@@ -33,7 +33,7 @@ def test_shipped_specs_load():
     assert {("none", 0.0, "shared"), ("none", 0.0, "independent"), ("projection", 1.0, "shared")} <= arms
     liminal = sorted(strength for mitigation, strength, _ in arms if mitigation == "liminal")
     assert len(liminal) >= 3 and liminal[0] == 0.1 and liminal[-1] == 10.0
-    assert len(paper.teacher_keys) == 20
+    assert len(paper.teachers) == 20
 
 
 def test_grid_is_seeds_by_arms_with_readable_stable_ids():
@@ -42,7 +42,7 @@ def test_grid_is_seeds_by_arms_with_readable_stable_ids():
     assert ids == ["s003-none-shared", "s003-none-independent", "s003-liminal@0.5-shared", "s003-liminal@2-shared",
                    "s004-none-shared", "s004-none-independent", "s004-liminal@0.5-shared", "s004-liminal@2-shared"]
     assert all(t.config.epochs == 2 and t.config.hidden == 256 for t in spec.trials)  # settings over defaults
-    assert len(spec.teacher_keys) == 2  # arms of a seed share one teacher
+    assert len(spec.teachers) == 2  # arms of a seed share one teacher
     assert spec.resources.tune() == {"cpu": 1.0, "gpu": 0.0}
 
 
@@ -132,4 +132,6 @@ def test_cli_rejects_a_missing_spec_and_a_resume_of_nothing(tmp_path, capsys):
     assert code == 2 and "--resume: nothing to resume in" in err
     code, err = _sweep_cli([spec, "--storage", tmp_path / "results", "--name", "../up"], capsys)
     assert code == 2 and "--name '../up' is not allowed" in err
+    code, err = _sweep_cli([spec, "--storage", "s3://bucket/results"], capsys)
+    assert code == 2 and "URIs are not supported" in err
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["tiny.yaml"]
