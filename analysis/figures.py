@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .atomic import atomic_write
+from sublim.files import atomic_write
 from .errors import Refused, need
 from .load import arm_order
 from .stats import BASELINE, CONFIDENCE, fit_ols, t_halfwidth

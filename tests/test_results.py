@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from trainable import TRACE_COLUMNS, Trial, write_trial_outputs
-from trainable.results import TeacherCache, atomic_write, load_state, save_state, write_json
+from sublim.files import atomic_write, write_json
+from trainable.results import TeacherCache, load_state, save_state
 
 
 def test_a_crash_while_writing_leaves_the_old_file_and_no_temporary(tmp_path):

@@ -1,56 +1,23 @@
-"""Writing a trial's outputs and states atomically: a crash never leaves a half-written file.
+"""A trial's files: its outputs (summary and trace), its resumable state and cached teachers.
 
-Every file is written to a temporary name in the same folder and renamed into place, so a reader
-sees either the old complete file or the new complete one.
+All written atomically (see sublim.files); states load without unpickling arbitrary objects.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from sublim.files import atomic_write, write_json
+
 from .trial import Teacher
 
 SUMMARY_FILE = "summary.json"
 TRACE_FILE = "trace.parquet"
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary path beside `path`, then rename it to `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinity as null: JSON has no spelling for them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def write_json(path: Path, value: Any) -> None:
-    text = json.dumps(_json_safe(value), indent=2, allow_nan=False) + "\n"
-    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def write_trial_outputs(out_dir: Path, summary: dict[str, Any], trace: dict[str, torch.Tensor]) -> None:
