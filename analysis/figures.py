@@ -8,6 +8,7 @@ needs raises `Refused`.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,11 @@ def _figure(panels: int, width: float = 5.2, height: float = 4.0) -> tuple[Figur
     return fig, list(axes)
 
 
+def _title(fig: Figure, text: str) -> None:
+    """A figure title wrapped to the figure's width, so that a one-panel figure does not clip it."""
+    fig.suptitle(textwrap.fill(text, width=int(fig.get_figwidth() * 9)))
+
+
 def _legend_below(ax: Any) -> None:
     """Below the panel, so that it never hides a curve."""
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
@@ -104,7 +110,7 @@ def alignment_over_steps(steps: pd.DataFrame, completed: pd.DataFrame, path: Pat
         _legend_below(ax)
     axes[0].set_ylabel("alignment cos(g_distill, g_trait)")
     smoothing = f", rolling mean over {window} steps" if window > 1 else ""
-    fig.suptitle(f"Gradient alignment during distillation: mean across trials with {BAND} band{smoothing}")
+    _title(fig, f"Gradient alignment during distillation: mean across trials with {BAND} band{smoothing}")
     _save(fig, path)
 
 
@@ -125,7 +131,7 @@ def accuracy_over_epochs(epochs: pd.DataFrame, completed: pd.DataFrame, path: Pa
         ax.xaxis.get_major_locator().set_params(integer=True)
         _legend_below(ax)
     axes[0].set_ylabel("student test accuracy (fraction)")
-    fig.suptitle(f"Trait acquisition: student MNIST test accuracy, mean across trials with {BAND} band")
+    _title(fig, f"Trait acquisition: student MNIST test accuracy, mean across trials with {BAND} band")
     _save(fig, path)
 
 
@@ -155,7 +161,7 @@ def gain_vs_alignment(completed: pd.DataFrame, path: Path) -> None:
     ax.set(xlabel="mean alignment over training (cosine)", ylabel="trait gain (test accuracy after − before)",
            title=title)
     ax.legend(fontsize="small")
-    fig.suptitle("Does alignment relate to acquisition? One point per trial")
+    _title(fig, "Does alignment relate to acquisition? One point per trial")
     _save(fig, path)
 
 
@@ -190,7 +196,7 @@ def dose_response(completed: pd.DataFrame, doses: dict[str, Any], path: Path) ->
             ax.set(xlabel=f"{kind} strength s (0 = no mitigation{scale})", ylabel=label,
                    title=f"{PANEL_TITLES[kind]}: {label.split(' (')[0]}")
             ax.legend(fontsize="small")
-    fig.suptitle("Dose-response across mitigation strength (shared-init students)")
+    _title(fig, "Dose-response across mitigation strength (shared-init students)")
     _save(fig, path)
 
 
