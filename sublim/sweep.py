@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sweeps.results import ResultsFolder, SweepError
 from sweeps.spec import NAME_PATTERN, SpecError, SweepSpec
 from trainable import DataError, load_mnist
+
+if TYPE_CHECKING:
+    from sweeps.tune_run import SweepOutcome
 
 USER_ERRORS = (SpecError, SweepError, DataError)
 DEFAULT_STORAGE = "results"
@@ -51,7 +55,8 @@ def main(args: argparse.Namespace) -> int:
     return 0 if not outcome.unfinished else 1
 
 
-def closing_paragraph(name: str, args: argparse.Namespace, outcome) -> str:
+def closing_paragraph(name: str, args: argparse.Namespace, outcome: SweepOutcome) -> str:
+    """Where the results are and the command to run next."""
     minutes, seconds = divmod(round(outcome.seconds), 60)
     text = (f"Sweep {name}: {outcome.finished} of {outcome.total} trials finished in {minutes} min {seconds} s, "
             f"with {outcome.teachers} teacher(s) ({outcome.teachers_trained} trained in this run, the others reused). "

@@ -1,4 +1,4 @@
-"""The sweep on Ray: each teacher trained once as a Ray task, then every trial as a Tune function trainable.
+"""The sweep on Ray: every trial as a Tune function trainable, with one teacher per seed (see teachers.py).
 
 Trials get MNIST and their teacher from Ray's object store (no trial reads the dataset from disk),
 report every epoch with a checkpoint holding the trial's state (and, after the last epoch, its
@@ -19,12 +19,13 @@ import ray
 import torch
 from ray import tune
 
-from trainable import Mnist, Teacher, Trial, TrialConfig, TrialData, train_teacher, write_trial_outputs
+from trainable import Mnist, Teacher, Trial, TrialConfig, TrialData, write_trial_outputs
 from trainable.results import SUMMARY_FILE, load_state, save_state
 
 from .progress import ProgressTable
 from .results import ResultsFolder
 from .spec import GridTrial, SweepSpec
+from .teachers import Teachers
 
 STATE_FILE = "state.pt"
 MAX_FAILURES = 3  # retries of a trial (e.g. its node went away) before it counts as errored
@@ -35,43 +36,6 @@ def trial_device(config: TrialConfig) -> torch.device:
     if config.device == "auto":
         return torch.device("cuda" if ray.get_gpu_ids() else "cpu")
     return torch.device(config.device)
-
-
-@ray.remote
-def _train_teacher_task(config: dict[str, Any], mnist: Mnist, threads: int) -> dict[str, Any]:
-    torch.set_num_threads(threads)
-    trial_config = TrialConfig.from_dict(config)
-    data = TrialData.from_mnist(mnist, trial_config, trial_device(trial_config))
-    return train_teacher(trial_config, data).state_dict()
-
-
-def prepare_teachers(spec: SweepSpec, folder: ResultsFolder, mnist: ray.ObjectRef,
-                     log: Callable[[str], None]) -> tuple[dict[str, ray.ObjectRef], int]:
-    """One teacher per distinct teacher key: loaded from teachers/ when there, else trained once.
-
-    Returns the teachers' object refs (put by this driver, so losing a node never retrains one) and
-    how many were trained now.
-    """
-    refs, training = {}, {}
-    for key, config in spec.teachers.items():
-        cached = folder.teachers.get(key)
-        if cached is not None:
-            refs[key] = ray.put(cached.state_dict())
-        else:
-            task = _train_teacher_task.options(num_cpus=spec.resources.cpus, num_gpus=spec.resources.gpus)
-            training[task.remote(config.to_dict(), mnist, spec.resources.threads)] = config
-    if refs:
-        log(f"reusing {len(refs)} teacher(s) from {folder.teachers.folder}")
-    if training:
-        log(f"training {len(training)} teacher(s), one per seed, shared by all arms ...")
-    pending = list(training)
-    while pending:
-        [done], pending = ray.wait(pending, num_returns=1)
-        teacher = Teacher.from_state_dict(ray.get(done))
-        folder.teachers.put(teacher)
-        refs[teacher.key] = ray.put(teacher.state_dict())
-        log(f"  teacher of seed {training[done].seed}: test accuracy {teacher.test_acc:.4f} ({teacher.seconds:.1f} s)")
-    return refs, len(training)
 
 
 @dataclass(frozen=True)
@@ -183,48 +147,51 @@ class SweepOutcome:
     total: int
     finished: int
     unfinished: list[str]
-    teachers_trained: int
     teachers: int
-    ray_start_seconds: float
-    teachers_seconds: float  # the teacher phase
-    trials_seconds: float  # Tune's run of the trials
     seconds: float
+    teachers_trained: int = 0
+    ray_start_seconds: float = 0.0
+    teachers_seconds: float = 0.0  # until the last teacher was stored (trials run meanwhile)
+    trials_seconds: float = 0.0  # from the first teacher's start to the last trial's end
 
 
 def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder, mnist: Mnist,
               address: str | None = None, num_cpus: int | None = None,
               log: Callable[[str], None] = print) -> SweepOutcome:
     """Run (or continue) a sweep into `folder`; finished trials there are never rerun."""
-    from .session import ray_session
-
     start = time.perf_counter()
-    ray_start = teachers_seconds = trials_seconds = 0.0
-    trained = 0
-    pending = [t for t in spec.trials if t.trial_id not in folder.finished()]
-    if pending:
-        with ray_session(address, num_cpus) as ray_start:
-            if not folder.exists():
-                folder.describe(name, spec, spec_text)
-            resources = ray.cluster_resources()
-            log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs "
-                f"({'cluster ' + address if address else 'local, loopback only'}), started in {ray_start:.1f} s")
-            phase = time.perf_counter()
-            mnist_ref = ray.put(mnist)
-            teachers, trained = prepare_teachers(spec, folder, mnist_ref, log)
-            teachers_seconds, phase = time.perf_counter() - phase, time.perf_counter()
-            log(f"running {len(pending)} of {len(spec.trials)} trials ({len(spec.trials) - len(pending)} already done)")
-            inputs = TrialInputs(mnist_ref, teachers, spec.resources.threads, frozenset(folder.finished()))
-            results = fit(name, spec, folder, inputs, pending)
-            trials_seconds = time.perf_counter() - phase
-            for result in results:  # whatever the callback missed (e.g. trials Tune finished before a crash)
-                trial_id = trial_id_of(result)
-                if not harvest(folder, trial_id, result.checkpoint) and result.error is not None:
-                    folder.store_error(trial_id, f"{result.error}\n")
+    pending = [t for t in spec.trials if not folder.is_finished(t.trial_id)]
+    timings = _run_on_ray(name, spec, spec_text, folder, mnist, pending, address, num_cpus, log) if pending else {}
     finished = folder.finished()
     return SweepOutcome(
         folder=folder.path, total=len(spec.trials), finished=sum(t.trial_id in finished for t in spec.trials),
         unfinished=sorted(t.trial_id for t in spec.trials if t.trial_id not in finished),
-        teachers_trained=trained, teachers=len(list(folder.teachers.folder.glob("teacher-*.pt"))),
-        ray_start_seconds=ray_start, teachers_seconds=teachers_seconds, trials_seconds=trials_seconds,
-        seconds=time.perf_counter() - start,
+        teachers=len(list(folder.teachers.folder.glob("teacher-*.pt"))), seconds=time.perf_counter() - start,
+        **timings,
     )
+
+
+def _run_on_ray(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder, mnist: Mnist,
+                pending: list[GridTrial], address: str | None, num_cpus: int | None,
+                log: Callable[[str], None]) -> dict[str, Any]:
+    from .session import ray_session
+
+    with ray_session(address, num_cpus) as ray_start:
+        if not folder.exists():
+            folder.describe(name, spec, spec_text)
+        resources = ray.cluster_resources()
+        log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs "
+            f"({'cluster ' + address if address else 'local, loopback only'}), started in {ray_start:.1f} s")
+        start = time.perf_counter()
+        mnist_ref = ray.put(mnist)
+        teachers = Teachers(spec, folder, mnist_ref, log)
+        log(f"running {len(pending)} of {len(spec.trials)} trials ({len(spec.trials) - len(pending)} already done)")
+        inputs = TrialInputs(mnist_ref, teachers.refs, spec.resources.threads, frozenset(folder.finished()))
+        results = fit(name, spec, folder, inputs, pending)
+        teachers.wait()
+        for result in results:  # whatever the callback missed (e.g. trials Tune finished before a crash)
+            trial_id = trial_id_of(result)
+            if not harvest(folder, trial_id, result.checkpoint) and result.error is not None:
+                folder.store_error(trial_id, f"{result.error}\n")
+    return {"teachers_trained": len(teachers.training), "ray_start_seconds": ray_start,
+            "teachers_seconds": teachers.seconds, "trials_seconds": time.perf_counter() - start}
