@@ -33,18 +33,21 @@ ARMS = [{"mitigation": "none"}, {"mitigation": "none", "student_init": "independ
 def plain(spec: SweepSpec, mnist, out: Path) -> dict:
     """Every trial in this process, one after another, each with its own teacher."""
     start = time.perf_counter()
-    teacher_s = 0.0
+    teacher_s = student_s = 0.0
     for grid_trial in spec.trials:
         config = grid_trial.config
         data = TrialData.from_mnist(mnist, config, resolve_device(config.device))
         teacher = train_teacher(config, data)
-        teacher_s += teacher.seconds
         trial = Trial(config, data, teacher)
         for _ in trial.run():
             pass
         write_trial_outputs(out / grid_trial.trial_id, trial.summary(), trial.trace_columns())
+        teacher_s, student_s = teacher_s + teacher.seconds, student_s + trial.student_seconds
         print(f"  plain {grid_trial.trial_id}: {time.perf_counter() - start:.1f} s so far", flush=True)
-    return {"seconds": time.perf_counter() - start, "teacher_seconds": teacher_s}
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "teacher_seconds": teacher_s, "student_seconds": student_s,
+            # Per trial, what is neither teacher nor student training: data, model set-up, outputs.
+            "other_per_trial_seconds": (seconds - teacher_s - student_s) / len(spec.trials)}
 
 
 def with_ray(spec: SweepSpec, mnist, out: Path) -> dict:
@@ -55,21 +58,16 @@ def with_ray(spec: SweepSpec, mnist, out: Path) -> dict:
     outcome = run_sweep(spec.name, spec, yaml.safe_dump(spec.to_dict()), folder, mnist)
     assert outcome.finished == outcome.total, outcome
     summaries = [json.loads(p.read_text()) for p in folder.path.glob("trials/*/summary.json")]
-    last_results = [json.loads(p.read_text().splitlines()[-1]) for p in folder.tune_dir.glob("*/result.json")]
     student_s = sum(s["student_seconds"] for s in summaries)
-    in_trial_s = sum(r["time_total_s"] for r in last_results)  # the trainable's wall time, setup included
-    slots = os.cpu_count()  # one single-threaded trial per core
-    n = len(summaries)
+    teacher_s = sum({s["teacher_key"]: s["teacher_seconds"] for s in summaries}.values())
+    cores = os.cpu_count()  # one single-threaded trial or teacher per core
     return {
         "seconds": outcome.seconds, "ray_start_seconds": outcome.ray_start_seconds,
         "teachers_seconds": outcome.teachers_seconds, "trials_seconds": outcome.trials_seconds,
-        "student_seconds_mean": student_s / n,
-        # Per trial: wall time of the trial phase times the parallel slots, less the students' own training.
-        "overhead_per_trial_seconds": (outcome.trials_seconds * slots - student_s) / n,
-        # ... of which inside the trainable (data to float, teacher logits, first accuracy) ...
-        "setup_in_trial_seconds": (in_trial_s - student_s) / n,
-        # ... and the rest: Tune scheduling, actor start or reuse, idle slots at the tail.
-        "tune_overhead_per_trial_seconds": (outcome.trials_seconds * slots - in_trial_s) / n,
+        "teacher_seconds": teacher_s, "student_seconds": student_s,
+        # Per trial, core-seconds of the run that trained neither a teacher nor a student: data and model
+        # set-up in the trial (as in the plain run), Tune's scheduling, idle cores at the end.
+        "other_per_trial_core_seconds": (outcome.trials_seconds * cores - teacher_s - student_s) / len(summaries),
     }
 
 
@@ -95,16 +93,17 @@ def main() -> None:
         ray_figures = with_ray(spec, mnist, Path(tmp) / "ray")
     figures = {"trials": len(spec.trials), "settings": settings, "plain": base, "ray": ray_figures,
                "ratio": ray_figures["seconds"] / base["seconds"]}
-    print(f"\nplain, back to back, a teacher per trial: {base['seconds']:.1f} s "
-          f"({base['teacher_seconds']:.1f} s of it training teachers)")
-    print(f"Ray sweep, a teacher per seed:           {ray_figures['seconds']:.1f} s "
-          f"(Ray start {ray_figures['ray_start_seconds']:.1f} s, teachers {ray_figures['teachers_seconds']:.1f} s, "
-          f"trials {ray_figures['trials_seconds']:.1f} s)")
+    n = len(spec.trials)
+    print(f"\nplain, back to back, a teacher per trial: {base['seconds']:.1f} s (teachers {base['teacher_seconds']:.1f} s, "
+          f"students {base['student_seconds']:.1f} s, the rest {base['other_per_trial_seconds']:.2f} s per trial)")
+    print(f"Ray sweep, a teacher per seed:           {ray_figures['seconds']:.1f} s (Ray start "
+          f"{ray_figures['ray_start_seconds']:.1f} s, then teachers and trials {ray_figures['trials_seconds']:.1f} s; "
+          f"the last teacher was ready after {ray_figures['teachers_seconds']:.1f} s)")
     print(f"ratio Ray / plain: {figures['ratio']:.2f}  (target <= 0.7)")
-    print(f"per-trial overhead of the sweep: {ray_figures['overhead_per_trial_seconds']:.2f} s "
-          f"(setup inside the trial {ray_figures['setup_in_trial_seconds']:.2f} s, Tune and idle slots "
-          f"{ray_figures['tune_overhead_per_trial_seconds']:.2f} s) against "
-          f"{ray_figures['student_seconds_mean']:.1f} s of student training per trial")
+    print(f"single-threaded compute in the sweep: teachers {ray_figures['teacher_seconds']:.1f} s, students "
+          f"{ray_figures['student_seconds']:.1f} s ({ray_figures['student_seconds'] / n:.1f} s per trial)")
+    print(f"per-trial overhead of the sweep: {ray_figures['other_per_trial_core_seconds']:.2f} core-seconds besides "
+          f"training (set-up, Tune, idle cores), against {base['other_per_trial_seconds']:.2f} s in the plain run")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
