@@ -94,8 +94,9 @@ def main() -> None:
     figures = {"trials": len(spec.trials), "settings": settings, "plain": base, "ray": ray_figures,
                "ratio": ray_figures["seconds"] / base["seconds"]}
     n = len(spec.trials)
-    print(f"\nplain, back to back, a teacher per trial: {base['seconds']:.1f} s (teachers {base['teacher_seconds']:.1f} s, "
-          f"students {base['student_seconds']:.1f} s, the rest {base['other_per_trial_seconds']:.2f} s per trial)")
+    print(f"\nplain, back to back, a teacher per trial: {base['seconds']:.1f} s "
+          f"(teachers {base['teacher_seconds']:.1f} s, students {base['student_seconds']:.1f} s, "
+          f"the rest {base['other_per_trial_seconds']:.2f} s per trial)")
     print(f"Ray sweep, a teacher per seed:           {ray_figures['seconds']:.1f} s (Ray start "
           f"{ray_figures['ray_start_seconds']:.1f} s, then teachers and trials {ray_figures['trials_seconds']:.1f} s; "
           f"the last teacher was ready after {ray_figures['teachers_seconds']:.1f} s)")

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted sweep in STORAGE/NAME (running the same spec with the same "
                              "name and storage continues it too)")
-    parser.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR, else download)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR, else download)")
 
 
 def main(args: argparse.Namespace) -> int:

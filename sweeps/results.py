@@ -68,7 +68,8 @@ class ResultsFolder:
         expected = trial_records(spec)
         if recorded != expected:
             differing = next((e["trial_id"] for r, e in zip(recorded, expected) if r != e), None)
-            detail = f"trial {differing} differs" if differing else f"{len(recorded)} trials there, {len(expected)} in the spec"
+            detail = (f"trial {differing} differs" if differing
+                      else f"{len(recorded)} trials there, {len(expected)} in the spec")
             raise SweepError(f"{self.path} holds a different sweep ({detail}); choose another --name or --storage, "
                              "or resume it with the spec it was started with (its spec.yaml)")
 

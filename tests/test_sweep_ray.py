@@ -159,13 +159,16 @@ def test_local_ray_listens_on_loopback_only_and_reports_no_usage():
 
     from sweeps.session import ray_session
 
+    names = ("RAY_USAGE_STATS_ENABLED", "TUNE_GLOBAL_CHECKPOINT_S", "RAY_AIR_NEW_OUTPUT",
+             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    environ = {name: os.environ.get(name) for name in names}
     with ray_session(num_cpus=1):
         assert not usage_lib.usage_stats_enabled()
         listening = [(p.name(), c.laddr.ip) for p in psutil.Process().children(recursive=True)
                      for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
         assert listening  # the GCS and the raylet at least
         assert all(ip in ("127.0.0.1", "::1", "::ffff:127.0.0.1") for _, ip in listening), listening
-    assert "RAY_USAGE_STATS_ENABLED" not in os.environ or os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
+    assert {name: os.environ.get(name) for name in names} == environ  # the settings were the session's only
 
 
 def test_driver_killed_mid_sweep_resumes_to_the_uninterrupted_results(reference, data_dir, tmp_path):
@@ -175,10 +178,10 @@ def test_driver_killed_mid_sweep_resumes_to_the_uninterrupted_results(reference,
     proc, log = start_sweep(spec, storage, data_dir)
 
     def kill_point():
-        """Tune saved a state with a finished trial and a running one past its second epoch.
+        """Tune saved a state with a finished trial and a running one that reported two epochs or more.
 
         (Tune registers an epoch's checkpoint just after its result: a state saved in between has
-        the result without the checkpoint. At epoch 2, the checkpoint of epoch 1 is registered.)
+        the result without the checkpoint. Once epoch 2 is in, the checkpoint of epoch 1 is registered.)
         """
         statuses = (tune_state(folder) or {}).values()
         return (any(s == "TERMINATED" for s, _ in statuses) and any(s == "RUNNING" and 2 <= e < EPOCHS
