@@ -18,7 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from trainable.results import SUMMARY_FILE, TRACE_FILE, TeacherCache, atomic_write, write_json
+from sublim.files import atomic_write, write_json, write_text
+from trainable.results import SUMMARY_FILE, TRACE_FILE, TeacherCache
 
 from .spec import SweepSpec
 
@@ -75,7 +76,7 @@ class ResultsFolder:
 
     def describe(self, name: str, spec: SweepSpec, spec_text: str) -> None:
         """Write spec.yaml and sweep.json (atomically) before any trial starts."""
-        atomic_write(self.path / SPEC_FILE, lambda tmp: tmp.write_text(spec_text))
+        write_text(self.path / SPEC_FILE, spec_text)
         write_json(self.path / SWEEP_FILE, {"name": name, "spec": spec.to_dict(), "versions": library_versions(),
                                             "trials": trial_records(spec)})
 
@@ -94,4 +95,4 @@ class ResultsFolder:
         (target / ERROR_FILE).unlink(missing_ok=True)
 
     def store_error(self, trial_id: str, text: str) -> None:
-        atomic_write(self.trial_dir(trial_id) / ERROR_FILE, lambda tmp: tmp.write_text(text))
+        write_text(self.trial_dir(trial_id) / ERROR_FILE, text)
