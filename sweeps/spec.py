@@ -38,7 +38,7 @@ class Arm:
 
 @dataclass(frozen=True)
 class Resources:
-    """What one trial (and one teacher) reserves; fractions share a CPU or a GPU between trials."""
+    """What one trial reserves; fractions share a CPU or a GPU between trials."""
 
     cpus: float = 1.0
     gpus: float = 0.0
