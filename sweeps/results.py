@@ -12,35 +12,23 @@ Only the driver writes here (besides Tune), so the folder needs no shared storag
 from __future__ import annotations
 
 import json
-import platform
 import shutil
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from sublim.files import atomic_write, write_json, write_text
 from trainable.results import SUMMARY_FILE, TRACE_FILE, TeacherCache
+from trainable.trial import library_versions
 
 from .spec import SweepSpec
 
 SWEEP_FILE = "sweep.json"
 SPEC_FILE = "spec.yaml"
 ERROR_FILE = "error.txt"
-VERSIONED = ("sublim", "torch", "torchvision", "ray", "numpy", "pandas", "pyarrow", "pyyaml")
 
 
 class SweepError(ValueError):
     """The results folder cannot take this sweep (another grid there, nothing to resume, ...)."""
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in VERSIONED:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
 
 
 def trial_records(spec: SweepSpec) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import platform
+from importlib import metadata
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -39,10 +40,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def library_versions() -> dict[str, str]:
-    import torchvision
+VERSIONED = ("sublim", "torch", "torchvision", "ray", "numpy", "pandas", "pyarrow", "pyyaml")
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+
+def library_versions() -> dict[str, str]:
+    """Versions stored with every result: numbers are only comparable under the same libraries."""
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in VERSIONED:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_aux_log_probs: torch.Tensor) -> torch.Tensor:
