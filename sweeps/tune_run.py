@@ -48,6 +48,18 @@ class TrialInputs:
     finished: frozenset[str]  # trials whose outputs are in the results folder already
 
 
+_split_in_this_worker: dict[tuple, TrialData] = {}
+
+
+def trial_data(mnist: ray.ObjectRef, config: TrialConfig, device: torch.device) -> TrialData:
+    """The split, made once per worker: with reused actors, a sweep's trials share one split."""
+    key = (mnist, config.split_seed, config.train_size, str(device))
+    if key not in _split_in_this_worker:
+        _split_in_this_worker.clear()  # one split at a time in memory
+        _split_in_this_worker[key] = TrialData.from_mnist(ray.get(mnist), config, device)
+    return _split_in_this_worker[key]
+
+
 def run_trial(config: dict[str, Any], inputs: TrialInputs) -> None:
     """Tune function trainable: one trial, reporting each epoch with a checkpoint to resume from."""
     trial_config = TrialConfig.from_dict(config["trial"]["config"])
@@ -57,7 +69,7 @@ def run_trial(config: dict[str, Any], inputs: TrialInputs) -> None:
         return
     torch.set_num_threads(inputs.threads)
     teacher = Teacher.from_state_dict(ray.get(inputs.teachers[trial_config.teacher_key]))
-    data = TrialData.from_mnist(ray.get(inputs.mnist), trial_config, trial_device(trial_config))
+    data = trial_data(inputs.mnist, trial_config, trial_device(trial_config))
     trial = Trial(trial_config, data, teacher)
     checkpoint = tune.get_checkpoint()
     if checkpoint:

@@ -220,7 +220,8 @@ def test_driver_killed_mid_sweep_resumes_to_the_uninterrupted_results(reference,
 def test_two_node_sweep_survives_losing_the_worker_node(data_dir, tmp_path):
     from ray.cluster_utils import Cluster
 
-    spec = write_spec(tmp_path, {**TINY, "name": "twonode"})
+    # Epochs long enough (about half a second) that the worker goes while the chosen trial runs.
+    spec = write_spec(tmp_path, {**TINY, "name": "twonode", "settings": {**TINY["settings"], "noise_count": 32768}})
     storage = tmp_path / "results"
     folder = storage / "twonode"
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
@@ -234,7 +235,7 @@ def test_two_node_sweep_survives_losing_the_worker_node(data_dir, tmp_path):
             """A trial on the worker node with a registered checkpoint (see kill_point) and epochs to go."""
             for trial_dir in (folder / "tune").glob("s*"):
                 results = tune_results(folder, trial_dir.name)
-                if results and results[-1]["node_id"] == worker_id and 2 <= results[-1]["epoch"] <= EPOCHS - 2:
+                if results and results[-1]["node_id"] == worker_id and 2 <= results[-1]["epoch"] <= EPOCHS - 3:
                     return trial_dir.name
             return None
 
