@@ -16,12 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sublim.files import ERROR_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE
+
 from .errors import ReportError
 
-SWEEP_FILE = "sweep.json"
-SUMMARY_FILE = "summary.json"
-TRACE_FILE = "trace.parquet"
-ERROR_FILE = "error.txt"
 TRIALS_DIR = "trials"
 
 STATUSES = ("completed", "incomplete", "failed", "missing")

@@ -14,6 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+# The names every results folder uses: written by `trainable` and `sweeps`, read by `analysis`.
+SUMMARY_FILE = "summary.json"  # a finished trial's summary
+TRACE_FILE = "trace.parquet"  # its step trace
+SWEEP_FILE = "sweep.json"  # a sweep's description: spec, versions, every expected trial
+ERROR_FILE = "error.txt"  # a trial that failed for good
+
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a temporary file beside `path`, then rename it onto `path`."""

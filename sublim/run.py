@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from trainable import (ConfigError, DataError, Trial, TrialConfig, TrialData, load_mnist, resolve_device,
                        train_teacher, write_trial_outputs)
+from sublim.files import SUMMARY_FILE
 from trainable.config import field_help
 from trainable.results import TeacherCache
 
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     config = TrialConfig.from_dict({name: getattr(args, name) for name in field_help()})
     out = args.out or Path("runs") / f"{config.arm.replace('/', '-')}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (out / "summary.json").exists() and not args.force:
+    if (out / SUMMARY_FILE).exists() and not args.force:
         raise RunError(f"--out {out} already holds a summary.json; pass --force to overwrite or choose another folder")
     if args.threads is not None and args.threads < 1:
         raise RunError(f"--threads {args.threads} is not allowed; must be >= 1")

@@ -16,15 +16,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sublim.files import atomic_write, write_json, write_text
-from trainable.results import SUMMARY_FILE, TRACE_FILE, TeacherCache
+from sublim.files import ERROR_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE, atomic_write, write_json, write_text
+from trainable.results import TeacherCache
 from trainable.trial import library_versions
 
 from .spec import SweepSpec
 
-SWEEP_FILE = "sweep.json"
 SPEC_FILE = "spec.yaml"
-ERROR_FILE = "error.txt"
 
 
 class SweepError(ValueError):

@@ -20,7 +20,8 @@ import torch
 from ray import tune
 
 from trainable import Mnist, Teacher, Trial, TrialConfig, TrialData, write_trial_outputs
-from trainable.results import SUMMARY_FILE, load_state, save_state
+from sublim.files import SUMMARY_FILE
+from trainable.results import load_state, save_state
 
 from .progress import ProgressTable
 from .results import ResultsFolder

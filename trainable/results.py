@@ -12,12 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from sublim.files import atomic_write, write_json
+from sublim.files import SUMMARY_FILE, TRACE_FILE, atomic_write, write_json
 
 from .trial import Teacher
-
-SUMMARY_FILE = "summary.json"
-TRACE_FILE = "trace.parquet"
 
 
 def write_trial_outputs(out_dir: Path, summary: dict[str, Any], trace: dict[str, torch.Tensor]) -> None:
