@@ -16,26 +16,25 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sublim.files import atomic_write
+from sublim.core.files import atomic_write
+from sublim.core.mitigations import MITIGATIONS
+
 from .errors import Refused, need
 from .load import arm_order
 from .stats import BASELINE, CONFIDENCE, fit_ols, t_halfwidth
 
 CHANCE = 0.1  # ten digit classes
 DPI = 110
-BASE_COLOURS = {"none": ["#222222", "#8c8c8c"], "projection": ["#1f77b4", "#17becf", "#6baed6", "#08519c"],
-                "liminal": ["#d62728", "#ff7f0e", "#e377c2", "#8c564b", "#bcbd22", "#9467bd"]}
-PANEL_TITLES = {"none": "no mitigation", "projection": "projection", "liminal": "liminal training"}
 BAND = f"{CONFIDENCE:.0%} CI"
 
 
 def arm_colours(trials: pd.DataFrame) -> dict[str, str]:
     """One colour per arm, the same in every figure: grey for none, blues for projection, reds for liminal."""
-    colours, used = {}, {kind: 0 for kind in BASE_COLOURS}
+    colours, used = {}, {kind: 0 for kind in MITIGATIONS}
     firsts = trials.groupby("arm").first()
     for arm in arm_order(trials):
-        kind = firsts.at[arm, "mitigation"] if firsts.at[arm, "mitigation"] in BASE_COLOURS else "liminal"
-        palette = BASE_COLOURS[kind]
+        kind = firsts.at[arm, "mitigation"] if firsts.at[arm, "mitigation"] in MITIGATIONS else "liminal"
+        palette = MITIGATIONS[kind].colours
         colours[arm] = palette[used[kind] % len(palette)]
         used[kind] += 1
     return colours
@@ -45,12 +44,12 @@ def _panels(completed: pd.DataFrame) -> list[tuple[str, list[str], str | None]]:
     """(title, arms, reference arm): one panel per mitigation; mitigated panels repeat the baseline as reference."""
     arms, firsts = arm_order(completed), completed.groupby("arm").first()
     panels = []
-    for kind in BASE_COLOURS:
+    for kind, mitigation in MITIGATIONS.items():
         chosen = [arm for arm in arms if firsts.at[arm, "mitigation"] == kind]
         reference = BASELINE if kind != "none" and BASELINE in arms else None
         if chosen:
-            panels.append((PANEL_TITLES[kind], [reference, *chosen] if reference else chosen, reference))
-    others = [arm for arm in arms if firsts.at[arm, "mitigation"] not in BASE_COLOURS]
+            panels.append((mitigation.title, [reference, *chosen] if reference else chosen, reference))
+    others = [arm for arm in arms if firsts.at[arm, "mitigation"] not in MITIGATIONS]
     return panels + ([("other", others, None)] if others else [])
 
 
@@ -177,7 +176,7 @@ def dose_response(completed: pd.DataFrame, doses: dict[str, Any], path: Path) ->
         levels = doses[kind]["levels"]
         strengths = np.array([level["strength"] for level in levels])
         sample = completed[(completed["student_init"] == "shared") & completed["mitigation"].isin([kind, "none"])]
-        colour = BASE_COLOURS[kind][0]
+        colour = MITIGATIONS[kind].colours[0]
         for ax, (metric, label) in zip(row, metrics):
             x = np.where(sample["mitigation"] == "none", 0.0, sample["strength"])
             ax.scatter(x, sample[metric], color=colour, alpha=0.3, s=14, label="trials")
@@ -194,7 +193,7 @@ def dose_response(completed: pd.DataFrame, doses: dict[str, Any], path: Path) ->
             ax.set_xticks(strengths, [f"{s:g}" for s in strengths])
             ax.minorticks_off()
             ax.set(xlabel=f"{kind} strength s (0 = no mitigation{scale})", ylabel=label,
-                   title=f"{PANEL_TITLES[kind]}: {label.split(' (')[0]}")
+                   title=f"{MITIGATIONS[kind].title}: {label.split(' (')[0]}")
             ax.legend(fontsize="small")
     _title(fig, "Dose-response across mitigation strength (shared-init students)")
     _save(fig, path)

@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sublim.files import ERROR_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE
+from sublim.core.files import ERROR_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE
+from sublim.core.mitigations import MITIGATIONS
+from sublim.core.schema import TRACE_COLUMNS
 
 from .errors import ReportError
 
 TRIALS_DIR = "trials"
 
 STATUSES = ("completed", "incomplete", "failed", "missing")
-MITIGATION_ORDER = ("none", "projection", "liminal")
 INIT_ORDER = ("shared", "independent")
 
 SCALARS = ("teacher_acc", "student_acc_before", "student_acc", "trait_gain", "mean_alignment",
@@ -37,9 +38,6 @@ PER_EPOCH = {
     "applied_alignment_by_epoch": ("applied_alignment_epoch", 1),
 }
 IDENTITY = ("seed", "mitigation", "strength", "student_init")
-TRACE_COLUMNS = ("step", "epoch", "t", "distill_loss", "trait_loss", "mitigation_loss", "mitigation_weight",
-                 "alignment", "applied_alignment", "dot", "distill_norm", "trait_norm", "alignment_fc1",
-                 "alignment_fc2", "alignment_out")
 
 
 @dataclass
@@ -80,7 +78,7 @@ def arm_order(trials: pd.DataFrame) -> list[str]:
 
     firsts = trials.groupby("arm", sort=False).first()
     return sorted(firsts.index, key=lambda arm: (
-        rank(list(MITIGATION_ORDER), firsts.at[arm, "mitigation"]),
+        rank(list(MITIGATIONS), firsts.at[arm, "mitigation"]),
         _sortable(firsts.at[arm, "strength"]),
         rank(list(INIT_ORDER), firsts.at[arm, "student_init"]),
         arm,

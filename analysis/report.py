@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import claims, figures
-from sublim.files import atomic_write, write_text
+from sublim.core.files import atomic_write, write_text
 from .document import Block, Bullets, Heading, Image, Paragraph, Table, fmt, to_html, to_markdown
 from .errors import ReportError
 from .load import STATUSES, load_results

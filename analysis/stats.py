@@ -18,6 +18,8 @@ from scipy import stats as scipy_stats
 from statsmodels.stats.mediation import Mediation
 from statsmodels.stats.weightstats import DescrStatsW
 
+from sublim.core.mitigations import MITIGATIONS as REGISTRY
+
 from .errors import Refused, need
 from .load import STATUSES, Results, arm_order
 
@@ -25,7 +27,7 @@ CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
 BASELINE = "none/shared"
 CONTROL = "none/independent"
-MITIGATIONS = ("projection", "liminal")
+MITIGATIONS = tuple(name for name, m in REGISTRY.items() if m.max_strength > 0)  # those with a dose
 MIN_TEST_N = 3  # a t-test with fewer than 2 degrees of freedom says nothing useful
 MIN_WILCOXON_N = 6  # below 6, a two-sided signed-rank test cannot reach p < 0.05 whatever the data
 MIN_REGRESSION_N = 4  # slope and intercept leave at least 2 residual degrees of freedom

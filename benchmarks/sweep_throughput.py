@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from sweeps.spec import SweepSpec
-from trainable import Trial, TrialData, load_mnist, resolve_device, train_teacher, write_trial_outputs
+from sublim.sweeps.spec import SweepSpec
+from sublim.trainable import Trial, TrialData, load_mnist, resolve_device, train_teacher, write_trial_outputs
 
 ARMS = [{"mitigation": "none"}, {"mitigation": "none", "student_init": "independent"},
         {"mitigation": "projection", "strengths": 1.0}, {"mitigation": "liminal", "strengths": [1.0, 10.0]}]
@@ -51,8 +51,8 @@ def plain(spec: SweepSpec, mnist, out: Path) -> dict:
 
 
 def with_ray(spec: SweepSpec, mnist, out: Path) -> dict:
-    from sweeps.results import ResultsFolder
-    from sweeps.tune_run import run_sweep
+    from sublim.sweeps.results import ResultsFolder
+    from sublim.sweeps.tune_run import run_sweep
 
     folder = ResultsFolder(out / spec.name)
     outcome = run_sweep(spec.name, spec, yaml.safe_dump(spec.to_dict()), folder, mnist)

@@ -13,9 +13,9 @@ import time
 
 import torch
 
-from trainable import Trial, TrialConfig, TrialData, load_mnist, train_teacher
-from trainable.config import IMAGE_PIXELS
-from trainable.model import layer_shapes
+from sublim.trainable import Trial, TrialConfig, TrialData, load_mnist, train_teacher
+from sublim.core.schema import IMAGE_PIXELS
+from sublim.trainable.model import layer_shapes
 
 
 def step_macs(config: TrialConfig, rows: int) -> int:

@@ -16,9 +16,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sublim.files import ERROR_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE, atomic_write, write_json, write_text
-from trainable.results import TeacherCache
-from trainable.trial import library_versions
+from sublim.core.files import ERROR_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE, atomic_write, write_json, write_text
+from sublim.core.versions import library_versions
+from sublim.trainable.results import TeacherCache
 
 from .spec import SweepSpec
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import yaml
 
-from trainable import ConfigError, TrialConfig
+from sublim.core.config import ConfigError, TrialConfig
+from sublim.core.mitigations import MITIGATIONS
 
 SPEC_KEYS = ("name", "description", "seeds", "arms", "settings", "resources")
 ARM_KEYS = ("mitigation", "strengths", "student_init")
 RESOURCE_KEYS = ("cpus", "gpus")
 GRID_FIELDS = ("seed", "mitigation", "strength", "student_init")  # set by seeds × arms, not by settings
-MITIGATIONS = typing.get_args(typing.get_type_hints(TrialConfig)["mitigation"])
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -58,11 +58,6 @@ class GridTrial:
 
     trial_id: str
     config: TrialConfig
-
-    @staticmethod
-    def id_for(config: TrialConfig) -> str:
-        mitigation = config.mitigation if config.mitigation == "none" else f"{config.mitigation}@{config.strength:g}"
-        return f"s{config.seed:03d}-{mitigation}-{config.student_init}"
 
 
 @dataclass(frozen=True)
@@ -239,7 +234,7 @@ class _Parser:
                     except ConfigError as error:
                         field, _, problem = str(error).partition(": ")
                         self.fail(self._key_of(field, i), problem)
-                    trial = GridTrial(GridTrial.id_for(config), config)
+                    trial = GridTrial(config.trial_id, config)
                     if trial.trial_id in trials:
                         self.fail(f"arms[{i}]", f"arm {config.arm} appears twice; list each arm and strength once")
                     trials[trial.trial_id] = trial

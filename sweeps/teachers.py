@@ -20,7 +20,7 @@ import ray
 import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from trainable import Mnist, Teacher, TrialConfig, TrialData, train_teacher
+from sublim.trainable import Mnist, Teacher, TrialConfig, TrialData, train_teacher
 
 from .results import ResultsFolder
 from .spec import SweepSpec

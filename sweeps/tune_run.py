@@ -19,9 +19,10 @@ import ray
 import torch
 from ray import tune
 
-from trainable import Mnist, Teacher, Trial, TrialConfig, TrialData, write_trial_outputs
-from sublim.files import SUMMARY_FILE
-from trainable.results import load_state, save_state
+from sublim.core.config import TrialConfig
+from sublim.core.files import SUMMARY_FILE
+from sublim.trainable import Mnist, Teacher, Trial, TrialData, write_trial_outputs
+from sublim.trainable.results import load_state, save_state
 
 from .progress import ProgressTable
 from .results import ResultsFolder

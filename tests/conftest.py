@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainable import Teacher, TrialConfig, TrialData, train_teacher
+from sublim.trainable import Teacher, TrialConfig, TrialData, train_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist(data_dir):
-    from trainable import load_mnist
+    from sublim.trainable import load_mnist
 
     return load_mnist(data_dir)
 

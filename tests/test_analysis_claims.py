@@ -3,7 +3,7 @@ direction, undetermined (with the reason) when the statistic was refused."""
 
 from __future__ import annotations
 
-from analysis import claims
+from sublim.analysis import claims
 
 
 def interval(mean: float, low: float, high: float, **extra) -> dict:

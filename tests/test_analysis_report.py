@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import ReportError, build_report, compute_stats, load_results
-from analysis.document import fmt
-from analysis.report import jsonable
+from sublim.analysis import ReportError, build_report, compute_stats, load_results
+from sublim.analysis.document import fmt
+from sublim.analysis.report import jsonable
 
 REPO = Path(__file__).resolve().parents[1]
 ARMS = [("none", 0.0, "shared"), ("none", 0.0, "independent"), ("projection", 1.0, "shared"),
@@ -211,7 +211,7 @@ def test_report_is_reproducible(sweep_report):
 def test_cli_main_writes_report_and_errors_in_one_line(tmp_path, capsys):
     import argparse
 
-    from sublim import report
+    from sublim.cli import report
 
     parser = argparse.ArgumentParser()
     report.add_arguments(parser)
@@ -228,11 +228,11 @@ def test_cli_main_writes_report_and_errors_in_one_line(tmp_path, capsys):
 
 def test_report_needs_no_torch(tmp_path):
     root = write_sweep(tmp_path / "small", seeds=3, arms=ARMS[:3])
-    code = ("import sys; import analysis; "
+    code = ("import sys; import sublim.analysis as analysis; "
             f"analysis.build_report({str(root)!r}, {str(tmp_path / 'r')!r}, mediation_sims=20); "
             "bad = [m for m in ('torch', 'ray') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

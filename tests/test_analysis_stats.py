@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from analysis import stats
-from analysis.errors import Refused
+from sublim.analysis import stats
+from sublim.analysis.errors import Refused
 
 
 def table(rows: list[dict]) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from trainable import ConfigError, TrialConfig
+from sublim.trainable import ConfigError, TrialConfig
 
 
 def test_defaults_are_the_published_protocol():
@@ -14,7 +14,7 @@ def test_defaults_are_the_published_protocol():
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"mitigation": "dropout"}, "mitigation: 'dropout' is not allowed; allowed: none, liminal, projection"),
+    ({"mitigation": "dropout"}, "mitigation: 'dropout' is not allowed; allowed: none, projection, liminal"),
     ({"mitigation": "liminal", "strength": -0.5}, "strength: -0.5 is not allowed; must be >= 0"),
     ({"mitigation": "projection", "strength": 1.5}, "strength: 1.5 is not allowed; projection strength must be in [0, 1]"),
     ({"strength": 0.3}, "must be 0 when mitigation is 'none'"),

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from trainable import TRACE_COLUMNS, Trial, TrialConfig, TrialData, train_teacher
+from sublim.core.schema import TRACE_COLUMNS
+from sublim.trainable import Trial, TrialConfig, TrialData, train_teacher
 
 pytestmark = pytest.mark.mnist
 
@@ -46,7 +47,7 @@ def test_shared_init_student_learns_digits_and_independent_one_does_not(short_ru
 
 def test_sublim_run_writes_valid_outputs(data_dir, tmp_path):
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "sublim.cli", "run", "--seed", "1", "--mitigation", "liminal", "--strength", "0.5",
+    command = [sys.executable, "-m", "sublim", "run", "--seed", "1", "--mitigation", "liminal", "--strength", "0.5",
                "--teacher-epochs", "1", "--epochs", "2", "--noise-count", "4096", "--data-dir", str(data_dir),
                "--out", str(out), "--threads", "2"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -60,7 +61,7 @@ def test_sublim_run_writes_valid_outputs(data_dir, tmp_path):
     assert summary["config"]["mitigation"] == "liminal" and summary["config"]["strength"] == 0.5
     assert len(summary["acc_by_epoch"]) == 3 and len(summary["alignment_by_epoch"]) == 2
     trace = pd.read_parquet(out / "trace.parquet")
-    assert list(trace.columns) == TRACE_COLUMNS
+    assert tuple(trace.columns) == TRACE_COLUMNS
     assert len(trace) == summary["steps"] == 2 * 4
     assert trace["alignment"].mean() == pytest.approx(summary["mean_alignment"])
     assert trace["mitigation_loss"].notna().all()
@@ -81,7 +82,7 @@ def test_sublim_run_writes_valid_outputs(data_dir, tmp_path):
 ])
 def test_sublim_run_rejects_bad_input_in_one_line_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "sublim.cli", "run", "--out", str(out), *args],
+    done = subprocess.run([sys.executable, "-m", "sublim", "run", "--out", str(out), *args],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]

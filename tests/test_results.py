@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from trainable import TRACE_COLUMNS, Trial, write_trial_outputs
-from sublim.files import atomic_write, write_json
-from trainable.results import TeacherCache, load_state, save_state
+from sublim.core.schema import TRACE_COLUMNS
+from sublim.trainable import Trial, write_trial_outputs
+from sublim.core.files import atomic_write, write_json
+from sublim.trainable.results import TeacherCache, load_state, save_state
 
 
 def test_a_crash_while_writing_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -36,7 +37,7 @@ def test_trial_outputs_round_trip(tmp_path, tiny):
     list(trial.run())
     write_trial_outputs(tmp_path, trial.summary(), trial.trace_columns())
     trace = pd.read_parquet(tmp_path / "trace.parquet")
-    assert list(trace.columns) == TRACE_COLUMNS
+    assert tuple(trace.columns) == TRACE_COLUMNS
     assert trace["step"].dtype == "int64" and trace["epoch"].tolist()[0] == 1
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] == len(trace) and summary["teacher_key"] == config.teacher_key

@@ -39,7 +39,7 @@ def write_spec(folder: Path, spec: dict = TINY) -> Path:
 
 def start_sweep(spec: Path, storage: Path, data_dir: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
     log = storage.parent / f"sweep-{time.monotonic_ns()}.log"
-    command = [sys.executable, "-m", "sublim.cli", "sweep", str(spec), "--storage", str(storage),
+    command = [sys.executable, "-m", "sublim", "sweep", str(spec), "--storage", str(storage),
                "--data-dir", str(data_dir), *extra]
     with log.open("w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -157,7 +157,7 @@ def test_local_ray_listens_on_loopback_only_and_reports_no_usage():
     import psutil
     from ray._common.usage import usage_lib
 
-    from sweeps.session import ray_session
+    from sublim.sweeps.session import ray_session
 
     names = ("RAY_USAGE_STATS_ENABLED", "TUNE_GLOBAL_CHECKPOINT_S", "RAY_AIR_NEW_OUTPUT",
              "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")

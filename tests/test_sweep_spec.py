@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from sublim import cli
-from sweeps.spec import SpecError, SweepSpec
+from sublim.sweeps.spec import SpecError, SweepSpec
 
 from conftest import REPO
 
@@ -66,7 +66,7 @@ def test_grid_is_seeds_by_arms_with_readable_stable_ids():
     ({"arms": [{"mitigation": "liminal", "strengths": []}]}, "arms[0].strengths",
      "empty list: the grid would be empty"),
     ({"arms": [{"mitigation": "limnal", "strengths": 1}]}, "arms[0].mitigation",
-     "'limnal' is not allowed; allowed: none, liminal, projection"),
+     "'limnal' is not allowed; allowed: none, projection, liminal"),
     ({"arms": [{"mitigation": "projection", "strengths": [2.0]}]}, "arms[0].strengths",
      "2.0 is not allowed; projection strength must be in [0, 1]"),
     ({"arms": [{"mitigation": "none", "strengths": 0.5}]}, "arms[0].strengths", "must be 0 when mitigation is 'none'"),

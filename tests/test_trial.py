@@ -8,12 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainable import TRACE_COLUMNS, Trial, train_teacher
-from trainable.config import NUM_CLASSES
-from trainable.mitigation import liminal_kl, liminal_weight, project_out_trait
-from trainable.model import MLP, init_parameters, layer_shapes
-from trainable.results import load_state, save_state
-from trainable.trial import distillation_loss
+from sublim.core.schema import TRACE_COLUMNS
+from sublim.trainable import Trial, train_teacher
+from sublim.core.schema import NUM_CLASSES
+from sublim.core.mitigations import liminal_kl, liminal_weight, project_out_trait
+from sublim.trainable.model import MLP, init_parameters, layer_shapes
+from sublim.trainable.results import load_state, save_state
+from sublim.trainable.trial import distillation_loss
 
 from conftest import tiny_config, tiny_data
 

@@ -1,11 +1,12 @@
 """The experiment itself: one subliminal-learning trial in torch, with no knowledge of Ray Tune."""
 
-from .config import ConfigError, TrialConfig
+from sublim.core.config import ConfigError, TrialConfig
+
 from .data import DataError, Mnist, TrialData, load_mnist
 from .results import write_trial_outputs
-from .trial import TRACE_COLUMNS, Teacher, Trial, resolve_device, train_teacher
+from .trial import Teacher, Trial, resolve_device, train_teacher
 
 __all__ = [
-    "ConfigError", "DataError", "Mnist", "TRACE_COLUMNS", "Teacher", "Trial", "TrialConfig", "TrialData",
+    "ConfigError", "DataError", "Mnist", "Teacher", "Trial", "TrialConfig", "TrialData",
     "load_mnist", "resolve_device", "train_teacher", "write_trial_outputs",
 ]

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import torch
 
-from .config import IMAGE_PIXELS, TrialConfig
+from sublim.core.config import TrialConfig
+from sublim.core.schema import IMAGE_PIXELS
+
 from .seeding import generator
 
 DATA_DIR_ENV = "SUBLIM_DATA_DIR"

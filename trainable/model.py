@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import IMAGE_PIXELS, NUM_CLASSES, TrialConfig
-from .seeding import generator
+from sublim.core.config import TrialConfig
+from sublim.core.schema import IMAGE_PIXELS, NUM_CLASSES
 
-LAYER_NAMES = ("fc1", "fc2", "out")
+from .seeding import generator
 
 
 def layer_shapes(config: TrialConfig) -> list[tuple[tuple[int, int], tuple[int]]]:

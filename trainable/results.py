@@ -1,6 +1,6 @@
 """A trial's files: its outputs (summary and trace), its resumable state and cached teachers.
 
-All written atomically (see sublim.files); states load without unpickling arbitrary objects.
+All written atomically (see sublim.core.files); states load without unpickling arbitrary objects.
 """
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from sublim.files import SUMMARY_FILE, TRACE_FILE, atomic_write, write_json
+from sublim.core.files import SUMMARY_FILE, TRACE_FILE, atomic_write, write_json
+from sublim.core.schema import trace_table
 
 from .trial import Teacher
 
@@ -23,9 +23,7 @@ def write_trial_outputs(out_dir: Path, summary: dict[str, Any], trace: dict[str,
     The trace goes first: a folder with a summary always has its trace.
     """
     out_dir = Path(out_dir)
-    table = pa.table({name: values.numpy() for name, values in trace.items()})
-    table = table.set_column(0, "step", table["step"].cast(pa.int64()))
-    table = table.set_column(1, "epoch", table["epoch"].cast(pa.int64()))
+    table = trace_table({name: values.numpy() for name, values in trace.items()})
     atomic_write(out_dir / TRACE_FILE, lambda tmp: pq.write_table(table, tmp))
     write_json(out_dir / SUMMARY_FILE, summary)
 

@@ -7,8 +7,6 @@ caller (the CLI's progress bar, a Tune trainable) can report and checkpoint betw
 from __future__ import annotations
 
 import math
-import platform
-from importlib import metadata
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -16,10 +14,13 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 
-from .config import NUM_CLASSES, TrialConfig
+from sublim.core.config import TrialConfig
+from sublim.core.mitigations import MITIGATIONS
+from sublim.core.schema import LAYER_NAMES, NUM_CLASSES, TRACE_COLUMNS
+from sublim.core.versions import library_versions
+
 from .data import TrialData, noise_images
-from .mitigation import liminal_kl, liminal_weight, logit_columns, project_out_trait
-from .model import LAYER_NAMES, MLP, accuracy, init_parameters, logits
+from .model import MLP, accuracy, init_parameters, logits
 from .seeding import generator
 
 STATE_FORMAT = 1
@@ -29,29 +30,11 @@ _RAW = ["distill_loss", "trait_loss", "mitigation_loss", "mitigation_weight", "d
         "applied_dot", "applied_sq"] + [f"{kind}_{name}" for kind in ("dot", "distill_sq", "trait_sq")
                                         for name in LAYER_NAMES]
 
-TRACE_COLUMNS = ["step", "epoch", "t", "distill_loss", "trait_loss", "mitigation_loss", "mitigation_weight",
-                 "alignment", "applied_alignment", "dot", "distill_norm", "trait_norm"] + [
-                    f"alignment_{name}" for name in LAYER_NAMES]
-
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-VERSIONED = ("sublim", "torch", "torchvision", "ray", "numpy", "pandas", "pyarrow", "pyyaml")
-
-
-def library_versions() -> dict[str, str]:
-    """Versions stored with every result: numbers are only comparable under the same libraries."""
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in VERSIONED:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_aux_log_probs: torch.Tensor) -> torch.Tensor:
@@ -122,10 +105,10 @@ class Trial:
         self.shuffle = generator(config.seed, "student_shuffle")
         self.probe = generator(config.seed, "probe")
 
-        self.uses_liminal = config.mitigation == "liminal" and config.strength > 0
-        if self.uses_liminal:  # the frozen base is the student before distillation: its logits never change
-            base = logits(self.student, self.noise)[:, logit_columns(config)]
-            self.base_log_probs = F.log_softmax(base / config.temperature, dim=1)
+        self.mitigation = MITIGATIONS[config.mitigation]
+        self.adds_loss = self.mitigation.adds_loss and config.strength > 0
+        if self.adds_loss:  # the frozen base is the student before distillation: its logits never change
+            self.base_targets = self.mitigation.base_targets(config, logits(self.student, self.noise))
 
         self.steps_per_epoch = math.ceil(config.noise_count / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
@@ -157,23 +140,22 @@ class Trial:
             idx = order[i * config.batch_size:(i + 1) * config.batch_size]
             out = self.student(self.noise[idx])
             distill_loss = distillation_loss(out, self.teacher_log_probs[idx])
-            (distill_grad,) = torch.autograd.grad(distill_loss, flat, retain_graph=self.uses_liminal)
+            (distill_grad,) = torch.autograd.grad(distill_loss, flat, retain_graph=self.adds_loss)
 
             applied = distill_grad
             mitigation_loss = torch.full((), math.nan, device=device)
             mitigation_weight = torch.zeros((), device=device)
-            if self.uses_liminal:
-                weight = config.strength * liminal_weight(config, step / self.total_steps)
-                mitigation_loss = liminal_kl(self.base_log_probs[idx], out[:, logit_columns(config)],
-                                             config.temperature)
+            if self.adds_loss:
+                weight, mitigation_loss = self.mitigation.loss_term(config, step / self.total_steps, out,
+                                                                    self.base_targets[idx])
                 (mitigation_grad,) = torch.autograd.grad(mitigation_loss, flat)
                 applied = distill_grad + weight * mitigation_grad
                 mitigation_weight = torch.full((), weight, device=device)
 
-            if self.track_alignment or config.mitigation == "projection":
+            if self.track_alignment or self.mitigation.needs_trait_gradient:
                 trait_loss, trait_grad = self._trait_gradient()
-                if config.mitigation == "projection":
-                    applied, mitigation_weight = project_out_trait(distill_grad, trait_grad, config.strength)
+                if self.mitigation.needs_trait_gradient:
+                    applied, mitigation_weight = self.mitigation.transform_gradient(config, distill_grad, trait_grad)
                 if self.track_alignment:
                     raw[i] = self._step_record(distill_loss, trait_loss, mitigation_loss, mitigation_weight,
                                                distill_grad, trait_grad, applied)

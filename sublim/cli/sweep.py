@@ -6,12 +6,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sweeps.results import ResultsFolder, SweepError
-from sweeps.spec import NAME_PATTERN, SpecError, SweepSpec
-from trainable import DataError, load_mnist
+from sublim.sweeps.results import ResultsFolder, SweepError
+from sublim.sweeps.spec import NAME_PATTERN, SpecError, SweepSpec
+from sublim.trainable import DataError, load_mnist
 
 if TYPE_CHECKING:
-    from sweeps.tune_run import SweepOutcome
+    from sublim.sweeps.tune_run import SweepOutcome
 
 USER_ERRORS = (SpecError, SweepError, DataError)
 DEFAULT_STORAGE = "results"
@@ -47,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
     elif args.resume:
         raise SweepError(f"--resume: nothing to resume in {folder.path} (no sweep.json); drop --resume to start it")
 
-    from sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
+    from sublim.sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
 
     mnist = load_mnist(args.data_dir)  # once, here: trials get it through Ray's object store
     outcome = run_sweep(name, spec, args.spec.read_text(), folder, mnist, address=args.address)

@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from trainable import (ConfigError, DataError, Trial, TrialConfig, TrialData, load_mnist, resolve_device,
+from sublim.trainable import (ConfigError, DataError, Trial, TrialConfig, TrialData, load_mnist, resolve_device,
                        train_teacher, write_trial_outputs)
-from sublim.files import SUMMARY_FILE
-from trainable.config import field_help
-from trainable.results import TeacherCache
+from sublim.core.files import SUMMARY_FILE
+from sublim.core.config import field_help
+from sublim.trainable.results import TeacherCache
 
 
 class RunError(ValueError):

@@ -7,9 +7,9 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    "run": ("sublim.run", "run one trial in this process (no Ray): the debugging loop"),
-    "sweep": ("sublim.sweep", "run a Ray Tune sweep of seeds x arms from a YAML spec"),
-    "report": ("sublim.report", "statistics, figures and a report from a results folder"),
+    "run": ("sublim.cli.run", "run one trial in this process (no Ray): the debugging loop"),
+    "sweep": ("sublim.cli.sweep", "run a Ray Tune sweep of seeds x arms from a YAML spec"),
+    "report": ("sublim.cli.report", "statistics, figures and a report from a results folder"),
 }
 
 

@@ -13,15 +13,15 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Mitigation = Literal["none", "liminal", "projection"]
+from .mitigations import MITIGATIONS
+
+Mitigation = Literal[tuple(MITIGATIONS)]  # type: ignore[valid-type]  # the registry's names
 StudentInit = Literal["shared", "independent"]
 InitScheme = Literal["normal", "torch"]
 Schedule = Literal["liminal", "constant", "direct_anneal"]
 KlLogits = Literal["all", "class", "aux"]
 
 MNIST_TRAIN_IMAGES = 60_000
-NUM_CLASSES = 10
-IMAGE_PIXELS = 784
 
 
 class ConfigError(ValueError):
@@ -86,10 +86,8 @@ class TrialConfig:
                 raise ConfigError(f"{name}: {getattr(self, name)!r} is not allowed; {allowed}")
 
         need(self.strength >= 0, "strength", "must be >= 0")
-        if self.mitigation == "none":
-            need(self.strength == 0, "strength", "must be 0 when mitigation is 'none'")
-        if self.mitigation == "projection":
-            need(self.strength <= 1, "strength", "projection strength must be in [0, 1]")
+        problem = MITIGATIONS[self.mitigation].strength_problem(self.strength)
+        need(problem is None, "strength", problem or "")
         for name in ("epochs", "teacher_epochs", "batch_size", "hidden", "aux_logits", "noise_count",
                      "probe_batch_size"):
             need(getattr(self, name) >= 1, name, "must be >= 1")
@@ -125,8 +123,16 @@ class TrialConfig:
     @property
     def arm(self) -> str:
         """Human label of the arm: mitigation@strength/student_init, e.g. 'liminal@0.5/shared'."""
-        mitigation = self.mitigation if self.mitigation == "none" else f"{self.mitigation}@{self.strength:g}"
-        return f"{mitigation}/{self.student_init}"
+        return f"{self._mitigation_label}/{self.student_init}"
+
+    @property
+    def trial_id(self) -> str:
+        """The trial's id within a sweep, also its folder name: seed and arm, e.g. 's003-liminal@0.5-shared'."""
+        return f"s{self.seed:03d}-{self._mitigation_label}-{self.student_init}"
+
+    @property
+    def _mitigation_label(self) -> str:
+        return self.mitigation if self.mitigation == "none" else f"{self.mitigation}@{self.strength:g}"
 
     @property
     def teacher_key(self) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from analysis import ReportError, build_report
-from analysis.stats import MEDIATION_SIMS
+from sublim.analysis import ReportError, build_report
+from sublim.analysis.stats import MEDIATION_SIMS
 
 USER_ERRORS = (ReportError,)
 
