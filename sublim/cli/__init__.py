@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib import metadata
 
 SUBCOMMANDS = {
     "run": ("sublim.cli.run", "run one trial in this process (no Ray): the debugging loop"),
@@ -16,6 +17,7 @@ SUBCOMMANDS = {
 def build_parser(command: str | None) -> argparse.ArgumentParser:
     """The parser, with the options of `command` only: `sublim report` never imports torch."""
     parser = argparse.ArgumentParser(prog="sublim", description=__doc__.split(":", 1)[1].strip())
+    parser.add_argument("--version", action="version", version=f"sublim {metadata.version('sublim')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,sweep,report}")
     for name, (module, help_text) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,8 @@ DEFAULT_STORAGE = "results"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", type=Path, metavar="SPEC", help="sweep spec (YAML), e.g. sweeps/smoke.yaml")
+    parser.add_argument("spec", type=Path, metavar="SPEC",
+                        help="sweep spec (YAML file), or the name of a shipped one: " + ", ".join(shipped_specs()))
     parser.add_argument("--storage", default=DEFAULT_STORAGE, metavar="DIR",
                         help="folder holding results, one subfolder per sweep; on a cluster, a path that every "
                              "node mounts (default: %(default)s)")
@@ -32,7 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR, else download)")
 
 
+def shipped_specs() -> dict[str, Path]:
+    """The specs installed with the package (sweeps/*.yaml), by name: `sublim sweep paper` works from any folder."""
+    folder = resources.files("sublim.sweeps")
+    return {Path(entry.name).stem: Path(str(entry)) for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+            if entry.name.endswith(".yaml")}
+
+
+def spec_path(given: Path) -> Path:
+    """A spec file as given, else a shipped spec of that bare name (no folder, no suffix)."""
+    if given.exists() or given.suffix or given.parent != Path("."):
+        return given
+    shipped = shipped_specs()
+    if str(given) not in shipped:
+        raise SpecError(f"{given}: no such spec file, and no shipped spec of that name; shipped: {', '.join(shipped)}")
+    return shipped[str(given)]
+
+
 def main(args: argparse.Namespace) -> int:
+    args.spec = spec_path(args.spec)
     spec = SweepSpec.load(args.spec)
     name = args.name or spec.name
     if not NAME_PATTERN.match(name):
