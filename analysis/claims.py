@@ -7,8 +7,8 @@ direction; a refused statistic gives "undetermined" with its reason, never a gue
 
 from __future__ import annotations
 
-from typing import Any
-
+from .answers import (AlignmentByEpoch, CriticalPeriod, Estimate, MeanCI, MeanTest, MediationResult, Refused,
+                      SimulatedEffect, Stats)
 from .document import fmt
 from .stats import BASELINE, CONFIDENCE, CONTROL
 
@@ -17,17 +17,17 @@ CI = f"{CONFIDENCE:.0%} CI"
 WEAK_COSINE = 0.1  # the literature's alignments are of order 1e-3 to 1e-2
 
 
-def p_value(result: dict[str, Any]) -> str:
+def p_value(result: Estimate) -> str:
     """A p-value as printed; a simulated p of 0 as below the simulation's resolution."""
-    if result["p"] == 0 and "resolution" in result:
-        return f"p < {fmt(result['resolution'])}"
-    return f"p = {fmt(result['p'])}"
+    if isinstance(result, SimulatedEffect) and result.p == 0:
+        return f"p < {fmt(result.resolution)}"
+    return f"p = {fmt(result.p)}"
 
 
-def estimate(result: dict[str, Any], key: str = "mean") -> str:
-    """'value (95% CI low to high, p = ...)'."""
-    p = f", {p_value(result)}" if "p" in result else ""
-    return f"{fmt(result[key])} ({CI} {fmt(result['ci_low'])} to {fmt(result['ci_high'])}{p})"
+def estimate(result: Estimate) -> str:
+    """'value (95% CI low to high, p = ...)'; a descriptive mean has no p."""
+    p = "" if isinstance(result, MeanCI) else f", {p_value(result)}"
+    return f"{fmt(result.point)} ({CI} {fmt(result.ci_low)} to {fmt(result.ci_high)}{p})"
 
 
 def _claim(id_: str, title: str, claim: str, statistic: str, verdict: str, words: str) -> dict[str, str]:
@@ -47,37 +47,37 @@ def _combine(parts: list[tuple[str, str]]) -> tuple[str, str]:
     return NOT_SUPPORTED, words
 
 
-def _sustained(epochs: dict[str, Any]) -> tuple[str, str]:
+def _sustained(epochs: AlignmentByEpoch | Refused) -> tuple[str, str]:
     """The verdict on a positive mean alignment, from whether every epoch's interval lies above 0."""
-    if "refused" in epochs or epochs["sustained"] is None:
-        reason = epochs.get("refused") or "some epochs have too few trials"
+    if isinstance(epochs, Refused) or epochs.sustained is None:
+        reason = epochs.reason if isinstance(epochs, Refused) else "some epochs have too few trials"
         return PARTLY, f"Whether it holds in every epoch is undetermined ({reason})."
-    if epochs["sustained"]:
-        return SUPPORTED, f"The interval lies above 0 in all {epochs['epochs_tested']} epochs: sustained through training."
-    return PARTLY, (f"But the interval lies above 0 in only {epochs['epochs_positive']} of {epochs['epochs_tested']} "
+    if epochs.sustained:
+        return SUPPORTED, f"The interval lies above 0 in all {epochs.epochs_tested} epochs: sustained through training."
+    return PARTLY, (f"But the interval lies above 0 in only {epochs.epochs_positive} of {epochs.epochs_tested} "
                     "epochs: not sustained throughout.")
 
 
-def alignment_positive(stats: dict[str, Any]) -> dict[str, str]:
+def alignment_positive(stats: Stats) -> dict[str, str]:
     verdict, words = UNDETERMINED, f"No completed trials in {BASELINE}."
-    positivity = stats["positivity"].get(BASELINE)
-    if positivity is not None and "refused" in positivity["mean_alignment"]:
-        words = f"The test of mean alignment in {BASELINE} is refused: {positivity['mean_alignment']['refused']}."
+    positivity = stats.positivity.get(BASELINE)
+    if positivity is not None and isinstance(positivity.mean_alignment, Refused):
+        words = f"The test of mean alignment in {BASELINE} is refused: {positivity.mean_alignment.reason}."
     elif positivity is not None:
-        m, epochs, steps = positivity["mean_alignment"], positivity["by_epoch"], positivity["positive_steps"]
+        m, epochs, steps = positivity.mean_alignment, positivity.by_epoch, positivity.positive_steps
         words = (f"In {BASELINE}, the per-trial mean alignment is {estimate(m)} by t-test; "
-                 f"Cohen's d = {fmt(m['cohens_d'])}, n = {m['n']} trials.")
-        if "refused" not in steps:
-            words += (f" A fraction {fmt(steps['fraction'])} of {steps['steps']} steps had positive alignment; "
-                      f"{steps['trials_mostly_positive']} of {steps['n']} trials had mostly positive steps "
-                      f"(sign test p = {fmt(steps['p_trials'])}).")
-        if m["ci_low"] <= 0:
+                 f"Cohen's d = {fmt(m.cohens_d)}, n = {m.n} trials.")
+        if not isinstance(steps, Refused):
+            words += (f" A fraction {fmt(steps.fraction)} of {steps.steps} steps had positive alignment; "
+                      f"{steps.trials_mostly_positive} of {steps.n} trials had mostly positive steps "
+                      f"(sign test p = {fmt(steps.p_trials)}).")
+        if m.ci_low <= 0:
             verdict = NOT_SUPPORTED
             words += " The interval includes or lies below 0: alignment is not shown to be positive."
         else:
             verdict, sustained = _sustained(epochs)
-            size = "weak in absolute terms" if m["mean"] < WEAK_COSINE else "not weak"
-            words += f" Positive, and {size}: a cosine of {fmt(m['mean'])}, where 1 is full alignment. {sustained}"
+            size = "weak in absolute terms" if m.mean < WEAK_COSINE else "not weak"
+            words += f" Positive, and {size}: a cosine of {fmt(m.mean)}, where 1 is full alignment. {sustained}"
     return _claim("claim1", "Claim 1: alignment stays weakly but consistently positive",
                   "Alignment between the distillation gradient and the trait gradient stays weakly but "
                   "consistently positive throughout multi-step training.",
@@ -86,22 +86,22 @@ def alignment_positive(stats: dict[str, Any]) -> dict[str, str]:
                   "(sustained = the interval lies above 0 in every epoch).", verdict, words)
 
 
-def projection_suppresses(stats: dict[str, Any]) -> dict[str, str]:
+def projection_suppresses(stats: Stats) -> dict[str, str]:
     parts = []
-    for arm, result in stats["comparisons"]["projection"].items():
-        gain, loss = result["trait_gain"], result["final_distill_loss"]
-        if "refused" in gain:
-            parts.append((UNDETERMINED, f"{arm}: the trait_gain comparison is refused: {gain['refused']}."))
+    for arm, result in stats.comparisons.projection.items():
+        gain, loss = result.trait_gain, result.final_distill_loss
+        if isinstance(gain, Refused):
+            parts.append((UNDETERMINED, f"{arm}: the trait_gain comparison is refused: {gain.reason}."))
             continue
-        suppresses = gain["ci_high"] < 0
-        text = (f"{arm} changes trait_gain by {estimate(gain)} against {BASELINE} ({fmt(gain['mean_arm'])} vs "
-                f"{fmt(gain['mean_reference'])}, paired over {gain['n']} seeds)")
-        if "refused" in loss:
+        suppresses = gain.difference.ci_high < 0
+        text = (f"{arm} changes trait_gain by {estimate(gain.difference)} against {BASELINE} ({fmt(gain.mean_arm)} vs "
+                f"{fmt(gain.mean_reference)}, paired over {gain.difference.n} seeds)")
+        if isinstance(loss, Refused):
             hurts = None
-            text += f"; the distillation-loss comparison is refused: {loss['refused']}."
+            text += f"; the distillation-loss comparison is refused: {loss.reason}."
         else:
-            hurts = loss["ci_low"] > 0
-            text += (f"; its final distillation loss differs by {estimate(loss)}: "
+            hurts = loss.difference.ci_low > 0
+            text += (f"; its final distillation loss differs by {estimate(loss.difference)}: "
                      + ("higher, so projection slows distillation." if hurts else "no detectable cost to distillation."))
         verdict = NOT_SUPPORTED if not suppresses else SUPPORTED if hurts is False else PARTLY
         parts.append((verdict, text))
@@ -114,39 +114,43 @@ def projection_suppresses(stats: dict[str, Any]) -> dict[str, str]:
                   "differences.", verdict, words)
 
 
-def critical_period(stats: dict[str, Any]) -> dict[str, str]:
-    result = stats["critical_period"].get(BASELINE, {"refused": f"no completed trials in {BASELINE}"})
-    test = result.get("first_minus_later", result)
-    if "refused" in test:
-        verdict, words = UNDETERMINED, f"The epoch comparison in {BASELINE} is refused: {test['refused']}."
+def _critical_words(result: CriticalPeriod, test: MeanTest) -> tuple[str, str]:
+    first, share = result.gain_by_epoch[0].gain, result.share_first_epoch
+    later = "epoch 2" if result.epochs == 2 else f"the mean gain of epochs 2-{result.epochs}"
+    verdict = SUPPORTED if test.ci_low > 0 else NOT_SUPPORTED
+    return verdict, (f"In {BASELINE}, students gain {estimate(first)} test accuracy in epoch 1; epoch 1's gain minus "
+                     f"{later} is {estimate(test)} by paired t-test over {test.n} trials. "
+                     + (f"Epoch 1 holds a share {fmt(share)} of the total gain. " if share is not None else
+                        "The total gain is not shown to be positive, so epoch 1's share of it is not given. ")
+                     + ("Acquisition is fastest in the first epoch." if verdict == SUPPORTED
+                        else "Epoch 1 is not shown to be faster than later epochs."))
+
+
+def critical_period(stats: Stats) -> dict[str, str]:
+    result = stats.critical_period.get(BASELINE, Refused(f"no completed trials in {BASELINE}"))
+    test = result.first_minus_later if isinstance(result, CriticalPeriod) else result
+    if isinstance(result, CriticalPeriod) and isinstance(test, MeanTest):
+        verdict, words = _critical_words(result, test)
     else:
-        first, share = result["gain_by_epoch"][0], result["share_first_epoch"]
-        later = "epoch 2" if result["epochs"] == 2 else f"the mean gain of epochs 2-{result['epochs']}"
-        verdict = SUPPORTED if test["ci_low"] > 0 else NOT_SUPPORTED
-        words = (f"In {BASELINE}, students gain {estimate(first)} test accuracy in epoch 1; epoch 1's gain minus "
-                 f"{later} is {estimate(test)} by paired t-test over {test['n']} trials. "
-                 + (f"Epoch 1 holds a share {fmt(share)} of the total gain. " if share is not None else
-                    "The total gain is not shown to be positive, so epoch 1's share of it is not given. ")
-                 + ("Acquisition is fastest in the first epoch." if verdict == SUPPORTED
-                    else "Epoch 1 is not shown to be faster than later epochs."))
+        verdict, words = UNDETERMINED, f"The epoch comparison in {BASELINE} is refused: {test.reason}."
     return _claim("claim3", "Claim 3: acquisition is fastest early (a critical period)",
                   "Trait acquisition is fastest early: a critical period in the first epoch.",
                   "Per-trial accuracy gained in each epoch; epoch 1's gain minus the mean gain of later epochs, "
                   f"paired within trial, with {CI} and t-test.", verdict, words)
 
 
-def liminal_attenuates(stats: dict[str, Any]) -> dict[str, str]:
+def liminal_attenuates(stats: Stats) -> dict[str, str]:
     parts = []
-    for arm, result in stats["comparisons"]["liminal"].items():
-        early, gain = result["alignment_epoch_1"], result["gain_vs_zero"]
-        if "refused" in early or "refused" in gain:
-            reason = early.get("refused") or gain.get("refused")
+    for arm, result in stats.comparisons.liminal.items():
+        early, gain = result.alignment_epoch_1, result.gain_vs_zero
+        if isinstance(early, Refused) or isinstance(gain, Refused):
+            reason = (early if isinstance(early, Refused) else gain).reason
             parts.append((UNDETERMINED, f"{arm}: refused: {reason}."))
             continue
-        attenuates, acquires = early["ci_high"] < 0, gain["ci_low"] > 0
+        attenuates, acquires = early.difference.ci_high < 0, gain.ci_low > 0
         verdict = {(True, True): SUPPORTED, (False, False): NOT_SUPPORTED}.get((attenuates, acquires), PARTLY)
         parts.append((verdict, (
-            f"{arm}: epoch-1 alignment differs from {BASELINE} by {estimate(early)}: "
+            f"{arm}: epoch-1 alignment differs from {BASELINE} by {estimate(early.difference)}: "
             f"{'attenuated' if attenuates else 'not shown attenuated'}; trait_gain is {estimate(gain)}: "
             f"{'acquisition continues' if acquires else 'acquisition not shown'}.")))
     verdict, words = _combine(parts) if parts else (UNDETERMINED, "No completed shared-init liminal trials.")
@@ -157,27 +161,28 @@ def liminal_attenuates(stats: dict[str, Any]) -> dict[str, str]:
                   verdict, words)
 
 
-def alignment_mediates(stats: dict[str, Any]) -> dict[str, str]:
+def _mediation_words(kind: str, med: MediationResult) -> str:
+    share = (f"proportion mediated {fmt(med.prop_mediated.estimate)}" if med.prop_mediated.interpretable else
+             "proportion mediated not interpretable (total effect not distinguishable from 0)")
+    return (f"Mediation ({kind}, strength 0 to {fmt(med.contrast_to)}): ACME {estimate(med.acme)}, "
+            f"ADE {estimate(med.ade)}, total {estimate(med.total)}; {share}.")
+
+
+def alignment_mediates(stats: Stats) -> dict[str, str]:
     parts, relates, mediated = [], [], []
-    for name, label in (("ols", "OLS (HC3)"), ("mixed", "mixed model (seed intercept)")):
-        fit = stats["regression"][name]
-        if "refused" in fit:
-            parts.append(f"{label}: refused: {fit['refused']}.")
+    fits = ((stats.regression.ols, "OLS (HC3)"), (stats.regression.mixed, "mixed model (seed intercept)"))
+    for fit, label in fits:
+        if isinstance(fit, Refused):
+            parts.append(f"{label}: refused: {fit.reason}.")
             continue
-        relates.append(fit["ci_low"] > 0)
-        parts.append(f"{label}: trait_gain changes by {estimate(fit, 'slope')} per unit of mean alignment, "
-                     f"n = {fit['n']}.")
-    for kind, med in stats["mediation"].items():
-        if "refused" in med:
-            parts.append(f"Mediation ({kind}): refused: {med['refused']}.")
+        relates.append(fit.ci_low > 0)
+        parts.append(f"{label}: trait_gain changes by {estimate(fit)} per unit of mean alignment, n = {fit.n}.")
+    for kind, med in stats.mediation.items():
+        if isinstance(med, Refused):
+            parts.append(f"Mediation ({kind}): refused: {med.reason}.")
             continue
-        acme = med["acme"]
-        mediated.append(acme["ci_low"] > 0 or acme["ci_high"] < 0)
-        share = (f"proportion mediated {fmt(med['prop_mediated']['estimate'])}"
-                 if med["prop_mediated"]["interpretable"] else
-                 "proportion mediated not interpretable (total effect not distinguishable from 0)")
-        parts.append(f"Mediation ({kind}, strength 0 to {fmt(med['contrast_to'])}): ACME {estimate(acme, 'estimate')}, "
-                     f"ADE {estimate(med['ade'], 'estimate')}, total {estimate(med['total'], 'estimate')}; {share}.")
+        mediated.append(med.acme.ci_low > 0 or med.acme.ci_high < 0)
+        parts.append(_mediation_words(kind, med))
     if not relates and not mediated:
         verdict = UNDETERMINED
     elif relates and all(relates) and any(mediated):
@@ -194,15 +199,16 @@ def alignment_mediates(stats: dict[str, Any]) -> dict[str, str]:
                   "(statsmodels Mediation, seed fixed effects).", verdict, " ".join(parts))
 
 
-def init_control(stats: dict[str, Any]) -> dict[str, str]:
-    diff, control = stats["comparisons"]["shared_vs_independent"], stats["comparisons"]["independent_gain"]
-    if "refused" in diff:
-        verdict, words = UNDETERMINED, f"The comparison is refused: {diff['refused']}."
+def init_control(stats: Stats) -> dict[str, str]:
+    paired, control = stats.comparisons.shared_vs_independent, stats.comparisons.independent_gain
+    if isinstance(paired, Refused):
+        verdict, words = UNDETERMINED, f"The comparison is refused: {paired.reason}."
     else:
-        verdict = SUPPORTED if diff["ci_low"] > 0 else NOT_SUPPORTED
+        diff = paired.difference
+        verdict = SUPPORTED if diff.ci_low > 0 else NOT_SUPPORTED
         words = (f"Shared-init students gain {estimate(diff)} more test accuracy than independent-init ones "
-                 f"(paired over {diff['n']} seeds).")
-        if "refused" not in control:
+                 f"(paired over {diff.n} seeds).")
+        if not isinstance(control, Refused):
             words += f" Independent-init students gain {estimate(control)}."
     return _claim("control", "Control: transfer needs the shared initialization",
                   "Independent-init students do not acquire the trait; shared-init students do.",
@@ -210,7 +216,7 @@ def init_control(stats: dict[str, Any]) -> dict[str, str]:
                   verdict, words)
 
 
-def judge(stats: dict[str, Any]) -> list[dict[str, str]]:
+def judge(stats: Stats) -> list[dict[str, str]]:
     """Every claim in report order."""
     return [check(stats) for check in (alignment_positive, projection_suppresses, critical_period,
                                        liminal_attenuates, alignment_mediates, init_control)]

@@ -3,14 +3,14 @@ with the number of trials per arm, and 95% confidence bands.
 
 Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas, never through pyplot,
 so drawing needs no display and leaves no global state behind. A figure without the data it
-needs raises `Refused`.
+needs raises `Refusal`; `draw_all` records it as `Refused`.
 """
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,8 @@ from matplotlib.figure import Figure
 from sublim.core.files import atomic_write
 from sublim.core.mitigations import MITIGATIONS
 
-from .errors import Refused, need
+from .answers import DoseLevel, DoseResponse, Drawn, MeanCI, Refused
+from .errors import Refusal, need
 from .load import arm_order
 from .stats import BASELINE, CONFIDENCE, fit_ols, t_halfwidth
 
@@ -146,7 +147,7 @@ def gain_vs_alignment(completed: pd.DataFrame, path: Path) -> None:
                    label=f"{arm} (n={len(rows)})")
     try:
         fit = fit_ols(completed)
-    except Refused as refusal:
+    except Refusal as refusal:
         title = f"no fitted line: {refusal}"
     else:
         grid = np.linspace(points["mean_alignment"].min(), points["mean_alignment"].max(), 100)
@@ -164,24 +165,26 @@ def gain_vs_alignment(completed: pd.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
-def dose_response(completed: pd.DataFrame, doses: dict[str, Any], path: Path) -> None:
+def dose_response(completed: pd.DataFrame, doses: dict[str, DoseResponse | Refused], path: Path) -> None:
     """Per mitigation: trait_gain and mean alignment against strength, trial points and mean ± 95% CI."""
-    kinds = [kind for kind, result in doses.items() if "levels" in result]
+    kinds = [kind for kind, result in doses.items() if isinstance(result, DoseResponse)]
     need(bool(kinds), "needs completed shared-init trials of a mitigation, has none")
     fig = Figure(figsize=(10.5, 3.8 * len(kinds)), dpi=DPI, layout="constrained")
     axes = fig.subplots(len(kinds), 2, squeeze=False)
-    metrics = (("trait_gain", "trait gain (test accuracy after − before)"),
-               ("mean_alignment", "mean alignment (cosine)"))
+    metrics: tuple[tuple[str, str, Callable[[DoseLevel], MeanCI]], ...] = (
+        ("trait_gain", "trait gain (test accuracy after − before)", lambda level: level.trait_gain),
+        ("mean_alignment", "mean alignment (cosine)", lambda level: level.mean_alignment))
     for row, kind in zip(axes, kinds):
-        levels = doses[kind]["levels"]
-        strengths = np.array([level["strength"] for level in levels])
+        levels = doses[kind].levels
+        strengths = np.array([level.strength for level in levels])
         sample = completed[(completed["student_init"] == "shared") & completed["mitigation"].isin([kind, "none"])]
         colour = MITIGATIONS[kind].colours[0]
-        for ax, (metric, label) in zip(row, metrics):
+        for ax, (metric, label, summary_of) in zip(row, metrics):
             x = np.where(sample["mitigation"] == "none", 0.0, sample["strength"])
             ax.scatter(x, sample[metric], color=colour, alpha=0.3, s=14, label="trials")
-            mean = np.array([level[metric]["mean"] for level in levels])
-            half = np.array([level[metric]["ci_high"] - level[metric]["mean"] for level in levels])
+            summaries = [summary_of(level) for level in levels]
+            mean = np.array([summary.mean for summary in summaries])
+            half = np.array([summary.ci_high - summary.mean for summary in summaries])
             ax.errorbar(strengths, mean, yerr=np.nan_to_num(half), color=colour, marker="o", capsize=4,
                         linewidth=1.6, label=f"mean ± {BAND}")
             ax.axhline(0, color="black", linewidth=0.8, linestyle="--")
@@ -199,9 +202,9 @@ def dose_response(completed: pd.DataFrame, doses: dict[str, Any], path: Path) ->
     _save(fig, path)
 
 
-def draw_all(steps: pd.DataFrame, completed: pd.DataFrame, epochs: pd.DataFrame, doses: dict[str, Any],
-             folder: Path) -> dict[str, dict[str, str]]:
-    """Draw every figure into `folder`: {name: {"file": relative path} or {"refused": reason}}."""
+def draw_all(steps: pd.DataFrame, completed: pd.DataFrame, epochs: pd.DataFrame,
+             doses: dict[str, DoseResponse | Refused], folder: Path) -> dict[str, Drawn | Refused]:
+    """Draw every figure into `folder`: {name: Drawn(path relative to the report folder) or Refused}."""
     jobs = {
         "alignment_steps": lambda p: alignment_over_steps(steps, completed, p),
         "accuracy_epochs": lambda p: accuracy_over_epochs(epochs, completed, p),
@@ -213,8 +216,8 @@ def draw_all(steps: pd.DataFrame, completed: pd.DataFrame, epochs: pd.DataFrame,
         path = folder / f"{name}.png"
         try:
             draw(path)
-            drawn[name] = {"file": f"{folder.name}/{path.name}"}
-        except Refused as refusal:
+            drawn[name] = Drawn(file=f"{folder.name}/{path.name}")
+        except Refusal as refusal:
             path.unlink(missing_ok=True)  # a stale figure from an earlier report would mislead
-            drawn[name] = {"refused": str(refusal)}
+            drawn[name] = Refused(str(refusal))
     return drawn

@@ -2,23 +2,23 @@
 
     report.md, report.html (self-contained), stats.json (every number), tables/*.csv, figures/*.png
 
-into one folder, each file written atomically. The Markdown and HTML are built from `stats.json`'s
-content alone, so every number they show is in it.
+into one folder, each file written atomically. The Markdown and HTML are built from the statistics'
+answers alone, and stats.json holds every answer whole, so every number they show is in it.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-import numpy as np
 import pandas as pd
 
+from sublim.core.files import atomic_write, write_json, write_text
+
 from . import claims, figures
-from sublim.core.files import atomic_write, write_text
+from .answers import (ArmComparison, CriticalPeriod, DoseResponse, Drawn, Estimate, MediationResult, MeanTest,
+                      MixedRegression, Paired, Positivity, PositiveSteps, Refused, Stats, jsonable)
 from .document import Block, Bullets, Heading, Image, Paragraph, Table, fmt, to_html, to_markdown
 from .errors import ReportError
 from .load import STATUSES, load_results
@@ -62,70 +62,58 @@ def build_report(results_path: str | Path, out: str | Path | None = None, mediat
     except OSError as error:
         raise ReportError(f"{folder}: cannot hold the report ({error.strerror}); expected a writable folder") from None
     stats = compute_stats(results, mediation_sims=mediation_sims, mediation_seed=mediation_seed)
-    stats["meta"]["results"] = str(results.path)
     epochs = epoch_table(results.completed)
-    stats["figures"] = figures.draw_all(results.steps, results.completed, epochs, stats["dose_response"],
-                                        folder / "figures")
-    stats = json.loads(json.dumps(jsonable(stats), allow_nan=False))  # the report shows what stats.json holds
-    stats["claims"] = claims.judge(stats)
-
+    drawn = figures.draw_all(results.steps, results.completed, epochs, stats.dose_response, folder / "figures")
+    judged = claims.judge(stats)
     tables = {"trials": results.trials, "arms": arm_table(results.trials), "arm_epochs": epochs,
-              "dose_response": _dose_table(stats)}
+              "dose_response": _dose_table(stats.dose_response)}
     table_paths = []
     for name, table in tables.items():
         path = folder / "tables" / f"{name}.csv"
         atomic_write(path, lambda tmp, t=table: t.to_csv(tmp, index=False))
         table_paths.append(path)
-    blocks = document(stats)
-    title = f"Subliminal learning report: {stats['meta']['name']}"
     files = ReportFiles(folder=folder, markdown=folder / "report.md", html=folder / "report.html",
                         stats=folder / "stats.json", tables=table_paths,
-                        figures=[folder / f["file"] for f in stats["figures"].values() if "file" in f],
-                        claims=stats["claims"])
-    write_text(files.stats, json.dumps(stats, indent=2) + "\n")
+                        figures=[folder / f.file for f in drawn.values() if isinstance(f, Drawn)], claims=judged)
+    write_json(files.stats, jsonable({**stats.to_json(), "figures": drawn, "claims": judged}))
+    blocks = document(stats, drawn, judged)
     write_text(files.markdown, to_markdown(blocks))
-    write_text(files.html, to_html(blocks, title, folder))
+    write_text(files.html, to_html(blocks, f"Subliminal learning report: {stats.meta.name}", folder))
     return files
 
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON values: numpy scalars as Python numbers, NaN and infinity as null."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
-
-
-def _dose_table(stats: dict[str, Any]) -> pd.DataFrame:
-    rows = [{"mitigation": kind, "strength": level["strength"],
-             **{f"{metric}_{key}": level[metric][key] for metric in ("trait_gain", "mean_alignment")
-                for key in ("n", "mean", "ci_low", "ci_high")}}
-            for kind, result in stats["dose_response"].items() for level in result.get("levels", [])]
+def _dose_table(doses: dict[str, DoseResponse | Refused]) -> pd.DataFrame:
+    rows = [{"mitigation": kind, "strength": level.strength, **level.trait_gain.columns("trait_gain"),
+             **level.mean_alignment.columns("mean_alignment")}
+            for kind, result in doses.items() if isinstance(result, DoseResponse) for level in result.levels]
     return pd.DataFrame(rows)
 
 
 # --- the document --------------------------------------------------------------------------------
 
-def _interval(result: dict[str, Any], key: str = "mean") -> str:
-    """'value [low, high]' for a table cell, or why it was refused."""
-    if "refused" in result:
-        return "refused"
-    return f"{fmt(result[key])} [{fmt(result['ci_low'])}, {fmt(result['ci_high'])}]"
+def _span(point: Any, low: Any, high: Any) -> str:
+    return f"{fmt(point)} [{fmt(low)}, {fmt(high)}]"
 
 
-def _p(result: dict[str, Any]) -> str:
-    return "refused" if "refused" in result else fmt(result["p"])
+def _interval(result: Estimate | Refused) -> str:
+    """'value [low, high]' for a table cell, or that it was refused."""
+    return "refused" if isinstance(result, Refused) else _span(result.point, result.ci_low, result.ci_high)
 
 
-def _with_p(result: dict[str, Any]) -> str:
-    return "refused" if "refused" in result else f"{_interval(result)} p={fmt(result['p'])}"
+def _p(result: Any) -> str:
+    return "refused" if isinstance(result, Refused) else fmt(result.p)
+
+
+def _with_p(result: MeanTest | Refused) -> str:
+    return "refused" if isinstance(result, Refused) else f"{_interval(result)} p={fmt(result.p)}"
+
+
+def _test_cells(test: MeanTest | Refused, wilcoxon: bool = False) -> list[str]:
+    """n, mean [CI], t-test p, Wilcoxon p (if asked) and Cohen's d; a refused test's cells say so."""
+    if isinstance(test, Refused):
+        return ["n/a", "refused", "refused", *(["refused"] if wilcoxon else []), "n/a"]
+    return [fmt(test.n), _interval(test), fmt(test.p), *([_p(test.wilcoxon)] if wilcoxon else []),
+            fmt(test.cohens_d)]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[Block]:
@@ -133,12 +121,12 @@ def _table(header: list[str], rows: list[list[str]]) -> list[Block]:
     return [Table(header, rows)] if rows else []
 
 
-def _refusals(results: dict[str, dict[str, Any]]) -> list[Block]:
+def _refusals(results: dict[str, Any]) -> list[Block]:
     """The reasons of refused statistics, listed under their table, each reason once with what it refused."""
     by_reason: dict[str, list[str]] = {}
     for name, result in results.items():
-        if "refused" in result:
-            by_reason.setdefault(result["refused"], []).append(name)
+        if isinstance(result, Refused):
+            by_reason.setdefault(result.reason, []).append(name)
     items = [f"{', '.join(names)}: {reason}" for reason, names in by_reason.items()]
     return [Paragraph("Refused (not enough data):"), Bullets(items)] if items else []
 
@@ -151,58 +139,75 @@ def _conclusion(claim: dict[str, str]) -> Paragraph:
     return Paragraph(f"**Verdict: {claim['verdict']}.** {claim['words']}")
 
 
-def _figure(stats: dict[str, Any], name: str) -> list[Block]:
-    drawn = stats["figures"][name]
-    if "refused" in drawn:
-        return [Paragraph(f"Figure `{name}` not drawn: {drawn['refused']}.")]
-    return [Image(drawn["file"], FIGURE_CAPTIONS[name])]
+def _figure(drawn: dict[str, Drawn | Refused], name: str) -> list[Block]:
+    figure = drawn[name]
+    if isinstance(figure, Refused):
+        return [Paragraph(f"Figure `{name}` not drawn: {figure.reason}.")]
+    return [Image(figure.file, FIGURE_CAPTIONS[name])]
 
 
-def _data_section(stats: dict[str, Any]) -> list[Block]:
-    data, meta = stats["data"], stats["meta"]
-    totals = data["totals"]
+def _data_section(stats: Stats) -> list[Block]:
+    data, meta = stats.data, stats.meta
+    totals = data.totals
     blocks: list[Block] = [
         Heading("Data"),
-        Paragraph(f"Results folder `{meta['results']}` ({data['source']}): {totals['expected']} trials expected, "
+        Paragraph(f"Results folder `{meta.results}` ({data.source}): {totals['expected']} trials expected, "
                   + ", ".join(f"{totals[s]} {s}" for s in STATUSES)
-                  + f"; {data['seeds']} seeds among completed trials. Every statistic below uses completed trials "
+                  + f"; {data.seeds} seeds among completed trials. Every statistic below uses completed trials "
                   "only; 'incomplete' trials stopped before their last epoch."),
         Table(["arm", "expected", *STATUSES], [[row["arm"], *(fmt(row[k]) for k in ("expected", *STATUSES))]
-                                               for row in data["arms"]]),
+                                               for row in data.arms]),
     ]
-    teacher = data["teacher_acc"]
-    blocks.append(Paragraph(f"Teacher test accuracy over {teacher['n']} distinct teachers: mean "
-                            f"{fmt(teacher['mean'])} (range {fmt(teacher['min'])} to {fmt(teacher['max'])})."))
+    teacher = data.teacher_acc
+    blocks.append(Paragraph(f"Teacher test accuracy over {teacher.n} distinct teachers: mean "
+                            f"{fmt(teacher.mean)} (range {fmt(teacher.min)} to {fmt(teacher.max)})."))
     metrics = ("student_acc_before", "student_acc", "trait_gain", "mean_alignment", "final_distill_loss")
     blocks += [Paragraph(f"Per arm, over completed trials (mean [{CI}]):"),
                Table(["arm", "n", *metrics], [[row["arm"], fmt(row["completed"]),
-                                               *(_interval({k: row[f"{m}_{k}"] for k in ("mean", "ci_low", "ci_high")})
-                                                 for m in metrics)] for row in stats["arms"]])]
-    if data["failures"]:
-        shown = data["failures"][:20]
-        blocks += [Paragraph(f"Failed trials ({len(data['failures'])}, first {len(shown)} shown):"),
+                                               *(_span(row[f"{m}_mean"], row[f"{m}_ci_low"], row[f"{m}_ci_high"])
+                                                 for m in metrics)] for row in stats.arms])]
+    if data.failures:
+        shown = data.failures[:20]
+        blocks += [Paragraph(f"Failed trials ({len(data.failures)}, first {len(shown)} shown):"),
                    Bullets([f"`{f['trial_id']}` ({f['arm']}): {f['error']}" for f in shown])]
-    if data["warnings"]:
-        blocks += [Paragraph("Loading notes:"), Bullets(data["warnings"])]
+    if data.warnings:
+        blocks += [Paragraph("Loading notes:"), Bullets(data.warnings)]
     return blocks
 
 
-def _positivity_section(stats: dict[str, Any], claim: dict[str, str]) -> list[Block]:
+def _steps_cells(steps: PositiveSteps | Refused) -> list[str]:
+    """Positive steps [CI], binomial p over steps, trials mostly positive, sign-test p."""
+    if isinstance(steps, Refused):
+        return ["refused", "n/a", "n/a of n/a", "n/a"]
+    return [_interval(steps), fmt(steps.p_steps), f"{fmt(steps.trials_mostly_positive)} of {fmt(steps.n)}",
+            fmt(steps.p_trials)]
+
+
+def _steps_cell(steps: PositiveSteps | Refused) -> str:
+    if isinstance(steps, Refused):
+        return "refused"
+    return f"{_interval(steps)}; {steps.trials_mostly_positive} of {steps.n}, p={fmt(steps.p_trials)}"
+
+
+def _positivity_refusals(arm: str, result: Positivity) -> dict[str, Any]:
+    m, epochs = result.mean_alignment, result.by_epoch
+    refused = {f"{arm} mean alignment": m, f"{arm} Wilcoxon": m.wilcoxon if isinstance(m, MeanTest) else None,
+               f"{arm} positive steps": result.positive_steps, f"{arm} per epoch": epochs}
+    for epoch in [] if isinstance(epochs, Refused) else epochs.epochs:
+        refused[f"{arm} epoch {epoch.epoch}"] = epoch.test
+        refused[f"{arm} epoch {epoch.epoch} positive steps"] = epoch.positive_steps
+    return refused
+
+
+def _positivity_section(stats: Stats, claim: dict[str, str], drawn: dict[str, Drawn | Refused]) -> list[Block]:
     rows, alignment_rows, step_rows, refused = [], [], [], {}
-    for arm, result in stats["positivity"].items():
-        m, steps, epochs = result["mean_alignment"], result["positive_steps"], result["by_epoch"]
-        wilcoxon = m.get("wilcoxon", {})
-        rows.append([arm, fmt(m.get("n")), _interval(m), _p(m), _p(wilcoxon) if wilcoxon else "refused",
-                     fmt(m.get("cohens_d")), _interval(steps, "fraction"), fmt(steps.get("p_steps")),
-                     f"{fmt(steps.get('trials_mostly_positive'))} of {fmt(steps.get('n'))}", fmt(steps.get("p_trials"))])
-        refused.update({f"{arm} mean alignment": m, f"{arm} Wilcoxon": wilcoxon, f"{arm} positive steps": steps,
-                        f"{arm} per epoch": epochs})
-        for epoch in epochs.get("epochs", []):
-            refused[f"{arm} epoch {epoch['epoch']}"] = epoch
-            refused[f"{arm} epoch {epoch['epoch']} positive steps"] = epoch["positive_steps"]
-        if "epochs" in epochs:
-            alignment_rows.append([arm, *(_with_p(e) for e in epochs["epochs"]), fmt(epochs["sustained"])])
-            step_rows.append([arm, *(_steps_cell(e["positive_steps"]) for e in epochs["epochs"])])
+    for arm, result in stats.positivity.items():
+        rows.append([arm, *_test_cells(result.mean_alignment, wilcoxon=True), *_steps_cells(result.positive_steps)])
+        refused.update(_positivity_refusals(arm, result))
+        if not isinstance(result.by_epoch, Refused):
+            epochs = result.by_epoch.epochs
+            alignment_rows.append([arm, *(_with_p(e.test) for e in epochs), fmt(result.by_epoch.sustained)])
+            step_rows.append([arm, *(_steps_cell(e.positive_steps) for e in epochs)])
     width = max((len(r) - 1 for r in step_rows), default=0)
     epochs_header = [f"epoch {e}" for e in range(1, width + 1)]
 
@@ -218,98 +223,108 @@ def _positivity_section(stats: dict[str, Any], claim: dict[str, str]) -> list[Bl
                    Table(["arm", *epochs_header, "sustained"], [pad(r, tail=1) for r in alignment_rows]),
                    Paragraph(f"Positive steps per epoch: fraction [{CI}]; trials with mostly positive steps, sign-test p:"),
                    Table(["arm", *epochs_header], [pad(r) for r in step_rows])]
-    return blocks + _refusals(refused) + [_conclusion(claim), *_figure(stats, "alignment_steps")]
+    return blocks + _refusals(refused) + [_conclusion(claim), *_figure(drawn, "alignment_steps")]
 
 
-def _steps_cell(steps: dict[str, Any]) -> str:
-    if "refused" in steps:
-        return "refused"
-    return f"{_interval(steps, 'fraction')}; {steps['trials_mostly_positive']} of {steps['n']}, p={fmt(steps['p_trials'])}"
+Compared = list[tuple[str, str, Any]]  # (arm, metric, Paired | MeanTest | Refused)
 
 
-def _comparison_table(results: dict[str, dict[str, dict[str, Any]]]) -> tuple[list[Block], dict[str, Any]]:
+def _comparison_table(compared: Compared) -> tuple[list[Block], dict[str, Any]]:
     rows, refused = [], {}
-    for arm, metrics in results.items():
-        for metric, r in metrics.items():
-            reference = r.get("reference", "0" if metric == "gain_vs_zero" else BASELINE)
-            rows.append([arm, metric, reference, fmt(r.get("n")), _interval(r), _p(r), fmt(r.get("cohens_d"))])
-            refused[f"{arm} {metric}"] = r
+    for arm, metric, r in compared:
+        reference = r.reference if isinstance(r, Paired) else "0" if metric == "gain_vs_zero" else BASELINE
+        rows.append([arm, metric, reference, *_test_cells(r.difference if isinstance(r, Paired) else r)])
+        refused[f"{arm} {metric}"] = r
     return _table(["arm", "metric", "against", "n", f"difference [{CI}]", "t-test p", "Cohen's d"], rows), refused
 
 
-def _projection_section(stats: dict[str, Any], claim: dict[str, str]) -> list[Block]:
-    table, refused = _comparison_table(stats["comparisons"]["projection"])
+def _comparison_section(claim: dict[str, str], compared: Compared) -> list[Block]:
+    table, refused = _comparison_table(compared)
     return [Heading(claim["title"]), *_claim_and_statistic(claim), *table, *_refusals(refused), _conclusion(claim)]
 
 
-def _critical_section(stats: dict[str, Any], claim: dict[str, str]) -> list[Block]:
+def _by_metric(by_arm: Mapping[str, ArmComparison]) -> Compared:
+    return [(arm, metric, r) for arm, comparison in by_arm.items() for metric, r in comparison.by_metric().items()]
+
+
+def _critical_section(stats: Stats, claim: dict[str, str], drawn: dict[str, Drawn | Refused]) -> list[Block]:
     rows, refused = [], {}
-    results = {arm: r for arm, r in stats["critical_period"].items() if "gain_by_epoch" in r}
-    width = max((r["epochs"] for r in results.values()), default=0)
+    results = {arm: r for arm, r in stats.critical_period.items() if isinstance(r, CriticalPeriod)}
+    width = max((r.epochs for r in results.values()), default=0)
     for arm, r in results.items():
-        gains = [_interval(g) for g in r["gain_by_epoch"]] + [""] * (width - r["epochs"])
-        test = r["first_minus_later"]
-        rows.append([arm, *gains, _interval(test), _p(test), fmt(r["share_first_epoch"])])
+        gains = [_interval(g.gain) for g in r.gain_by_epoch] + [""] * (width - r.epochs)
+        test = r.first_minus_later
+        rows.append([arm, *gains, _interval(test), _p(test), fmt(r.share_first_epoch)])
         refused[f"{arm} epoch 1 vs later"] = test
-    refused.update({arm: r for arm, r in stats["critical_period"].items() if "refused" in r})
+    refused.update({arm: r for arm, r in stats.critical_period.items() if isinstance(r, Refused)})
     header = ["arm", *(f"gain in epoch {e}" for e in range(1, width + 1)), "epoch 1 − mean later", "p",
               "share of gain in epoch 1"]
     return [Heading(claim["title"]), *_claim_and_statistic(claim),
             Paragraph(f"Test accuracy gained in each epoch, mean [{CI}]:"), *_table(header, rows),
-            *_refusals(refused), _conclusion(claim), *_figure(stats, "accuracy_epochs")]
+            *_refusals(refused), _conclusion(claim), *_figure(drawn, "accuracy_epochs")]
 
 
-def _liminal_section(stats: dict[str, Any], claim: dict[str, str]) -> list[Block]:
-    table, refused = _comparison_table(stats["comparisons"]["liminal"])
-    return [Heading(claim["title"]), *_claim_and_statistic(claim), *table, *_refusals(refused), _conclusion(claim)]
+def _regression_blocks(stats: Stats) -> list[Block]:
+    ols, mixed = stats.regression.ols, stats.regression.mixed
 
+    def cells(fit: Any) -> list[str]:
+        return ["n/a", "refused", "refused"] if isinstance(fit, Refused) else [fmt(fit.n), _interval(fit), fmt(fit.p)]
 
-def _referee_section(stats: dict[str, Any], claim: dict[str, str]) -> list[Block]:
-    regression = stats["regression"]
-    ols, mixed = regression["ols"], regression["mixed"]
-    fits = [["OLS, HC3 robust SEs", fmt(ols.get("n")), _interval(ols, "slope"), _p(ols), fmt(ols.get("r2"))],
-            ["mixed model, random intercept per seed", fmt(mixed.get("n")), _interval(mixed, "slope"), _p(mixed),
-             f"marginal {fmt(mixed.get('r2_marginal'))}, conditional {fmt(mixed.get('r2_conditional'))}"]]
-    blocks: list[Block] = [Heading(claim["title"]), *_claim_and_statistic(claim),
-                           Heading("Does alignment relate to acquisition?", 3),
+    fitted = isinstance(mixed, MixedRegression)
+    fits = [["OLS, HC3 robust SEs", *cells(ols), "n/a" if isinstance(ols, Refused) else fmt(ols.r2)],
+            ["mixed model, random intercept per seed", *cells(mixed),
+             f"marginal {fmt(mixed.r2_marginal if fitted else None)}, "
+             f"conditional {fmt(mixed.r2_conditional if fitted else None)}"]]
+    blocks: list[Block] = [Heading("Does alignment relate to acquisition?", 3),
                            Table(["model", "n", f"slope of trait_gain on mean_alignment [{CI}]", "p", "R²"], fits),
                            *_refusals({"OLS": ols, "mixed model": mixed})]
-    if mixed.get("fit_warnings"):
-        blocks.append(Paragraph("Mixed-model fit warnings: " + "; ".join(mixed["fit_warnings"])
-                                + f" (converged: {fmt(mixed['converged'])})."))
-    blocks += [*_figure(stats, "gain_vs_alignment"), Heading("Does mitigation act through alignment?", 3)]
-    rows = []
-    for kind, med in stats["mediation"].items():
-        if "refused" in med:
-            continue
-        share = med["prop_mediated"]
-        rows.append([kind, fmt(med["n"]), fmt(med["seeds"]), f"0 → {fmt(med['contrast_to'])}",
-                     _interval(med["strength_to_alignment"], "estimate"), _interval(med["alignment_to_gain"], "estimate"),
-                     *(f"{_interval(med[e], 'estimate')} {claims.p_value(med[e])}" for e in ("acme", "ade", "total")),
-                     _interval(share, "estimate") if share["interpretable"] else "not interpretable"])
-    blocks += [Paragraph("Mediation strength → mean_alignment → trait_gain. Effects are of moving strength from 0 to "
-                         "the largest tested; the a-path is the change in mean alignment, the b-path the change in "
-                         "trait_gain per unit of alignment at fixed strength. Simulation p-values resolve down to "
-                         f"1/simulations ({stats['meta']['mediation_sims']} simulations, seed "
-                         f"{stats['meta']['mediation_seed']})."),
-               *_table(["mitigation", "n", "seeds", "strength", f"a-path [{CI}]", f"b-path [{CI}]", f"ACME [{CI}]",
-                        f"ADE [{CI}]", f"total [{CI}]", f"proportion mediated [{CI}]"], rows),
-               *_refusals({f"mediation ({kind})": med for kind, med in stats["mediation"].items()}),
-               Heading("Dose-response", 3)]
-    dose_rows = [[kind, fmt(level["strength"]), fmt(level["trait_gain"]["n"]), _interval(level["trait_gain"]),
-                  _interval(level["mean_alignment"])]
-                 for kind, result in stats["dose_response"].items() for level in result.get("levels", [])]
-    blocks += [*_table(["mitigation", "strength", "n", f"trait_gain [{CI}]", f"mean alignment [{CI}]"], dose_rows),
-               *_refusals({f"dose-response ({kind})": r for kind, r in stats["dose_response"].items()}),
-               *_figure(stats, "dose_response"), _conclusion(claim)]
+    if isinstance(mixed, MixedRegression) and mixed.fit_warnings:
+        blocks.append(Paragraph("Mixed-model fit warnings: " + "; ".join(mixed.fit_warnings)
+                                + f" (converged: {fmt(mixed.converged)})."))
     return blocks
 
 
-def _control_section(stats: dict[str, Any], claim: dict[str, str]) -> list[Block]:
-    comparisons = stats["comparisons"]
-    table, refused = _comparison_table({BASELINE: {"trait_gain": comparisons["shared_vs_independent"]},
-                                        stats["meta"]["control"]: {"gain_vs_zero": comparisons["independent_gain"]}})
-    return [Heading(claim["title"]), *_claim_and_statistic(claim), *table, *_refusals(refused), _conclusion(claim)]
+def _mediation_row(kind: str, med: MediationResult) -> list[str]:
+    share = med.prop_mediated
+    return [kind, fmt(med.n), fmt(med.seeds), f"0 → {fmt(med.contrast_to)}", _interval(med.strength_to_alignment),
+            _interval(med.alignment_to_gain),
+            *(f"{_interval(e)} {claims.p_value(e)}" for e in (med.acme, med.ade, med.total)),
+            _interval(share) if share.interpretable else "not interpretable"]
+
+
+def _mediation_blocks(stats: Stats) -> list[Block]:
+    rows = [_mediation_row(kind, med) for kind, med in stats.mediation.items() if isinstance(med, MediationResult)]
+    return [Heading("Does mitigation act through alignment?", 3),
+            Paragraph("Mediation strength → mean_alignment → trait_gain. Effects are of moving strength from 0 to "
+                      "the largest tested; the a-path is the change in mean alignment, the b-path the change in "
+                      "trait_gain per unit of alignment at fixed strength. Simulation p-values resolve down to "
+                      f"1/simulations ({stats.meta.mediation_sims} simulations, seed "
+                      f"{stats.meta.mediation_seed})."),
+            *_table(["mitigation", "n", "seeds", "strength", f"a-path [{CI}]", f"b-path [{CI}]", f"ACME [{CI}]",
+                     f"ADE [{CI}]", f"total [{CI}]", f"proportion mediated [{CI}]"], rows),
+            *_refusals({f"mediation ({kind})": med for kind, med in stats.mediation.items()})]
+
+
+def _dose_blocks(stats: Stats) -> list[Block]:
+    rows = [[kind, fmt(level.strength), fmt(level.trait_gain.n), _interval(level.trait_gain),
+             _interval(level.mean_alignment)]
+            for kind, result in stats.dose_response.items() if isinstance(result, DoseResponse)
+            for level in result.levels]
+    return [Heading("Dose-response", 3),
+            *_table(["mitigation", "strength", "n", f"trait_gain [{CI}]", f"mean alignment [{CI}]"], rows),
+            *_refusals({f"dose-response ({kind})": r for kind, r in stats.dose_response.items()})]
+
+
+def _referee_section(stats: Stats, claim: dict[str, str], drawn: dict[str, Drawn | Refused]) -> list[Block]:
+    return [Heading(claim["title"]), *_claim_and_statistic(claim), *_regression_blocks(stats),
+            *_figure(drawn, "gain_vs_alignment"), *_mediation_blocks(stats), *_dose_blocks(stats),
+            *_figure(drawn, "dose_response"), _conclusion(claim)]
+
+
+def _control_section(stats: Stats, claim: dict[str, str]) -> list[Block]:
+    comparisons = stats.comparisons
+    return _comparison_section(claim, [(BASELINE, "trait_gain", comparisons.shared_vs_independent),
+                                       (stats.meta.control, "gain_vs_zero", comparisons.independent_gain)])
 
 
 def _methods() -> list[Block]:
@@ -331,21 +346,21 @@ def _methods() -> list[Block]:
     ])]
 
 
-def document(stats: dict[str, Any]) -> list[Block]:
-    """The report's blocks, from the statistics alone."""
-    by_id = {claim["id"]: claim for claim in stats["claims"]}
-    summary = Table(["question", "verdict"], [[claim["title"], claim["verdict"]] for claim in stats["claims"]])
+def document(stats: Stats, drawn: dict[str, Drawn | Refused], judged: list[dict[str, str]]) -> list[Block]:
+    """The report's blocks, from the statistics, the figures drawn and the claims judged."""
+    by_id = {claim["id"]: claim for claim in judged}
+    summary = Table(["question", "verdict"], [[claim["title"], claim["verdict"]] for claim in judged])
     return [
-        Heading(f"Subliminal learning report: {stats['meta']['name']}", 1),
+        Heading(f"Subliminal learning report: {stats.meta.name}", 1),
         Paragraph("Does a student distilled only on a teacher's auxiliary logits, on noise, acquire the teacher's "
                   "MNIST skill, and does the alignment of distillation and trait gradients drive it?"),
         summary,
         *_data_section(stats),
-        *_positivity_section(stats, by_id["claim1"]),
-        *_projection_section(stats, by_id["claim2"]),
-        *_critical_section(stats, by_id["claim3"]),
-        *_liminal_section(stats, by_id["claim4"]),
-        *_referee_section(stats, by_id["referee"]),
+        *_positivity_section(stats, by_id["claim1"], drawn),
+        *_comparison_section(by_id["claim2"], _by_metric(stats.comparisons.projection)),
+        *_critical_section(stats, by_id["claim3"], drawn),
+        *_comparison_section(by_id["claim4"], _by_metric(stats.comparisons.liminal)),
+        *_referee_section(stats, by_id["referee"], drawn),
         *_control_section(stats, by_id["control"]),
         *_methods(),
     ]

@@ -1,15 +1,15 @@
 """The report's statistics: each function answers one question of the protocol with an effect size,
-an interval and a test, as plain values ready for JSON.
+an interval and a test, as one of the small answers of `answers` (plain Python values, ready for JSON).
 
-A statistic that needs more data than there is raises `Refused`; `attempt` turns that into
-{"refused": reason}, so the report says what is missing instead of printing a number that means
-nothing. Every statistic uses completed trials only.
+A statistic that needs more data than there is raises `Refusal`; `attempt` turns that into the
+answer `Refused(reason)`, so the report says what is missing instead of printing a number that
+means nothing. Every statistic uses completed trials only.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,8 +20,15 @@ from statsmodels.stats.weightstats import DescrStatsW
 
 from sublim.core.mitigations import MITIGATIONS as REGISTRY
 
-from .errors import Refused, need
+from .answers import (AlignmentByEpoch, Coefficient, Comparisons, CriticalPeriod, DataSummary, DoseLevel,
+                      DoseResponse, EpochGain, EpochTest, LiminalComparison, MeanCI, MeanRange, MeanTest,
+                      MediationResult, Meta, MixedRegression, Paired, PositiveSteps, Positivity,
+                      ProjectionComparison, ProportionMediated, Refused, Regression, Regressions,
+                      SimulatedEffect, Stats, Wilcoxon)
+from .errors import Refusal, need
 from .load import STATUSES, Results, arm_order
+
+T = TypeVar("T")
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
@@ -33,16 +40,17 @@ MIN_WILCOXON_N = 6  # below 6, a two-sided signed-rank test cannot reach p < 0.0
 MIN_REGRESSION_N = 4  # slope and intercept leave at least 2 residual degrees of freedom
 MIN_DISTINCT_X = 3  # a line through 2 distinct x values fits perfectly and tests nothing
 MEDIATION_SIMS = 500  # parametric draws per mediation: percentile intervals settle to about 2 digits
+EXPOSURE, MEDIATOR, OUTCOME = "exposure", "mean_alignment", "trait_gain"  # the mediation's named columns
 ARM_METRICS = ("teacher_acc", "student_acc_before", "student_acc", "trait_gain", "mean_alignment",
                "frac_positive_steps", "mean_applied_alignment", "final_distill_loss")
 
 
-def attempt(statistic: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """The statistic's result, or {"refused": reason} when the data cannot support it."""
+def attempt(statistic: Callable[..., T], *args: Any, **kwargs: Any) -> T | Refused:
+    """The statistic's answer, or `Refused(reason)` when the data cannot support it."""
     try:
         return statistic(*args, **kwargs)
-    except Refused as refusal:
-        return {"refused": str(refusal)}
+    except Refusal as refusal:
+        return Refused(str(refusal))
 
 
 def _finite(values: Any) -> np.ndarray:
@@ -58,15 +66,15 @@ def t_halfwidth(sd: Any, n: Any) -> np.ndarray:
         return quantile * np.asarray(sd, dtype=float) / np.sqrt(n)
 
 
-def mean_ci(values: Any) -> dict[str, float]:
+def mean_ci(values: Any) -> MeanCI:
     """Descriptive mean with its confidence interval (no interval below 2 values)."""
     x = _finite(values)
     mean = float(x.mean()) if len(x) else np.nan
     half = float(t_halfwidth(x.std(ddof=1), len(x))) if len(x) >= 2 else np.nan
-    return {"n": len(x), "mean": mean, "ci_low": mean - half, "ci_high": mean + half}
+    return MeanCI(n=len(x), mean=mean, ci_low=mean - half, ci_high=mean + half)
 
 
-def describe(values: Any, what: str, null: float = 0.0, units: str = "trials") -> dict[str, Any]:
+def describe(values: Any, what: str, null: float = 0.0, units: str = "trials") -> MeanTest:
     """Mean against `null`: CI, one-sample t-test, Wilcoxon signed-rank test and Cohen's d."""
     x = _finite(values)
     need(len(x) >= MIN_TEST_N, f"needs at least {MIN_TEST_N} {units} with a finite {what}, has {len(x)}")
@@ -75,16 +83,16 @@ def describe(values: Any, what: str, null: float = 0.0, units: str = "trials") -
     d = DescrStatsW(x)
     low, high = d.tconfint_mean(alpha=ALPHA)
     t, p, df = d.ttest_mean(null)
-    return {"n": len(x), "mean": float(d.mean), "sd": sd, "se": float(d.std_mean), "ci_low": float(low),
-            "ci_high": float(high), "null": null, "t": float(t), "df": float(df), "p": float(p),
-            "cohens_d": (float(d.mean) - null) / sd, "wilcoxon": attempt(_wilcoxon, x - null, what)}
+    return MeanTest(n=len(x), mean=float(d.mean), sd=sd, se=float(d.std_mean), ci_low=float(low),
+                    ci_high=float(high), null=null, t=float(t), df=float(df), p=float(p),
+                    cohens_d=(float(d.mean) - null) / sd, wilcoxon=attempt(_wilcoxon, x - null, what))
 
 
-def _wilcoxon(differences: np.ndarray, what: str) -> dict[str, float]:
+def _wilcoxon(differences: np.ndarray, what: str) -> Wilcoxon:
     n = int(np.count_nonzero(differences))
     need(n >= MIN_WILCOXON_N, f"needs at least {MIN_WILCOXON_N} non-zero values of {what}, has {n}")
     result = scipy_stats.wilcoxon(differences)
-    return {"statistic": float(result.statistic), "p": float(result.pvalue)}
+    return Wilcoxon(statistic=float(result.statistic), p=float(result.pvalue))
 
 
 def _by_arm(trials: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -93,7 +101,7 @@ def _by_arm(trials: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 # --- data ----------------------------------------------------------------------------------------
 
-def data_summary(results: Results) -> dict[str, Any]:
+def data_summary(results: Results) -> DataSummary:
     """What there is to analyse: trials per arm by status, failures, teachers, and loading warnings."""
     trials = results.trials
     completed = results.completed
@@ -103,16 +111,16 @@ def data_summary(results: Results) -> dict[str, Any]:
         notes.append("some arms have several completed trials for one seed (settings other than the arm "
                      "vary); paired comparisons average them per seed")
     teachers = completed.drop_duplicates("teacher_key") if completed["teacher_key"].notna().all() else completed
-    return {
-        "source": results.kind,
-        "arms": arm_table(trials)[["arm", "expected", *STATUSES]].to_dict("records"),
-        "totals": _status_counts(trials),
-        "failures": trials.loc[trials["status"] == "failed", ["trial_id", "arm", "error"]].to_dict("records"),
-        "seeds": int(completed["seed"].nunique()),
-        "teacher_acc": {**mean_ci(teachers["teacher_acc"]), "min": float(teachers["teacher_acc"].min()),
-                        "max": float(teachers["teacher_acc"].max())},
-        "warnings": notes,
-    }
+    accuracy = teachers["teacher_acc"]
+    return DataSummary(
+        source=results.kind,
+        arms=arm_table(trials)[["arm", "expected", *STATUSES]].to_dict("records"),
+        totals=_status_counts(trials),
+        failures=trials.loc[trials["status"] == "failed", ["trial_id", "arm", "error"]].to_dict("records"),
+        seeds=int(completed["seed"].nunique()),
+        teacher_acc=MeanRange(**vars(mean_ci(accuracy)), min=float(accuracy.min()), max=float(accuracy.max())),
+        warnings=notes,
+    )
 
 
 def _status_counts(trials: pd.DataFrame) -> dict[str, int]:
@@ -127,8 +135,7 @@ def arm_table(trials: pd.DataFrame) -> pd.DataFrame:
         row = {"arm": arm, **{key: group[key].iloc[0] for key in ("mitigation", "strength", "student_init")},
                **_status_counts(group)}
         for metric in ARM_METRICS:
-            summary = mean_ci(done[metric]) if metric in done else mean_ci([])
-            row.update({f"{metric}_{key}": summary[key] for key in ("mean", "ci_low", "ci_high")})
+            row.update((mean_ci(done[metric]) if metric in done else mean_ci([])).columns(metric, with_n=False))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -140,9 +147,7 @@ def epoch_table(completed: pd.DataFrame) -> pd.DataFrame:
         for epoch in range(_epochs(group, "acc_epoch", first=0) + 1):
             row = {"arm": arm, "epoch": epoch}
             for prefix in ("acc_epoch", "alignment_epoch", "frac_positive_epoch"):
-                summary = mean_ci(group.get(f"{prefix}_{epoch}", []))
-                row.update({f"{prefix.rsplit('_', 1)[0]}_{key}": summary[key]
-                            for key in ("n", "mean", "ci_low", "ci_high")})
+                row.update(mean_ci(group.get(f"{prefix}_{epoch}", [])).columns(prefix.rsplit("_", 1)[0]))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -157,14 +162,14 @@ def _epochs(trials: pd.DataFrame, prefix: str, first: int) -> int:
 
 # --- claim 1: is alignment positive, and in every epoch? -----------------------------------------
 
-def alignment_positivity(group: pd.DataFrame) -> dict[str, Any]:
+def alignment_positivity(group: pd.DataFrame) -> Positivity:
     """Per-trial mean alignment against 0, positive steps against one half, and the same per epoch."""
-    return {"mean_alignment": attempt(describe, group["mean_alignment"], "mean_alignment"),
-            "positive_steps": attempt(positive_steps, group),
-            "by_epoch": attempt(alignment_by_epoch, group)}
+    return Positivity(mean_alignment=attempt(describe, group["mean_alignment"], "mean_alignment"),
+                      positive_steps=attempt(positive_steps, group),
+                      by_epoch=attempt(alignment_by_epoch, group))
 
 
-def positive_steps(group: pd.DataFrame, epoch: int | None = None) -> dict[str, Any]:
+def positive_steps(group: pd.DataFrame, epoch: int | None = None) -> PositiveSteps:
     """Binomial tests of positive steps against one half: pooled over steps, and per trial (a sign test);
     over the whole training, or in one epoch (each epoch has an equal share of a trial's steps).
 
@@ -181,13 +186,13 @@ def positive_steps(group: pd.DataFrame, epoch: int | None = None) -> dict[str, A
     pooled = scipy_stats.binomtest(positive, total, 0.5)
     interval = pooled.proportion_ci(CONFIDENCE, method="wilson")
     majority = int((g["frac"] > 0.5).sum())
-    return {"n": len(g), "steps": total, "positive": positive, "fraction": positive / total,
-            "ci_low": float(interval.low), "ci_high": float(interval.high), "p_steps": float(pooled.pvalue),
-            "trials_mostly_positive": majority,
-            "p_trials": float(scipy_stats.binomtest(majority, len(g), 0.5).pvalue)}
+    return PositiveSteps(n=len(g), steps=total, positive=positive, fraction=positive / total,
+                         ci_low=float(interval.low), ci_high=float(interval.high), p_steps=float(pooled.pvalue),
+                         trials_mostly_positive=majority,
+                         p_trials=float(scipy_stats.binomtest(majority, len(g), 0.5).pvalue))
 
 
-def alignment_by_epoch(group: pd.DataFrame) -> dict[str, Any]:
+def alignment_by_epoch(group: pd.DataFrame) -> AlignmentByEpoch:
     """Mean alignment per epoch against 0; "sustained" when every epoch's CI lies above 0.
 
     Requiring every epoch to be significant is an intersection-union test, so the joint claim
@@ -195,19 +200,19 @@ def alignment_by_epoch(group: pd.DataFrame) -> dict[str, Any]:
     """
     last = _epochs(group, "alignment_epoch", first=1)
     need(last >= 1, "needs per-epoch alignment (alignment_by_epoch) in the summaries, has none")
-    rows = []
-    for epoch in range(1, last + 1):
-        test = attempt(describe, group[f"alignment_epoch_{epoch}"], f"alignment in epoch {epoch}")
-        rows.append({"epoch": epoch, **test, "positive_steps": attempt(positive_steps, group, epoch)})
-    tested = [row for row in rows if "refused" not in row]
-    above = sum(row["ci_low"] > 0 for row in tested)
+    rows = [EpochTest(epoch=epoch,
+                      test=attempt(describe, group[f"alignment_epoch_{epoch}"], f"alignment in epoch {epoch}"),
+                      positive_steps=attempt(positive_steps, group, epoch))
+            for epoch in range(1, last + 1)]
+    tested = [row.test for row in rows if isinstance(row.test, MeanTest)]
+    above = sum(test.ci_low > 0 for test in tested)
     sustained = None if len(tested) < len(rows) else above == len(rows)
-    return {"epochs": rows, "epochs_tested": len(tested), "epochs_positive": above, "sustained": sustained}
+    return AlignmentByEpoch(epochs=rows, epochs_tested=len(tested), epochs_positive=above, sustained=sustained)
 
 
 # --- claim 3: is acquisition fastest in the first epoch? -----------------------------------------
 
-def critical_period(group: pd.DataFrame) -> dict[str, Any]:
+def critical_period(group: pd.DataFrame) -> CriticalPeriod:
     """Accuracy gained per epoch, and epoch 1's gain against the mean gain of later epochs (paired).
 
     Epoch 1's share of the total gain is given only when the total gain is shown to be positive:
@@ -217,19 +222,19 @@ def critical_period(group: pd.DataFrame) -> dict[str, Any]:
     need(last >= 2, f"needs accuracy after at least 2 epochs (acc_by_epoch), has {max(last, 0)}")
     gains = pd.DataFrame({e: group[f"acc_epoch_{e}"] - group[f"acc_epoch_{e - 1}"] for e in range(1, last + 1)})
     total = attempt(describe, gains.sum(axis=1, min_count=last), "total gain")
-    shown = "refused" not in total and total["ci_low"] > 0
-    return {
-        "epochs": last,
-        "gain_by_epoch": [{"epoch": e, **mean_ci(gains[e])} for e in gains],
-        "first_minus_later": attempt(describe, gains[1] - gains.loc[:, 2:].mean(axis=1, skipna=False),
-                                     "epoch-1 gain minus mean later-epoch gain"),
-        "share_first_epoch": float(gains[1].mean() / total["mean"]) if shown else np.nan,
-    }
+    shown = isinstance(total, MeanTest) and total.ci_low > 0
+    return CriticalPeriod(
+        epochs=last,
+        gain_by_epoch=[EpochGain(epoch=e, gain=mean_ci(gains[e])) for e in gains],
+        first_minus_later=attempt(describe, gains[1] - gains.loc[:, 2:].mean(axis=1, skipna=False),
+                                  "epoch-1 gain minus mean later-epoch gain"),
+        share_first_epoch=float(gains[1].mean() / total.mean) if shown else None,
+    )
 
 
 # --- comparisons between arms (claims 2 and 4, the init control) ---------------------------------
 
-def paired(completed: pd.DataFrame, arm: str, reference: str, metric: str) -> dict[str, Any]:
+def paired(completed: pd.DataFrame, arm: str, reference: str, metric: str) -> Paired:
     """`arm` minus `reference` in `metric`, paired by seed (trials of a seed share teacher and init)."""
     need(metric in completed, f"needs {metric} in the summaries, has none")
     for name in (arm, reference):
@@ -238,9 +243,9 @@ def paired(completed: pd.DataFrame, arm: str, reference: str, metric: str) -> di
         index="seed", columns="arm", values=metric, aggfunc="mean")
     need(arm in table and reference in table, f"needs a finite {metric} in both {arm} and {reference}")
     both = table[[arm, reference]].dropna()
-    result = describe(both[arm] - both[reference], f"{metric} in both {arm} and {reference}", units="seeds")
-    return {"arm": arm, "reference": reference, "metric": metric, "mean_arm": float(both[arm].mean()),
-            "mean_reference": float(both[reference].mean()), **result}
+    difference = describe(both[arm] - both[reference], f"{metric} in both {arm} and {reference}", units="seeds")
+    return Paired(arm=arm, reference=reference, metric=metric, mean_arm=float(both[arm].mean()),
+                  mean_reference=float(both[reference].mean()), difference=difference)
 
 
 def _shared_arms(completed: pd.DataFrame, kind: str) -> list[str]:
@@ -248,22 +253,24 @@ def _shared_arms(completed: pd.DataFrame, kind: str) -> list[str]:
     return [arm for arm, _ in _by_arm(chosen)]
 
 
-def comparisons(completed: pd.DataFrame) -> dict[str, Any]:
+def comparisons(completed: pd.DataFrame) -> Comparisons:
     """The contrasts the claims rest on, each paired by seed against the unmitigated shared-init arm."""
-    def against_baseline(arm: str, metrics: tuple[str, ...]) -> dict[str, Any]:
+    def against_baseline(arm: str, metrics: tuple[str, ...]) -> dict[str, Paired | Refused]:
         return {metric: attempt(paired, completed, arm, BASELINE, metric) for metric in metrics}
 
-    control = completed[completed["arm"] == CONTROL]["trait_gain"]
-    return {
-        "shared_vs_independent": attempt(paired, completed, BASELINE, CONTROL, "trait_gain"),
-        "independent_gain": attempt(describe, control, f"trait_gain in {CONTROL}"),
-        "projection": {arm: against_baseline(arm, ("trait_gain", "final_distill_loss", "mean_applied_alignment"))
-                       for arm in _shared_arms(completed, "projection")},
-        "liminal": {arm: {**against_baseline(arm, ("alignment_epoch_1", "mean_alignment", "trait_gain")),
-                          "gain_vs_zero": attempt(describe, completed[completed["arm"] == arm]["trait_gain"],
-                                                  f"trait_gain in {arm}")}
-                    for arm in _shared_arms(completed, "liminal")},
-    }
+    def gain(arm: str) -> MeanTest | Refused:
+        return attempt(describe, completed[completed["arm"] == arm]["trait_gain"], f"trait_gain in {arm}")
+
+    return Comparisons(
+        shared_vs_independent=attempt(paired, completed, BASELINE, CONTROL, "trait_gain"),
+        independent_gain=gain(CONTROL),
+        projection={arm: ProjectionComparison(**against_baseline(arm, ("trait_gain", "final_distill_loss",
+                                                                       "mean_applied_alignment")))
+                    for arm in _shared_arms(completed, "projection")},
+        liminal={arm: LiminalComparison(**against_baseline(arm, ("alignment_epoch_1", "mean_alignment", "trait_gain")),
+                                        gain_vs_zero=gain(arm))
+                 for arm in _shared_arms(completed, "liminal")},
+    )
 
 
 # --- does alignment relate to acquisition? -------------------------------------------------------
@@ -285,16 +292,16 @@ def fit_ols(completed: pd.DataFrame) -> Any:
     return fit
 
 
-def ols_gain_on_alignment(completed: pd.DataFrame) -> dict[str, Any]:
+def ols_gain_on_alignment(completed: pd.DataFrame) -> Regression:
     fit = fit_ols(completed)
     low, high = fit.conf_int(alpha=ALPHA).loc["mean_alignment"]
-    return {"n": int(fit.nobs), "slope": float(fit.params["mean_alignment"]),
-            "se": float(fit.bse["mean_alignment"]), "ci_low": float(low), "ci_high": float(high),
-            "p": float(fit.pvalues["mean_alignment"]), "intercept": float(fit.params["const"]),
-            "r2": float(fit.rsquared), "cov_type": "HC3"}
+    return Regression(n=int(fit.nobs), slope=float(fit.params["mean_alignment"]),
+                      se=float(fit.bse["mean_alignment"]), ci_low=float(low), ci_high=float(high),
+                      p=float(fit.pvalues["mean_alignment"]), intercept=float(fit.params["const"]),
+                      r2=float(fit.rsquared), cov_type="HC3")
 
 
-def mixed_gain_on_alignment(completed: pd.DataFrame) -> dict[str, Any]:
+def mixed_gain_on_alignment(completed: pd.DataFrame) -> MixedRegression:
     """The same slope with a random intercept per seed (trials of a seed share a teacher).
 
     R² is Nakagawa and Schielzeth's: marginal (fixed effect only) and conditional (with the seed).
@@ -310,18 +317,18 @@ def mixed_gain_on_alignment(completed: pd.DataFrame) -> dict[str, Any]:
         try:
             fit = sm.MixedLM(sample["trait_gain"], exog, groups=sample["seed"]).fit(reml=True)
         except (np.linalg.LinAlgError, ValueError) as error:
-            raise Refused(f"the mixed model could not be fitted ({error})") from None
+            raise Refusal(f"the mixed model could not be fitted ({error})") from None
     need(bool(np.isfinite(fit.bse_fe).all()), "the mixed model's standard errors are undefined")
     low, high = fit.conf_int(alpha=ALPHA).loc["mean_alignment"]
     var_fixed = float(np.var(exog.to_numpy() @ fit.fe_params.to_numpy()))
     var_seed, var_resid = float(fit.cov_re.iloc[0, 0]), float(fit.scale)
     total = var_fixed + var_seed + var_resid
-    return {"n": int(fit.nobs), "seeds": seeds, "slope": float(fit.fe_params["mean_alignment"]),
-            "se": float(fit.bse_fe["mean_alignment"]), "ci_low": float(low), "ci_high": float(high),
-            "p": float(fit.pvalues["mean_alignment"]), "intercept": float(fit.fe_params["const"]),
-            "var_seed": var_seed, "var_residual": var_resid, "r2_marginal": var_fixed / total,
-            "r2_conditional": (var_fixed + var_seed) / total, "converged": bool(fit.converged),
-            "fit_warnings": sorted({str(w.message).splitlines()[0] for w in caught})}
+    return MixedRegression(n=int(fit.nobs), seeds=seeds, slope=float(fit.fe_params["mean_alignment"]),
+                           se=float(fit.bse_fe["mean_alignment"]), ci_low=float(low), ci_high=float(high),
+                           p=float(fit.pvalues["mean_alignment"]), intercept=float(fit.fe_params["const"]),
+                           var_seed=var_seed, var_residual=var_resid, r2_marginal=var_fixed / total,
+                           r2_conditional=(var_fixed + var_seed) / total, converged=bool(fit.converged),
+                           fit_warnings=sorted({str(w.message).splitlines()[0] for w in caught}))
 
 
 # --- does mitigation act through alignment? ------------------------------------------------------
@@ -335,80 +342,90 @@ def _mitigation_sample(completed: pd.DataFrame, kind: str) -> pd.DataFrame:
     return sample
 
 
-def dose_response(completed: pd.DataFrame, kind: str) -> dict[str, Any]:
+def dose_response(completed: pd.DataFrame, kind: str) -> DoseResponse:
     """trait_gain and mean alignment by strength (none as strength 0), each with its CI."""
     sample = _mitigation_sample(completed, kind)
-    return {"kind": kind, "levels": [{"strength": float(strength), "trait_gain": mean_ci(group["trait_gain"]),
-                                      "mean_alignment": mean_ci(group["mean_alignment"])}
-                                     for strength, group in sample.groupby("strength")]}
+    return DoseResponse(kind=kind, levels=[DoseLevel(strength=float(strength), trait_gain=mean_ci(group["trait_gain"]),
+                                                     mean_alignment=mean_ci(group["mean_alignment"]))
+                                           for strength, group in sample.groupby("strength")])
 
 
-def mediation(completed: pd.DataFrame, kind: str, sims: int, seed: int) -> dict[str, Any]:
-    """strength → mean_alignment → trait_gain with statsmodels' Mediation (OLS models, seed effects).
+def _mediation_models(sample: pd.DataFrame, top: float) -> tuple[Any, Any, int]:
+    """OLS mediator and outcome models with named columns, and the number of seeds.
 
-    The exposure is strength / (largest strength), so each effect is that of going from no
-    mitigation to the strongest one tested. Seeds enter both models as fixed effects: trials of a
-    seed share a teacher. Simulation is parametric, `sims` draws from generator seed `seed`.
+    The exposure is strength / `top`, so each effect is that of going from no mitigation to the
+    strongest one tested. Seeds enter both models as fixed effects: trials of a seed share a teacher.
     """
-    sample = _mitigation_sample(completed, kind)[["strength", "mean_alignment", "trait_gain", "seed"]].dropna()
-    strengths = sorted(sample["strength"].unique())
-    need(len(strengths) >= 2, f"needs at least 2 distinct strengths (none counts as 0), has {len(strengths)}")
     seeds = pd.get_dummies(sample["seed"].astype(str), prefix="seed", drop_first=True, dtype=float)
     parameters = 3 + seeds.shape[1]
     need(len(sample) >= parameters + 2, f"needs at least {parameters + 2} trials to fit the outcome model "
          f"with {seeds.shape[1] + 1} seeds and leave 2 residual degrees of freedom, has {len(sample)}")
-    distinct = sample["mean_alignment"].nunique()
-    need(distinct >= MIN_DISTINCT_X, f"needs at least {MIN_DISTINCT_X} trials with distinct mean_alignment, has {distinct}")
-    exposure = (sample["strength"] / strengths[-1]).rename("exposure")
+    distinct = sample[MEDIATOR].nunique()
+    need(distinct >= MIN_DISTINCT_X, f"needs at least {MIN_DISTINCT_X} trials with distinct {MEDIATOR}, has {distinct}")
+    exposure = (sample["strength"] / top).rename(EXPOSURE)
     const = pd.Series(1.0, index=sample.index, name="const")
     mediator_exog = pd.concat([const, exposure, seeds], axis=1)
-    outcome_exog = pd.concat([const, sample["mean_alignment"], exposure, seeds], axis=1)
+    outcome_exog = pd.concat([const, sample[MEDIATOR], exposure, seeds], axis=1)
     need(np.linalg.matrix_rank(outcome_exog.to_numpy()) == outcome_exog.shape[1],
          "strength is confounded with seed in this sample (each seed has a single strength)")
-    mediator_model = sm.OLS(sample["mean_alignment"], mediator_exog)
-    outcome_model = sm.OLS(sample["trait_gain"], outcome_exog)
-    table = Mediation(outcome_model, mediator_model, (2, 1), 1).fit(n_rep=sims, rng=seed).summary(alpha=ALPHA)
+    return sm.OLS(sample[MEDIATOR], mediator_exog), sm.OLS(sample[OUTCOME], outcome_exog), seeds.shape[1] + 1
 
-    def effect(row: str) -> dict[str, float]:
+
+def _coefficient(model: Any, name: str) -> Coefficient:
+    """The coefficient of column `name` in the fitted `model`, with its interval and p-value."""
+    fit = model.fit()
+    low, high = fit.conf_int(alpha=ALPHA).loc[name]
+    return Coefficient(estimate=float(fit.params[name]), ci_low=float(low), ci_high=float(high),
+                       p=float(fit.pvalues[name]))
+
+
+def mediation(completed: pd.DataFrame, kind: str, sims: int, seed: int) -> MediationResult:
+    """strength → mean_alignment → trait_gain with statsmodels' Mediation (OLS models, seed effects).
+
+    Effects are of going from strength 0 to the largest strength tested (see `_mediation_models`).
+    Simulation is parametric, `sims` draws from generator seed `seed`, so a p-value resolves
+    down to 1 / `sims`.
+    """
+    sample = _mitigation_sample(completed, kind)[["strength", MEDIATOR, OUTCOME, "seed"]].dropna()
+    strengths = sorted(sample["strength"].unique())
+    need(len(strengths) >= 2, f"needs at least 2 distinct strengths (none counts as 0), has {len(strengths)}")
+    mediator_model, outcome_model, seeds = _mediation_models(sample, strengths[-1])
+    table = (Mediation(outcome_model, mediator_model, exposure=EXPOSURE, mediator=MEDIATOR)
+             .fit(n_rep=sims, rng=seed).summary(alpha=ALPHA))
+
+    def effect(row: str) -> SimulatedEffect:
         estimate, low, high, p = (float(v) for v in table.loc[row])
-        return {"estimate": estimate, "ci_low": low, "ci_high": high, "p": p, "resolution": 1 / sims}
+        return SimulatedEffect(estimate=estimate, ci_low=low, ci_high=high, p=p, resolution=1 / sims)
 
-    def path(fit: Any, name: str) -> dict[str, float]:
-        low, high = fit.conf_int(alpha=ALPHA).loc[name]
-        return {"estimate": float(fit.params[name]), "ci_low": float(low), "ci_high": float(high),
-                "p": float(fit.pvalues[name])}
-
-    total = effect("Total effect")
-    return {
-        "kind": kind, "n": len(sample), "seeds": seeds.shape[1] + 1, "strengths": [float(s) for s in strengths],
-        "contrast_to": float(strengths[-1]), "sims": sims, "rng_seed": seed,
-        "acme": effect("ACME (average)"), "ade": effect("ADE (average)"), "total": total,
-        "prop_mediated": {**effect("Prop. mediated (average)"),
-                          "interpretable": bool(total["ci_low"] > 0 or total["ci_high"] < 0)},
-        "strength_to_alignment": path(mediator_model.fit(), "exposure"),
-        "alignment_to_gain": path(outcome_model.fit(), "mean_alignment"),
-    }
+    total, share = effect("Total effect"), effect("Prop. mediated (average)")
+    return MediationResult(
+        kind=kind, n=len(sample), seeds=seeds, strengths=[float(s) for s in strengths],
+        contrast_to=float(strengths[-1]), sims=sims, rng_seed=seed,
+        acme=effect("ACME (average)"), ade=effect("ADE (average)"), total=total,
+        prop_mediated=ProportionMediated(**vars(share), interpretable=bool(total.ci_low > 0 or total.ci_high < 0)),
+        strength_to_alignment=_coefficient(mediator_model, EXPOSURE),
+        alignment_to_gain=_coefficient(outcome_model, MEDIATOR),
+    )
 
 
 # --- everything --------------------------------------------------------------------------------
 
-def compute_stats(results: Results, mediation_sims: int = MEDIATION_SIMS, mediation_seed: int = 0) -> dict[str, Any]:
+def compute_stats(results: Results, mediation_sims: int = MEDIATION_SIMS, mediation_seed: int = 0) -> Stats:
     """Every number of the report, keyed by the question it answers."""
     completed = results.completed
     arms = _by_arm(completed)
-    return {
-        "meta": {"name": results.name, "source": results.kind, "confidence": CONFIDENCE, "alpha": ALPHA,
-                 "baseline": BASELINE, "control": CONTROL, "mediation_sims": mediation_sims,
-                 "mediation_seed": mediation_seed},
-        "data": data_summary(results),
-        "arms": arm_table(results.trials).to_dict("records"),
-        "epochs": epoch_table(completed).to_dict("records"),
-        "positivity": {arm: alignment_positivity(group) for arm, group in arms},
-        "critical_period": {arm: attempt(critical_period, group) for arm, group in arms},
-        "comparisons": comparisons(completed),
-        "regression": {"ols": attempt(ols_gain_on_alignment, completed),
-                       "mixed": attempt(mixed_gain_on_alignment, completed)},
-        "mediation": {kind: attempt(mediation, completed, kind, mediation_sims, mediation_seed)
-                      for kind in MITIGATIONS},
-        "dose_response": {kind: attempt(dose_response, completed, kind) for kind in MITIGATIONS},
-    }
+    return Stats(
+        meta=Meta(name=results.name, source=results.kind, confidence=CONFIDENCE, alpha=ALPHA, baseline=BASELINE,
+                  control=CONTROL, mediation_sims=mediation_sims, mediation_seed=mediation_seed,
+                  results=str(results.path)),
+        data=data_summary(results),
+        arms=arm_table(results.trials).to_dict("records"),
+        epochs=epoch_table(completed).to_dict("records"),
+        positivity={arm: alignment_positivity(group) for arm, group in arms},
+        critical_period={arm: attempt(critical_period, group) for arm, group in arms},
+        comparisons=comparisons(completed),
+        regression=Regressions(ols=attempt(ols_gain_on_alignment, completed),
+                               mixed=attempt(mixed_gain_on_alignment, completed)),
+        mediation={kind: attempt(mediation, completed, kind, mediation_sims, mediation_seed) for kind in MITIGATIONS},
+        dose_response={kind: attempt(dose_response, completed, kind) for kind in MITIGATIONS},
+    )

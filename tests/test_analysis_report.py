@@ -17,7 +17,7 @@ import pytest
 
 from sublim.analysis import ReportError, build_report, compute_stats, load_results
 from sublim.analysis.document import fmt
-from sublim.analysis.report import jsonable
+from sublim.analysis.answers import jsonable
 
 REPO = Path(__file__).resolve().parents[1]
 ARMS = [("none", 0.0, "shared"), ("none", 0.0, "independent"), ("projection", 1.0, "shared"),

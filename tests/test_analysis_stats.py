@@ -10,7 +10,8 @@ import pytest
 from scipy import stats as scipy_stats
 
 from sublim.analysis import stats
-from sublim.analysis.errors import Refused
+from sublim.analysis.answers import EpochTest, Refused, jsonable
+from sublim.analysis.errors import Refusal
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
@@ -25,8 +26,8 @@ def table(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def covered(result: dict, truth: float, low: str = "ci_low", high: str = "ci_high") -> bool:
-    return result[low] <= truth <= result[high]
+def covered(result, truth: float) -> bool:
+    return result.ci_low <= truth <= result.ci_high
 
 
 # --- a statistic checked by hand ---------------------------------------------------------------------
@@ -38,24 +39,24 @@ def test_mean_ci_and_t_test_match_a_hand_computation():
     t = mean / (sd / np.sqrt(n))
     p = 2 * scipy_stats.t.sf(abs(t), n - 1)
     result = stats.describe(x, "mean_alignment")
-    assert result["mean"] == pytest.approx(mean, rel=1e-12)
-    assert (result["ci_low"], result["ci_high"]) == pytest.approx((mean - half, mean + half), rel=1e-10)
-    assert (result["t"], result["p"]) == pytest.approx((t, p), rel=1e-10)
-    assert result["cohens_d"] == pytest.approx(mean / sd)
-    assert result["wilcoxon"]["p"] == pytest.approx(scipy_stats.wilcoxon(x).pvalue)
+    assert result.mean == pytest.approx(mean, rel=1e-12)
+    assert (result.ci_low, result.ci_high) == pytest.approx((mean - half, mean + half), rel=1e-10)
+    assert (result.t, result.p) == pytest.approx((t, p), rel=1e-10)
+    assert result.cohens_d == pytest.approx(mean / sd)
+    assert result.wilcoxon.p == pytest.approx(scipy_stats.wilcoxon(x).pvalue)
     descriptive = stats.mean_ci(x)
-    assert (descriptive["ci_low"], descriptive["ci_high"]) == pytest.approx((mean - half, mean + half), rel=1e-10)
+    assert (descriptive.ci_low, descriptive.ci_high) == pytest.approx((mean - half, mean + half), rel=1e-10)
 
 
 def test_positive_steps_binomial_counts():
     frame = table([{"frac_positive_steps": f, "steps": 100} for f in (0.6, 0.7, 0.4, 0.8)])
     result = stats.positive_steps(frame)
-    assert (result["positive"], result["steps"], result["trials_mostly_positive"]) == (250, 400, 3)
-    assert result["p_steps"] == pytest.approx(scipy_stats.binomtest(250, 400).pvalue)
-    assert result["p_trials"] == pytest.approx(scipy_stats.binomtest(3, 4).pvalue)
+    assert (result.positive, result.steps, result.trials_mostly_positive) == (250, 400, 3)
+    assert result.p_steps == pytest.approx(scipy_stats.binomtest(250, 400).pvalue)
+    assert result.p_trials == pytest.approx(scipy_stats.binomtest(3, 4).pvalue)
     by_epoch = table([{"frac_positive_epoch_2": f, "steps": 100, "epochs_done": 2} for f in (0.6, 0.7, 0.4, 0.8)])
     second = stats.positive_steps(by_epoch, epoch=2)
-    assert (second["positive"], second["steps"]) == (125, 200)
+    assert (second.positive, second.steps) == (125, 200)
 
 
 # --- alignment positivity ----------------------------------------------------------------------------
@@ -68,7 +69,7 @@ def test_alignment_positivity_recovers_planted_mean(planted, expect_significant)
     for _ in range(datasets):
         result = stats.describe(rng.normal(planted, 0.002, 10), "mean_alignment")
         hits += covered(result, planted)
-        significant += result["p"] < 0.05
+        significant += result.p < 0.05
     assert hits >= 34  # 95% coverage: 38 of 40 expected
     if expect_significant:
         assert significant >= 36  # d = 1.5 with n = 10: power above 0.95
@@ -84,9 +85,9 @@ def test_sustained_needs_every_epoch_positive():
                       for _ in range(12)])
 
     everywhere = stats.alignment_by_epoch(group([0.004, 0.003, 0.003]))
-    assert everywhere["sustained"] is True and everywhere["epochs_positive"] == 3
+    assert everywhere.sustained is True and everywhere.epochs_positive == 3
     fading = stats.alignment_by_epoch(group([0.004, 0.003, 0.0]))
-    assert fading["sustained"] is False and fading["epochs"][2]["ci_low"] < 0 < fading["epochs"][2]["ci_high"]
+    assert fading.sustained is False and fading.epochs[2].test.ci_low < 0 < fading.epochs[2].test.ci_high
 
 
 # --- regression of trait_gain on mean_alignment ------------------------------------------------------
@@ -111,7 +112,7 @@ def test_regressions_recover_planted_slope(planted):
         frame = regression_table(rng, planted)
         for name, fit in (("ols", stats.ols_gain_on_alignment(frame)), ("mixed", stats.mixed_gain_on_alignment(frame))):
             counts[name][0] += covered(fit, planted)
-            counts[name][1] += fit["p"] < 0.05
+            counts[name][1] += fit.p < 0.05
     for name, (covers, significant) in counts.items():
         assert covers >= 21, name  # 95% coverage: about 24 of 25 expected
         if planted == 0:
@@ -136,9 +137,9 @@ def test_ols_robust_interval_keeps_coverage_under_heteroscedasticity():
 def test_mixed_model_separates_seed_variance():
     frame = regression_table(np.random.default_rng(4), 40.0, seeds=20, per_seed=5)
     fit = stats.mixed_gain_on_alignment(frame)
-    assert fit["var_seed"] == pytest.approx(0.03 ** 2, rel=0.6)
-    assert fit["var_residual"] == pytest.approx(0.02 ** 2, rel=0.4)
-    assert 0 < fit["r2_marginal"] < fit["r2_conditional"] < 1
+    assert fit.var_seed == pytest.approx(0.03 ** 2, rel=0.6)
+    assert fit.var_residual == pytest.approx(0.02 ** 2, rel=0.4)
+    assert 0 < fit.r2_marginal < fit.r2_conditional < 1
 
 
 # --- mediation ---------------------------------------------------------------------------------------
@@ -165,22 +166,22 @@ def test_mediation_recovers_planted_effects(b_path):
     top = max(STRENGTHS)  # the reported contrast is strength 0 -> the largest tested
     acme, ade = A_PATH * top * b_path, DIRECT * top
     results = [stats.mediation(mediation_table(rng, b_path), "liminal", sims=100, seed=i) for i in range(5)]
-    assert all(r["n"] == 32 and r["seeds"] == 8 and r["contrast_to"] == top for r in results)
-    assert sum(covered(r["acme"], acme) for r in results) >= 4
-    assert sum(covered(r["ade"], ade) for r in results) >= 4
-    assert sum(covered(r["total"], acme + ade) for r in results) >= 4
-    significant = sum(r["acme"]["ci_high"] < 0 or r["acme"]["ci_low"] > 0 for r in results)
+    assert all(r.n == 32 and r.seeds == 8 and r.contrast_to == top for r in results)
+    assert sum(covered(r.acme, acme) for r in results) >= 4
+    assert sum(covered(r.ade, ade) for r in results) >= 4
+    assert sum(covered(r.total, acme + ade) for r in results) >= 4
+    significant = sum(r.acme.ci_high < 0 or r.acme.ci_low > 0 for r in results)
     if b_path == 0:
         assert significant <= 1
     else:
         assert significant == 5
-        assert all(covered(r["prop_mediated"], acme / (acme + ade)) for r in results)
+        assert all(covered(r.prop_mediated, acme / (acme + ade)) for r in results)
 
 
 def test_mediation_is_reproducible_for_a_seed():
     frame = mediation_table(np.random.default_rng(6), B_PATH)
     assert stats.mediation(frame, "liminal", 50, 7) == stats.mediation(frame, "liminal", 50, 7)
-    assert stats.mediation(frame, "liminal", 50, 7)["acme"] != stats.mediation(frame, "liminal", 50, 8)["acme"]
+    assert stats.mediation(frame, "liminal", 50, 7).acme != stats.mediation(frame, "liminal", 50, 8).acme
 
 
 # --- comparisons and the critical period ------------------------------------------------------------
@@ -197,8 +198,8 @@ def test_paired_difference_recovers_planted_effect(planted):
                      {"seed": seed, "mitigation": "projection", "strength": 1.0,
                       "trait_gain": base + planted + rng.normal(0, 0.01)}]
         results.append(stats.paired(table(rows), "projection@1/shared", "none/shared", "trait_gain"))
-    assert sum(covered(r, planted) for r in results) >= 17
-    significant = sum(r["p"] < 0.05 for r in results)
+    assert sum(covered(r.difference, planted) for r in results) >= 17
+    significant = sum(r.difference.p < 0.05 for r in results)
     assert significant >= 19 if planted else significant <= 3
 
 
@@ -214,40 +215,51 @@ def test_critical_period_recovers_planted_front_loading():
         return table(rows)
 
     early = stats.critical_period(group([0.6, 0.8, 0.9, 1.0]))
-    assert early["first_minus_later"]["ci_low"] > 0
-    assert early["share_first_epoch"] == pytest.approx(0.6, abs=0.03)
+    assert early.first_minus_later.ci_low > 0
+    assert early.share_first_epoch == pytest.approx(0.6, abs=0.03)
     steady = stats.critical_period(group([0.25, 0.5, 0.75, 1.0]))
-    assert steady["first_minus_later"]["p"] > 0.05
+    assert steady.first_minus_later.p > 0.05
     flat = stats.critical_period(group([0.0, 0.0, 0.0, 0.0]))
-    assert np.isnan(flat["share_first_epoch"])  # no share of a gain indistinguishable from 0
+    assert flat.share_first_epoch is None  # no share of a gain indistinguishable from 0
 
 
 # --- refusals ----------------------------------------------------------------------------------------
 
 def test_too_little_data_is_refused_with_a_reason():
     two = table([{"seed": s, "mean_alignment": 0.001 * s, "trait_gain": 0.1 * s} for s in range(2)])
-    assert stats.attempt(stats.ols_gain_on_alignment, two) == {
-        "refused": "needs at least 4 trials with finite trait_gain and mean_alignment, has 2"}
+    assert stats.attempt(stats.ols_gain_on_alignment, two) == Refused(
+        "needs at least 4 trials with finite trait_gain and mean_alignment, has 2")
     same_x = table([{"seed": s, "mean_alignment": 0.001 * (s % 2), "trait_gain": 0.1 * s} for s in range(6)])
-    assert stats.attempt(stats.ols_gain_on_alignment, same_x) == {
-        "refused": "needs at least 3 trials with distinct mean_alignment, has 2"}
+    assert stats.attempt(stats.ols_gain_on_alignment, same_x) == Refused(
+        "needs at least 3 trials with distinct mean_alignment, has 2")
     one_per_seed = table([{"seed": s, "mean_alignment": 0.001 * s, "trait_gain": 0.1 * s} for s in range(6)])
-    assert "seed intercept" in stats.attempt(stats.mixed_gain_on_alignment, one_per_seed)["refused"]
-    with pytest.raises(Refused, match="needs at least 3 trials with a finite x, has 2"):
+    assert "seed intercept" in stats.attempt(stats.mixed_gain_on_alignment, one_per_seed).reason
+    with pytest.raises(Refusal, match="needs at least 3 trials with a finite x, has 2"):
         stats.describe([1.0, 2.0, np.nan], "x")
-    with pytest.raises(Refused, match="all 3 values of x are equal"):
+    with pytest.raises(Refusal, match="all 3 values of x are equal"):
         stats.describe([1.0, 1.0, 1.0], "x")
-    assert "needs at least 6 non-zero" in stats.describe([1.0, 2.0, 3.0], "x")["wilcoxon"]["refused"]
+    assert "needs at least 6 non-zero" in stats.describe([1.0, 2.0, 3.0], "x").wilcoxon.reason
+
+
+def test_refused_statistic_is_an_answer_carrying_its_reason():
+    refused = stats.attempt(stats.describe, [1.0, 2.0], "x")
+    assert isinstance(refused, Refused) and not isinstance(refused, Exception)
+    assert refused.reason == "needs at least 3 trials with a finite x, has 2"
+    assert refused.to_json() == jsonable(refused) == {"refused": "needs at least 3 trials with a finite x, has 2"}
+    # in stats.json a refused epoch keeps its number beside the reason, as before answers were typed
+    epoch = EpochTest(epoch=2, test=refused, positive_steps=Refused("too few"))
+    assert jsonable(epoch) == {"epoch": 2, "refused": refused.reason, "positive_steps": {"refused": "too few"}}
+    assert jsonable({"x": [np.float64("nan"), np.int64(3), refused]}) == {"x": [None, 3, refused.to_json()]}
 
 
 def test_mediation_refuses_unsupported_designs():
     only_none = table([{"seed": s, "mean_alignment": 0.001 * s, "trait_gain": 0.1} for s in range(6)])
-    assert stats.attempt(stats.mediation, only_none, "liminal", 20, 0) == {
-        "refused": "needs completed shared-init liminal trials, has none"}
+    assert stats.attempt(stats.mediation, only_none, "liminal", 20, 0) == Refused(
+        "needs completed shared-init liminal trials, has none")
     confounded = table([{"seed": s, "mitigation": "liminal" if s % 2 else "none", "strength": float(s % 2),
                          "mean_alignment": 0.001 * s, "trait_gain": 0.01 * s} for s in range(8)])
-    assert "needs at least" in stats.attempt(stats.mediation, confounded, "liminal", 20, 0)["refused"]
+    assert "needs at least" in stats.attempt(stats.mediation, confounded, "liminal", 20, 0).reason
     rows = [{"seed": s, "mitigation": "liminal" if s < 4 else "none", "strength": 1.0 if s < 4 else 0.0,
              "mean_alignment": 0.001 * s + 0.0001 * r, "trait_gain": 0.01 * s + 0.001 * r}
             for s in range(8) for r in range(2)]
-    assert "confounded with seed" in stats.attempt(stats.mediation, table(rows), "liminal", 20, 0)["refused"]
+    assert "confounded with seed" in stats.attempt(stats.mediation, table(rows), "liminal", 20, 0).reason
