@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from sublim.core.config import ConfigError, TrialConfig
+from sublim.core.config import ConfigError, TrialConfig, accepts, field_types
 from sublim.core.mitigations import MITIGATIONS
 
 SPEC_KEYS = ("name", "description", "seeds", "arms", "settings", "resources")
@@ -131,7 +131,7 @@ class _Parser:
         return value
 
     def number(self, value: Any, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not accepts(value, float):
             self.fail(key, f"expected a number; got {_kind(value)}")
         return float(value)
 
@@ -150,18 +150,20 @@ class _Parser:
         arms = self.arms(raw["arms"])
         settings = self.settings(raw.get("settings", {}))
         resources = self.resources(raw.get("resources", {}), settings)
-        trials = self.grid(seeds, arms, settings)
+        configs = self.arm_configs(arms, settings, seeds[0])
+        # Seed-major; re-seeding a checked config cannot fail (`seeds` checked each seed) and costs ~0.1 ms.
+        trials = tuple(GridTrial(c.trial_id, c) for seed in seeds for c in (a.replace(seed=seed) for a in configs))
         return SweepSpec(name, description, seeds, arms, settings, resources, trials)
 
     def seeds(self, value: Any) -> tuple[int, ...]:
         allowed = "a list of integers, or {start: A, stop: B} for A, A+1, ..., B-1"
         if isinstance(value, dict):
             self.mapping(value, "seeds", ("start", "stop"), required=("start", "stop"))
-            if not all(isinstance(value[k], int) and not isinstance(value[k], bool) for k in ("start", "stop")):
+            if not (accepts(value["start"], int) and accepts(value["stop"], int)):
                 self.fail("seeds", f"start and stop must be integers; allowed: {allowed}")
             seeds = tuple(range(value["start"], value["stop"]))
         elif isinstance(value, list):
-            if not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+            if not all(accepts(s, int) for s in value):
                 self.fail("seeds", f"{value!r} is not allowed; allowed: {allowed}")
             seeds = tuple(value)
         else:
@@ -197,7 +199,7 @@ class _Parser:
         return tuple(arms)
 
     def settings(self, value: Any) -> dict[str, Any]:
-        allowed = tuple(name for name in TrialConfig.__dataclass_fields__ if name not in GRID_FIELDS)
+        allowed = tuple(name for name in field_types(TrialConfig) if name not in GRID_FIELDS)
         if not isinstance(value, dict):
             self.fail("settings", f"expected a mapping of trial settings; got {_kind(value)}")
         for name in value:
@@ -221,24 +223,23 @@ class _Parser:
             self.fail("resources.gpus", f"0 while settings.device is {device!r}; give trials a GPU (e.g. gpus: 0.25)")
         return Resources(cpus, gpus)
 
-    def grid(self, seeds: tuple[int, ...], arms: tuple[Arm, ...], settings: dict[str, Any]) -> tuple[GridTrial, ...]:
-        """Every trial, seed-major; each built through TrialConfig so its validation applies."""
-        trials: dict[str, GridTrial] = {}
-        for seed in seeds:
-            for i, arm in enumerate(arms):
-                for strength in arm.strengths:
-                    values = {**settings, "seed": seed, "mitigation": arm.mitigation, "strength": strength,
-                              "student_init": arm.student_init}
-                    try:
-                        config = TrialConfig.from_dict(values)
-                    except ConfigError as error:
-                        field, _, problem = str(error).partition(": ")
-                        self.fail(self._key_of(field, i), problem)
-                    trial = GridTrial(config.trial_id, config)
-                    if trial.trial_id in trials:
-                        self.fail(f"arms[{i}]", f"arm {config.arm} appears twice; list each arm and strength once")
-                    trials[trial.trial_id] = trial
-        return tuple(trials.values())
+    def arm_configs(self, arms: tuple[Arm, ...], settings: dict[str, Any], seed: int) -> tuple[TrialConfig, ...]:
+        """One config per arm and strength at a representative seed: a bad arm or setting fails once, named by
+        its spec key, and the grid only re-seeds these (no rule of TrialConfig ties the seed to another field)."""
+        configs: dict[str, TrialConfig] = {}
+        for i, arm in enumerate(arms):
+            for strength in arm.strengths:
+                values = {**settings, "seed": seed, "mitigation": arm.mitigation, "strength": strength,
+                          "student_init": arm.student_init}
+                try:
+                    config = TrialConfig.from_dict(values)
+                except ConfigError as error:
+                    field, _, problem = str(error).partition(": ")
+                    self.fail(self._key_of(field, i), problem)
+                if config.arm in configs:
+                    self.fail(f"arms[{i}]", f"arm {config.arm} appears twice; list each arm and strength once")
+                configs[config.arm] = config
+        return tuple(configs.values())
 
     @staticmethod
     def _key_of(field: str, arm: int) -> str:

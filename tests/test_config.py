@@ -1,7 +1,14 @@
 """The trial configuration rejects bad values before any work, naming the field and what is allowed."""
 
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal, Optional
+
 import pytest
 
+from sublim.cli.run import add_settings, settings_from_args
+from sublim.core.config import check_value, setting
 from sublim.trainable import ConfigError, TrialConfig
 
 
@@ -57,3 +64,77 @@ def test_arm_labels():
     assert TrialConfig().arm == "none/shared"
     assert TrialConfig(mitigation="liminal", strength=0.5).arm == "liminal@0.5/shared"
     assert TrialConfig(student_init="independent").arm == "none/independent"
+
+
+# Settings of every kind. TrialConfig has no bool or Optional field yet, so a subclass adds one of each:
+# the checks, the CLI options and the spec settings are all derived from the field types.
+@dataclass(frozen=True)
+class Toy(TrialConfig):
+    verbose: bool = setting(False, "a bool")
+    limit: int | None = setting(None, "an optional number")
+    rate: Optional[float] = setting(0.5, "an optional float")
+    style: Optional[Literal["plain", "fancy"]] = setting("plain", "an optional enum")
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"verbose": 1}, "verbose: 1 is not allowed; must be of type bool"),
+    ({"verbose": "yes"}, "verbose: 'yes' is not allowed; must be of type bool"),
+    ({"limit": True}, "limit: True is not allowed; must be of type int or None"),
+    ({"limit": 2.5}, "limit: 2.5 is not allowed; must be of type int or None"),
+    ({"rate": "fast"}, "rate: 'fast' is not allowed; must be of type float or None"),
+    ({"style": "gaudy"}, "style: 'gaudy' is not allowed; allowed: plain, fancy, None"),
+    ({"style": True}, "style: True is not allowed; allowed: plain, fancy, None"),
+    ({"epochs": None}, "epochs: None is not allowed; must be of type int"),
+    ({"mitigation": None}, "mitigation: None is not allowed; allowed: none, projection, liminal"),
+])
+def test_bool_optional_and_enum_settings_are_checked_by_type(values, message):
+    with pytest.raises(ConfigError) as error:
+        Toy.from_dict(values)
+    assert str(error.value) == message
+
+
+def test_bool_optional_and_enum_settings_round_trip_and_stay_out_of_the_teacher_key():
+    toy = Toy.from_dict({"verbose": True, "limit": 3, "rate": 1, "style": None, "seed": 4})
+    assert (toy.verbose, toy.limit, toy.rate, toy.style) == (True, 3, 1.0, None) and isinstance(toy.rate, float)
+    assert Toy.from_dict(toy.to_dict()) == toy
+    assert Toy(rate=None, limit=None).rate is None
+    assert toy.teacher_key == TrialConfig(seed=4).teacher_key  # unmarked fields never enter the key
+
+
+def test_check_value_on_its_own():
+    assert check_value("x", 2, float) == 2.0 and type(check_value("x", 2, float)) is float
+    assert check_value("x", 2, int | float) == 2 and type(check_value("x", 2, int | float)) is int
+    assert check_value("x", None, Optional[bool]) is None and check_value("x", False, Optional[bool]) is False
+    with pytest.raises(ConfigError, match=r"^x: 0 is not allowed; must be of type bool or None$"):
+        check_value("x", 0, Optional[bool])
+
+
+def _parse(cls, *argv):
+    parser = argparse.ArgumentParser()
+    add_settings(parser, cls)
+    return settings_from_args(parser.parse_args(list(argv)), cls)
+
+
+def test_cli_options_cover_bool_optional_and_enum_settings():
+    assert _parse(Toy) == Toy()
+    toy = _parse(Toy, "--verbose", "--limit", "7", "--rate", "none", "--style", "none", "--epochs", "3")
+    assert toy == Toy(verbose=True, limit=7, rate=None, style=None, epochs=3)
+    assert _parse(Toy, "--no-verbose", "--limit", "none", "--style", "fancy", "--rate", "2") == \
+        Toy(limit=None, style="fancy", rate=2.0)
+    assert _parse(TrialConfig, "--mitigation", "liminal", "--strength", "2", "--teacher-lr", "1e-3") == \
+        TrialConfig(mitigation="liminal", strength=2.0, teacher_lr=1e-3)
+
+
+@pytest.mark.parametrize("argv", [["--style", "gaudy"], ["--limit", "x"], ["--verbose", "yes"], ["--mitigation", "x"]])
+def test_cli_rejects_a_bad_setting(argv, capsys):
+    with pytest.raises(SystemExit):
+        _parse(Toy, *argv)
+    assert "--" + argv[0].lstrip("-") in capsys.readouterr().err
+
+
+def test_cli_help_names_every_setting_and_its_default():
+    parser = argparse.ArgumentParser(formatter_class=lambda prog: argparse.HelpFormatter(prog, width=1000))
+    add_settings(parser, Toy)
+    text = parser.format_help()
+    assert "--verbose, --no-verbose" in text and "--style {plain,fancy,none}" in text
+    assert "--limit {INT,none}" in text and text.count("(default: ") == len(dataclasses.fields(Toy))

@@ -1,14 +1,18 @@
 """Sweep specs: the shipped ones load, and every class of mistake is one clear message, before Ray starts."""
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from sublim import cli
+from sublim.core.config import TrialConfig
+from sublim.sweeps import spec as spec_module
 from sublim.sweeps.spec import SpecError, SweepSpec
 
 from conftest import REPO
+from test_config import Toy
 
 GOOD = {
     "name": "tiny",
@@ -138,3 +142,24 @@ def test_cli_rejects_a_missing_spec_and_a_resume_of_nothing(tmp_path, capsys):
     code, err = _sweep_cli([spec, "--storage", "s3://bucket/results"], capsys)
     assert code == 2 and "URIs are not supported" in err
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["tiny.yaml"]
+
+
+def test_bool_optional_and_enum_settings_reach_every_trial(tmp_path, monkeypatch):
+    monkeypatch.setattr(spec_module, "TrialConfig", Toy)  # TrialConfig plus a bool, Optionals and an enum
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(spec_with(settings={"epochs": 2, "verbose": True, "limit": None, "style": None})))
+    spec = SweepSpec.load(path)
+    assert {(t.config.verbose, t.config.limit, t.config.style, t.config.epochs) for t in spec.trials} == \
+        {(True, None, None, 2)}
+    assert spec.to_dict()["settings"] == {"epochs": 2, "verbose": True, "limit": None, "style": None}
+    for settings, message in [({"verbose": 1}, "key 'settings.verbose': 1 is not allowed; must be of type bool"),
+                              ({"limit": "many"}, "key 'settings.limit': 'many' is not allowed; must be of type int"),
+                              ({"style": "gaudy"}, "key 'settings.style': 'gaudy' is not allowed; allowed: plain")]:
+        with pytest.raises(SpecError, match="^specs/toy.yaml: " + re.escape(message)):
+            SweepSpec.from_dict(spec_with(settings=settings), "specs/toy.yaml")
+
+
+def test_grid_configs_equal_configs_built_in_full():
+    spec = SweepSpec.from_dict(spec_with(seeds=[4, 0, 9]))
+    assert [t.config for t in spec.trials] == [TrialConfig.from_dict(t.config.to_dict()) for t in spec.trials]
+    assert [t.config.seed for t in spec.trials] == [4] * 4 + [0] * 4 + [9] * 4

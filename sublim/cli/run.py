@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
-import typing
 from pathlib import Path
+from types import NoneType
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -13,7 +14,7 @@ from tqdm import tqdm
 from sublim.trainable import (ConfigError, DataError, Trial, TrialConfig, TrialData, load_mnist, resolve_device,
                        train_teacher, write_trial_outputs)
 from sublim.core.files import SUMMARY_FILE
-from sublim.core.config import field_help
+from sublim.core.config import field_help, type_options
 from sublim.trainable.results import TeacherCache
 
 
@@ -26,14 +27,7 @@ USER_ERRORS = (ConfigError, DataError, RunError)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per trial setting, straight from TrialConfig, plus where data and outputs go."""
-    settings = parser.add_argument_group("trial settings (defaults are the published protocol)")
-    for name, (kind, default, help_text) in field_help().items():
-        flag = "--" + name.replace("_", "-")
-        help_text += " (default: %(default)s)"
-        if typing.get_origin(kind) is typing.Literal:
-            settings.add_argument(flag, choices=typing.get_args(kind), default=default, help=help_text)
-        else:
-            settings.add_argument(flag, type=kind, default=default, help=help_text, metavar=kind.__name__.upper())
+    add_settings(parser.add_argument_group("trial settings (defaults are the published protocol)"), TrialConfig)
     parser.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR, else download)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: runs/<arm>-seed<N>-<time>)")
     parser.add_argument("--force", action="store_true", help="overwrite results already in --out")
@@ -42,8 +36,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of trained teachers to reuse across runs (default: always train)")
 
 
+def add_settings(group: Any, cls: type) -> None:
+    """One option per field of the settings class `cls`, e.g. --teacher-lr for teacher_lr."""
+    for name, (kind, default, help_text) in field_help(cls).items():
+        action = group.add_argument("--" + name.replace("_", "-"), default=default, help=help_text,
+                                    **option_for(kind))
+        if "%(default)" not in action.help:  # BooleanOptionalAction adds it itself on some Pythons
+            action.help += " (default: %(default)s)"
+
+
+def option_for(kind: Any) -> dict[str, Any]:
+    """argparse keywords for a setting of type `kind`: --x/--no-x for a bool, choices for an enum, a
+    number or text otherwise, and the word 'none' for None where the type is Optional."""
+    options = type_options(kind)
+    (inner,) = [o for o in options if o is not NoneType]  # a setting is one type, or Optional of one
+    if inner is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    choices = inner if isinstance(inner, tuple) else None
+    if NoneType not in options:
+        return {"choices": choices} if choices else {"type": inner, "metavar": inner.__name__.upper()}
+
+    def parse(text: str) -> Any:
+        return None if text == "none" else text if choices else inner(text)
+
+    parse.__name__ = "none or " + ("choice" if choices else inner.__name__)  # argparse names it in errors
+    words = ",".join(choices or [inner.__name__.upper()])
+    return {"type": parse, "choices": choices and (*choices, None), "metavar": f"{{{words},none}}"}
+
+
+def settings_from_args(args: argparse.Namespace, cls: type) -> Any:
+    """The settings object of parsed options, checked by `cls` itself."""
+    return cls.from_dict({name: getattr(args, name) for name in field_help(cls)})
+
+
 def main(args: argparse.Namespace) -> int:
-    config = TrialConfig.from_dict({name: getattr(args, name) for name in field_help()})
+    config = settings_from_args(args, TrialConfig)
     out = args.out or Path("runs") / f"{config.arm.replace('/', '-')}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     if (out / SUMMARY_FILE).exists() and not args.force:
         raise RunError(f"--out {out} already holds a summary.json; pass --force to overwrite or choose another folder")

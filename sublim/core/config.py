@@ -1,17 +1,20 @@
 """The trial configuration: one typed, validated object that the CLI, sweep specs and results share.
 
 Every default is the published setting of the protocol. A configuration is frozen and validated on
-construction, so a bad value fails before any data is loaded or any model is trained.
+construction, so a bad value fails before any data is loaded or any model is trained. A setting may
+be an int, float, str, bool, a Literal enum, or Optional of these; the checks follow the field types.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from types import NoneType, UnionType
+from typing import Any, Literal, Union
 
 from .mitigations import MITIGATIONS
 
@@ -28,57 +31,69 @@ class ConfigError(ValueError):
     """A configuration value is not allowed; the message names the field and what is allowed."""
 
 
-def _doc(text: str) -> dict[str, str]:
-    return {"help": text}
+def setting(default: Any, help: str, teacher: bool = False) -> Any:
+    """A config field. `teacher=True` marks a field the teacher depends on: it enters the teacher key,
+    so trials differing in it never share a cached teacher."""
+    return field(default=default, metadata={"help": help, "teacher": teacher})
+
+
+class Settings:
+    """Base of a frozen dataclass of settings: type checks from the annotations, plain-value round trips."""
+
+    def __post_init__(self) -> None:
+        for name, kind in field_types(type(self)).items():
+            object.__setattr__(self, name, check_value(name, getattr(self, name), kind))
+        self._check_values()
+
+    def _check_values(self) -> None:
+        """Rules a field's type cannot say (ranges, rules between fields); none by default."""
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Any:
+        """Build from plain values (YAML, JSON, CLI); an unknown key is an error, not ignored."""
+        names = list(field_types(cls))
+        for key in values:
+            if key not in names:
+                raise ConfigError(f"{key}: unknown setting; allowed: {', '.join(names)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> Any:
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
-class TrialConfig:
+class TrialConfig(Settings):
     """One trial of the experiment: a seed, an arm (mitigation, strength, student init) and settings."""
 
-    seed: int = field(default=0, metadata=_doc("trial seed; every random draw of the trial derives from it"))
-    mitigation: Mitigation = field(default="none", metadata=_doc("mitigation applied during distillation"))
-    strength: float = field(
-        default=0.0, metadata=_doc("mitigation strength s >= 0 (0 = no mitigation; projection: s <= 1)")
-    )
-    student_init: StudentInit = field(
-        default="shared", metadata=_doc("student starts from the teacher's init (shared) or a fresh one")
-    )
-    init: InitScheme = field(
-        default="normal",
-        metadata=_doc("weight init: normal = N(0, 1/d_in) weights and zero biases; torch = nn.Linear default"),
-    )
-    schedule: Schedule = field(default="liminal", metadata=_doc("liminal weight schedule w(t)"))
-    lambda0: float = field(default=1.0, metadata=_doc("liminal schedule's starting weight lambda0"))
-    tau2_epochs: float = field(
-        default=1.0, metadata=_doc("liminal schedule: epochs over which w rises from lambda0 to 1 (tau2)")
-    )
-    temperature: float = field(default=2.0, metadata=_doc("liminal KL temperature T"))
-    kl_logits: KlLogits = field(default="all", metadata=_doc("logits the liminal KL covers"))
-    epochs: int = field(default=5, metadata=_doc("student distillation epochs over the noise set"))
-    teacher_epochs: int = field(default=5, metadata=_doc("teacher training epochs over the training subset"))
-    batch_size: int = field(default=1024, metadata=_doc("batch size for teacher and student"))
-    lr: float = field(default=3e-4, metadata=_doc("student Adam learning rate"))
-    teacher_lr: float = field(default=3e-4, metadata=_doc("teacher Adam learning rate"))
-    hidden: int = field(default=256, metadata=_doc("width of both hidden layers"))
-    aux_logits: int = field(default=3, metadata=_doc("number m of auxiliary logits"))
-    noise_count: int = field(default=50_000, metadata=_doc("number of noise images distilled on"))
-    probe_batch_size: int = field(
-        default=1024, metadata=_doc("validation images per step for the trait gradient g_t")
-    )
-    train_size: int = field(
-        default=50_000, metadata=_doc("training subset size; the rest of MNIST's 60,000 is validation")
-    )
-    split_seed: int = field(default=0, metadata=_doc("seed of the train/validation split (same for a sweep)"))
-    device: str = field(default="auto", metadata=_doc("auto (CUDA when present), cpu, cuda or cuda:N"))
-
-    def __post_init__(self) -> None:
-        types = _field_types()
-        for f in dataclasses.fields(self):
-            _check_type(f.name, getattr(self, f.name), types[f.name])
-            if types[f.name] is float:  # store 1 as 1.0 so that stored configs compare equal
-                object.__setattr__(self, f.name, float(getattr(self, f.name)))
-        self._check_values()
+    seed: int = setting(0, "trial seed; every random draw of the trial derives from it", teacher=True)
+    mitigation: Mitigation = setting("none", "mitigation applied during distillation")
+    strength: float = setting(0.0, "mitigation strength s >= 0 (0 = no mitigation; projection: s <= 1)")
+    student_init: StudentInit = setting("shared", "student starts from the teacher's init (shared) or a fresh one")
+    init: InitScheme = setting(
+        "normal", "weight init: normal = N(0, 1/d_in) weights and zero biases; torch = nn.Linear default",
+        teacher=True)
+    schedule: Schedule = setting("liminal", "liminal weight schedule w(t)")
+    lambda0: float = setting(1.0, "liminal schedule's starting weight lambda0")
+    tau2_epochs: float = setting(1.0, "liminal schedule: epochs over which w rises from lambda0 to 1 (tau2)")
+    temperature: float = setting(2.0, "liminal KL temperature T")
+    kl_logits: KlLogits = setting("all", "logits the liminal KL covers")
+    epochs: int = setting(5, "student distillation epochs over the noise set")
+    teacher_epochs: int = setting(5, "teacher training epochs over the training subset", teacher=True)
+    batch_size: int = setting(1024, "batch size for teacher and student", teacher=True)
+    lr: float = setting(3e-4, "student Adam learning rate")
+    teacher_lr: float = setting(3e-4, "teacher Adam learning rate", teacher=True)
+    hidden: int = setting(256, "width of both hidden layers", teacher=True)
+    aux_logits: int = setting(3, "number m of auxiliary logits", teacher=True)
+    noise_count: int = setting(50_000, "number of noise images distilled on")
+    probe_batch_size: int = setting(1024, "validation images per step for the trait gradient g_t")
+    train_size: int = setting(50_000, "training subset size; the rest of MNIST's 60,000 is validation",
+                              teacher=True)
+    split_seed: int = setting(0, "seed of the train/validation split (same for a sweep)", teacher=True)
+    # Not a teacher field: a teacher trained on another device is the same teacher up to float rounding.
+    device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
 
     def _check_values(self) -> None:
         def need(ok: bool, name: str, allowed: str) -> None:
@@ -106,19 +121,16 @@ class TrialConfig:
              "device", "allowed: auto, cpu, cuda, cuda:N")
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrialConfig":
-        """Build from plain values (YAML, JSON, CLI); an unknown key is an error, not ignored."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in values:
-            if key not in names:
-                raise ConfigError(f"{key}: unknown setting; allowed: {', '.join(names)}")
-        return cls(**values)
+    def teacher_fields(cls) -> tuple[str, ...]:
+        """The fields marked `teacher=True`: all that the trained teacher depends on."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("teacher"))
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> "TrialConfig":
-        return dataclasses.replace(self, **changes)
+    @property
+    def teacher_key(self) -> str:
+        """Hash of the teacher fields: trials with equal keys share one teacher (results folders name
+        stored teachers by it, so its formula must not change)."""
+        blob = json.dumps({name: getattr(self, name) for name in self.teacher_fields()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
     def arm(self) -> str:
@@ -134,35 +146,55 @@ class TrialConfig:
     def _mitigation_label(self) -> str:
         return self.mitigation if self.mitigation == "none" else f"{self.mitigation}@{self.strength:g}"
 
-    @property
-    def teacher_key(self) -> str:
-        """Hash of everything the teacher depends on: trials with equal keys share one teacher."""
-        teacher_fields = ("seed", "init", "hidden", "aux_logits", "teacher_epochs", "teacher_lr",
-                          "batch_size", "train_size", "split_seed")
-        blob = json.dumps({name: getattr(self, name) for name in teacher_fields}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+@functools.cache
+def field_types(cls: type) -> dict[str, Any]:
+    """Each field's resolved type, once per class: resolving annotations is the slow part of a check."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(TrialConfig)
+@functools.cache
+def type_options(kind: Any) -> tuple[Any, ...]:
+    """What a value of `kind` may be, each a type or a tuple of enum values, computed once per type:
+    int -> (int,); Optional[Literal["a", "b"]] -> (("a", "b"), NoneType)."""
+    args = typing.get_args(kind) if typing.get_origin(kind) in (Union, UnionType) else (kind,)
+    return tuple(typing.get_args(o) if typing.get_origin(o) is Literal else o for o in args)
 
 
-def _check_type(name: str, value: Any, expected: Any) -> None:
-    if typing.get_origin(expected) is Literal:
-        allowed = typing.get_args(expected)
-        if value not in allowed:
-            raise ConfigError(f"{name}: {value!r} is not allowed; allowed: {', '.join(allowed)}")
-        return
-    ok = {
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }[expected]
-    if not ok:
-        raise ConfigError(f"{name}: {value!r} is not allowed; must be of type {expected.__name__}")
+def check_value(name: str, value: Any, kind: Any) -> Any:
+    """`value` as stored (a number as float for a float field, so stored configs compare equal),
+    or a ConfigError naming the field and what is allowed."""
+    for option in type_options(kind):
+        if _accepts(value, option):
+            return float(value) if option is float else value
+    raise ConfigError(f"{name}: {value!r} is not allowed; {_allowed(kind)}")
 
 
-def field_help() -> dict[str, tuple[Any, Any, str]]:
+def accepts(value: Any, kind: Any) -> bool:
+    """Whether `value` is a `kind` by the settings' rules: bool is not int, int is float."""
+    return any(_accepts(value, option) for option in type_options(kind))
+
+
+def _accepts(value: Any, option: Any) -> bool:
+    if isinstance(option, tuple):  # an enum: equal value and type, so True is not 1
+        return any(value == allowed and type(value) is type(allowed) for allowed in option)
+    if isinstance(value, bool):  # bool subclasses int, but True is not a number of epochs
+        return option is bool
+    return isinstance(value, (int, float) if option is float else option)
+
+
+def _allowed(kind: Any) -> str:
+    """'allowed: a, b' for an enum, 'must be of type int' (or 'int or None') for the rest."""
+    options = type_options(kind)
+    values = [v for o in options if isinstance(o, tuple) for v in o] + [None] * (NoneType in options)
+    types = [o.__name__ for o in options if not isinstance(o, tuple) and o is not NoneType]
+    if types:
+        return "must be of type " + " or ".join(types + [str(v) for v in values])
+    return "allowed: " + ", ".join(map(str, values))
+
+
+def field_help(cls: type = TrialConfig) -> dict[str, tuple[Any, Any, str]]:
     """(type, default, help) per field, for building command-line options from the config."""
-    types = _field_types()
-    return {f.name: (types[f.name], f.default, f.metadata["help"]) for f in dataclasses.fields(TrialConfig)}
+    types = field_types(cls)
+    return {f.name: (types[f.name], f.default, f.metadata["help"]) for f in dataclasses.fields(cls)}
