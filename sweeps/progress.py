@@ -53,6 +53,7 @@ class ProgressTable(tune.Callback):
             epoch = f"{result['epoch']}/{epochs}" if "epoch" in result else f"-/{epochs}"
             acc = f"{result['student_acc']:.4f}" if "student_acc" in result else "-"
             alignment = f"{result['mean_alignment']:+.2e}" if "mean_alignment" in result else "-"
-            lines.append(f"  {trial.config['trial']['trial_id']:<30} {STATES.get(trial.status, 'pending'):<8} "
+            state = "diverged" if "diverged" in result else STATES.get(trial.status, "pending")
+            lines.append(f"  {trial.config['trial']['trial_id']:<30} {state:<8} "
                          f"{epoch:>6} {acc:>9} {alignment:>10}  {result.get('node_id', '')[:8]}")
         return "\n".join(lines)

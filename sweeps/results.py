@@ -1,28 +1,40 @@
-"""A sweep's results folder: self-describing, so `sublim report` needs nothing else.
+"""A sweep's results folder: self-describing, so `sublim report` needs nothing else, and verified, so
+that nothing damaged, diverged or belonging to another config ever passes for a result.
 
 Layout at `<storage>/<name>/`:
     sweep.json                  name, parsed spec, library versions and every expected trial
     spec.yaml                   the spec file as given
-    trials/<trial_id>/          summary.json + trace.parquet of a finished trial, or error.txt
+    trials/<trial_id>/          summary.json + trace.parquet of a finished trial; diverged.json of a
+                                diverged one; error.txt of a failed one; checkpoint.pt while it runs
     teachers/teacher-<key>.pt   the trained teachers (one per seed), reused by every arm and on resume
-    tune/                       Ray Tune's own experiment state and per-epoch checkpoints
-Only the driver writes here (besides Tune), so the folder needs no shared storage for its own files.
+    tune/run-<time>/            Ray Tune's own logs of each invocation (TensorBoard); never read back
+Trials write their own checkpoints and outputs here, from whichever node runs them: on a cluster
+the folder must be one that every node mounts at the same path. Nothing here is ever unpickled:
+checkpoints and teachers load with `weights_only=True` and are checked against the trial's config.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import math
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from sublim.core.files import ERROR_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE, atomic_write, write_json, write_text
+import pyarrow.parquet as pq
+
+from sublim.core.config import TrialConfig
+from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE,
+                               TRIAL_ID_PATTERN, TRIALS_DIR, write_json, write_text)
+from sublim.core.schema import SUMMARY_FIELDS, TRACE_SCHEMA
 from sublim.core.versions import library_versions
-from sublim.trainable.results import TeacherCache
+from sublim.trainable import Diverged, Trial, write_trial_outputs
+from sublim.trainable.results import TeacherCache, load_state, save_state
 
-from .spec import SweepSpec
+from .spec import GridTrial, SweepSpec
 
 SPEC_FILE = "spec.yaml"
+TUNE_DIR = "tune"
 
 
 class SweepError(ValueError):
@@ -34,24 +46,33 @@ def trial_records(spec: SweepSpec) -> list[dict[str, Any]]:
              "teacher_key": t.config.teacher_key} for t in spec.trials]
 
 
+def expected_steps(config: TrialConfig) -> int:
+    return config.epochs * math.ceil(config.noise_count / config.batch_size)
+
+
 class ResultsFolder:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, log: Callable[[str], None] = print):
         self.path = Path(path).expanduser().resolve()
-        self.teachers = TeacherCache(self.path / "teachers")
+        self.log = log
+        self.teachers = TeacherCache(self.path / "teachers", log)
 
     @property
     def tune_dir(self) -> Path:
-        return self.path / "tune"
+        return self.path / TUNE_DIR
 
     def trial_dir(self, trial_id: str) -> Path:
-        return self.path / "trials" / trial_id
+        if not TRIAL_ID_PATTERN.match(trial_id):
+            raise SweepError(f"trial id {trial_id!r} is not allowed; letters, digits, '@', '.', '_', '+', '-'")
+        return self.path / TRIALS_DIR / trial_id
 
     def exists(self) -> bool:
         return (self.path / SWEEP_FILE).exists()
 
+    # --- the sweep's description ----------------------------------------------------------------
+
     def check_compatible(self, spec: SweepSpec) -> None:
         """A folder continues only the sweep it was made for: the same trials with the same configs."""
-        recorded = json.loads((self.path / SWEEP_FILE).read_text())["trials"]
+        recorded = self._recorded_trials()
         expected = trial_records(spec)
         if recorded != expected:
             differing = next((e["trial_id"] for r, e in zip(recorded, expected) if r != e), None)
@@ -60,25 +81,118 @@ class ResultsFolder:
             raise SweepError(f"{self.path} holds a different sweep ({detail}); choose another --name or --storage, "
                              "or resume it with the spec it was started with (its spec.yaml)")
 
+    def _recorded_trials(self) -> list[dict[str, Any]]:
+        path = self.path / SWEEP_FILE
+        try:
+            trials = json.loads(path.read_text(encoding="utf-8"))["trials"]
+            for trial in trials:
+                self.trial_dir(trial["trial_id"])
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+            raise SweepError(f"{path}: damaged ({type(error).__name__}: {error}); expected the sweep.json written "
+                             "by `sublim sweep`; move the folder aside or choose another --name") from None
+        return trials
+
     def describe(self, name: str, spec: SweepSpec, spec_text: str) -> None:
         """Write spec.yaml and sweep.json (atomically) before any trial starts."""
         write_text(self.path / SPEC_FILE, spec_text)
         write_json(self.path / SWEEP_FILE, {"name": name, "spec": spec.to_dict(), "versions": library_versions(),
                                             "trials": trial_records(spec)})
 
-    def finished(self) -> set[str]:
-        folder = self.path / "trials"
-        return {p.parent.name for p in folder.glob(f"*/{SUMMARY_FILE}")} if folder.exists() else set()
+    def new_tune_run(self) -> str:
+        """A fresh name under tune/ for this invocation's Tune logs: an earlier run's state is never read."""
+        name = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+        suffix = 1
+        while (self.tune_dir / name).exists():
+            name, suffix = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{suffix}", suffix + 1
+        return name
 
-    def is_finished(self, trial_id: str) -> bool:
-        return (self.trial_dir(trial_id) / SUMMARY_FILE).exists()
+    # --- verifying what a trial left ------------------------------------------------------------
 
-    def store_outputs(self, trial_id: str, source: Path) -> None:
-        """Copy a finished trial's trace, then its summary (a folder with a summary has its trace)."""
-        target = self.trial_dir(trial_id)
-        for name in (TRACE_FILE, SUMMARY_FILE):
-            atomic_write(target / name, lambda tmp, name=name: shutil.copyfile(Path(source) / name, tmp))
-        (target / ERROR_FILE).unlink(missing_ok=True)
+    def status(self, trial: GridTrial) -> tuple[str, str | None]:
+        """('finished' | 'diverged' | 'pending', what is wrong with the files there, if anything)."""
+        folder = self.trial_dir(trial.trial_id)
+        if (folder / DIVERGED_FILE).exists():
+            problem = self._diverged_problem(folder, trial.config)
+            return ("diverged", None) if problem is None else ("pending", problem)
+        if (folder / SUMMARY_FILE).exists() or (folder / TRACE_FILE).exists():
+            problem = self._outputs_problem(folder, trial.config)
+            return ("finished", None) if problem is None else ("pending", problem)
+        return "pending", None
+
+    def _diverged_problem(self, folder: Path, config: TrialConfig) -> str | None:
+        record = _json_object(folder / DIVERGED_FILE)
+        if record is None:
+            return f"{DIVERGED_FILE} does not parse"
+        return None if record.get("config") == config.to_dict() else f"{DIVERGED_FILE} belongs to another config"
+
+    def _outputs_problem(self, folder: Path, config: TrialConfig) -> str | None:
+        """Why the summary and trace there are not this trial's complete result (None if they are)."""
+        summary = _json_object(folder / SUMMARY_FILE)
+        if summary is None:
+            return f"{SUMMARY_FILE} is missing or does not parse"
+        if summary.get("config") != config.to_dict():
+            return f"{SUMMARY_FILE} belongs to another config"
+        missing = [name for name in SUMMARY_FIELDS if name not in summary]
+        if missing:
+            return f"{SUMMARY_FILE} lacks {', '.join(missing)}"
+        steps = expected_steps(config)
+        if summary["steps"] != steps or summary["epochs_done"] != config.epochs:
+            return f"{SUMMARY_FILE} holds {summary['steps']} steps of {summary['epochs_done']} epochs, expected {steps}"
+        try:
+            trace = pq.read_table(folder / TRACE_FILE)
+        except Exception as error:  # pyarrow raises several types for a missing or damaged file
+            return f"{TRACE_FILE} does not read ({type(error).__name__})"
+        if not trace.schema.equals(TRACE_SCHEMA, check_metadata=False) or trace.num_rows != steps:
+            return f"{TRACE_FILE} holds {trace.num_rows} rows of another schema or length, expected {steps} steps"
+        return None
+
+    def clear_outputs(self, trial_id: str) -> None:
+        """Remove a trial's unusable outputs so that they never read as a result; its checkpoint stays."""
+        folder = self.trial_dir(trial_id)
+        for name in (SUMMARY_FILE, TRACE_FILE, DIVERGED_FILE):
+            (folder / name).unlink(missing_ok=True)
+
+    # --- what a running trial writes ------------------------------------------------------------
+
+    def restore(self, trial_id: str, trial: Trial) -> None:
+        """Continue `trial` from its checkpoint when there is a usable one (tensors only, same config)."""
+        path = self.trial_dir(trial_id) / CHECKPOINT_FILE
+        if not path.exists():
+            return
+        try:
+            trial.load_state_dict(load_state(path))
+        except Exception as error:  # unreadable, not tensors only, or another config: start over
+            self.log(f"{trial_id}: checkpoint unusable ({type(error).__name__}: {error}); starting from epoch 0")
+            path.unlink(missing_ok=True)
+
+    def save_epoch(self, trial_id: str, trial: Trial) -> None:
+        """The latest checkpoint while the trial runs; its outputs, and no checkpoint, once it is done."""
+        folder = self.trial_dir(trial_id)
+        if trial.epoch < trial.config.epochs:
+            save_state(folder / CHECKPOINT_FILE, trial.state_dict())
+            return
+        write_trial_outputs(folder, trial.summary(), trial.trace_columns())
+        self.finish(trial_id)
+
+    def store_diverged(self, trial_id: str, config: TrialConfig, error: Diverged) -> None:
+        folder = self.trial_dir(trial_id)
+        write_json(folder / DIVERGED_FILE, {**error.record(), "config": config.to_dict(), "versions": library_versions()})
+        self.finish(trial_id)
+
+    def finish(self, trial_id: str) -> None:
+        """A trial with a result (or a diverged record) keeps no checkpoint and no error of an earlier attempt."""
+        folder = self.trial_dir(trial_id)
+        (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+        (folder / ERROR_FILE).unlink(missing_ok=True)
 
     def store_error(self, trial_id: str, text: str) -> None:
         write_text(self.trial_dir(trial_id) / ERROR_FILE, text)
+
+
+def _json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON object from `path`, or None when it is missing, unreadable or not an object."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -13,11 +13,6 @@ from typing import Iterator
 
 import ray
 
-# Tune saves its experiment state at most this often (seconds): a driver killed with SIGKILL then
-# resumes running trials from their last epoch checkpoint instead of from scratch.
-EXPERIMENT_STATE_PERIOD_S = "1"
-
-
 @contextmanager
 def _environ(values: dict[str, str]) -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in values}
@@ -54,7 +49,7 @@ def _loopback_only() -> Iterator[None]:
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[float]:
     """Ray for the length of a sweep; yields the seconds its start took. Shut down on exit."""
-    settings = {"RAY_USAGE_STATS_ENABLED": "0", "TUNE_GLOBAL_CHECKPOINT_S": EXPERIMENT_STATE_PERIOD_S,
+    settings = {"RAY_USAGE_STATS_ENABLED": "0",
                 # The sweep prints its own live table; Tune's would interleave with it.
                 "RAY_AIR_NEW_OUTPUT": "0"}
     with _environ(settings):

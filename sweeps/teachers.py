@@ -20,10 +20,11 @@ import ray
 import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from sublim.trainable import Mnist, Teacher, TrialConfig, TrialData, train_teacher
+from sublim.core.config import TrialConfig
+from sublim.trainable import Mnist, Teacher, TrialData, train_teacher
 
 from .results import ResultsFolder
-from .spec import SweepSpec
+from .spec import GridTrial
 
 
 @ray.remote(num_cpus=0)
@@ -36,15 +37,19 @@ def _train_teacher(config: dict[str, Any], mnist: Mnist, after: Any = None) -> d
 
 
 class Teachers:
-    """Object refs of every teacher of a spec, read back from teachers/ or training now."""
+    """Object refs of the teachers that the pending trials need, read back from teachers/ or training now."""
 
-    def __init__(self, spec: SweepSpec, folder: ResultsFolder, mnist: ray.ObjectRef, log: Callable[[str], None]):
+    def __init__(self, pending: list[GridTrial], folder: ResultsFolder, mnist: ray.ObjectRef,
+                 log: Callable[[str], None]):
         self.folder, self.log = folder, log
         self.refs: dict[str, ray.ObjectRef] = {}
         self.training: dict[ray.ObjectRef, TrialConfig] = {}
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         lanes: list[ray.ObjectRef | None] = [None] * (os.cpu_count() or 1)
-        for key, config in spec.teachers.items():
+        needed: dict[str, TrialConfig] = {}
+        for trial in pending:
+            needed.setdefault(trial.config.teacher_key, trial.config)
+        for key, config in needed.items():
             cached = folder.teachers.get(key)
             if cached is not None:
                 self.refs[key] = ray.put(cached.state_dict())

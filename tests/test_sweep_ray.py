@@ -7,6 +7,7 @@ waits poll files with timeouts, never fixed sleeps.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,23 +76,36 @@ def summaries(folder: Path) -> dict[str, dict]:
 
 
 def tune_results(folder: Path, trial_id: str) -> list[dict]:
-    """The per-epoch results Tune logged for a trial (appended to across restores)."""
-    path = folder / "tune" / trial_id / "result.json"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    """The per-epoch results Tune logged for a trial, over every invocation of the sweep in turn."""
+    runs = sorted((folder / "tune").glob(f"run-*/{trial_id}/result.json"), key=lambda p: p.parent.parent.name)
+    return [json.loads(line) for path in runs for line in path.read_text().splitlines()]
 
 
-def tune_state(folder: Path) -> dict[str, tuple[str, int]] | None:
-    """trial_id -> (status, epoch of its last checkpoint) from Tune's latest saved experiment state."""
-    files = sorted((folder / "tune").glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
-    try:
-        data = json.loads(files[-1].read_text())
-    except (IndexError, OSError, json.JSONDecodeError):
-        return None
-    state = {}
-    for trial_json, run_json in data["trial_data"]:
-        trial, run = json.loads(trial_json), json.loads(run_json)
-        state[trial["config"]["trial"]["trial_id"]] = (trial["status"], run["last_result"].get("epoch", 0))
-    return state
+def checkpoint_epoch(folder: Path, trial_id: str) -> int | None:
+    """The epoch of a trial's checkpoint in the results folder (None without one)."""
+    import torch
+
+    path = folder / "trials" / trial_id / "checkpoint.pt"
+    return torch.load(path, weights_only=True)["epoch"] if path.exists() else None
+
+
+EXPLOIT = "exploit-ran"
+
+
+def plant_pickles(folder: Path, marker: Path) -> int:
+    """Overwrite every pickle in the folder, and tune/tuner.pkl, with one that would create `marker` if loaded."""
+    import pickle
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    payload = pickle.dumps(Exploit())
+    targets = set(folder.rglob("*.pkl")) | {folder / "tune" / "tuner.pkl"}
+    for path in targets:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(payload)
+    return len(targets)
 
 
 def assert_same_results(folder: Path, reference: Path) -> None:
@@ -159,7 +173,7 @@ def test_local_ray_listens_on_loopback_only_and_reports_no_usage():
 
     from sublim.sweeps.session import ray_session
 
-    names = ("RAY_USAGE_STATS_ENABLED", "TUNE_GLOBAL_CHECKPOINT_S", "RAY_AIR_NEW_OUTPUT",
+    names = ("RAY_USAGE_STATS_ENABLED", "RAY_AIR_NEW_OUTPUT",
              "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
     environ = {name: os.environ.get(name) for name in names}
     with ray_session(num_cpus=1):
@@ -171,50 +185,100 @@ def test_local_ray_listens_on_loopback_only_and_reports_no_usage():
     assert {name: os.environ.get(name) for name in names} == environ  # the settings were the session's only
 
 
-def test_driver_killed_mid_sweep_resumes_to_the_uninterrupted_results(reference, data_dir, tmp_path):
+def test_driver_killed_mid_sweep_resumes_from_its_own_checkpoints_and_never_unpickles(reference, data_dir, tmp_path):
     reference_folder, spec, _ = reference
     storage = tmp_path / "results"
     folder = storage / "tiny"
     proc, log = start_sweep(spec, storage, data_dir)
 
     def kill_point():
-        """Tune saved a state with a finished trial and a running one that reported two epochs or more.
-
-        (Tune registers an epoch's checkpoint just after its result: a state saved in between has
-        the result without the checkpoint. Once epoch 2 is in, the checkpoint of epoch 1 is registered.)
-        """
-        statuses = (tune_state(folder) or {}).values()
-        return (any(s == "TERMINATED" for s, _ in statuses) and any(s == "RUNNING" and 2 <= e < EPOCHS
-                                                                    for s, e in statuses) and summaries(folder))
+        """A finished trial, and a running one that reported epoch 2 or later with epochs to go."""
+        running = [path.parent.name for path in folder.glob("trials/*/checkpoint.pt")
+                   if 2 <= (tune_results(folder, path.parent.name) or [{}])[-1].get("epoch", 0) < EPOCHS - 1]
+        return running if running and summaries(folder) else None
 
     wait_for(kill_point, proc, log, "a finished trial and a checkpointed running one")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
 
-    state = tune_state(folder)
-    finished_before = {t: p.stat().st_mtime_ns for t in summaries(folder)
-                       for p in [folder / "trials" / t / "summary.json"]}
-    results_before = {t: len(tune_results(folder, t)) for t in state}
-    terminated = [t for t, (status, _) in state.items() if status == "TERMINATED"]
-    resumable = {t: epoch for t, (status, epoch) in state.items() if status == "RUNNING" and epoch >= 2}
-    assert terminated and resumable
+    finished_before = {t: (folder / "trials" / t / "summary.json").stat().st_mtime_ns for t in summaries(folder)}
+    resumable = {t["trial_id"]: checkpoint_epoch(folder, t["trial_id"]) for t in
+                 json.loads((folder / "sweep.json").read_text())["trials"]}
+    resumable = {t: epoch for t, epoch in resumable.items() if epoch}
+    assert finished_before and resumable
+    marker = tmp_path / EXPLOIT
+    assert plant_pickles(folder, marker) >= 1  # Tune's state is no input: crafted pickles there never run
 
     proc, log = start_sweep(spec, storage, data_dir, "--resume")
     output = finish(proc, log)
     assert "8 of 8 trials finished" in output and "0 trained in this run" in output
+    assert not marker.exists()
 
-    for trial_id in terminated:  # finished trials are not run again at all
-        assert len(tune_results(folder, trial_id)) == results_before[trial_id]
-    for trial_id in finished_before:  # nor are the ones that finished after Tune's last save: no epoch trained
-        new = tune_results(folder, trial_id)[results_before[trial_id]:]
-        assert all(r["restored_from_epoch"] == EPOCHS for r in new), new
-        assert (folder / "trials" / trial_id / "summary.json").stat().st_mtime_ns == finished_before[trial_id]
-    for trial_id, epoch in resumable.items():  # unfinished ones continue from their last epoch checkpoint
-        new = tune_results(folder, trial_id)[results_before[trial_id]:]
-        if trial_id not in finished_before:
-            assert new and new[0]["restored_from_epoch"] in (epoch - 1, epoch), new
-            assert new[0]["epoch"] == new[0]["restored_from_epoch"] + 1 and new[-1]["epoch"] == EPOCHS
+    second_run = sorted((folder / "tune").glob("run-*"))[-1]
+    rerun = {p.parent.name for p in second_run.glob("*/result.json")}
+    assert not rerun & finished_before.keys()  # finished trials are not run again at all
+    for trial_id, mtime in finished_before.items():
+        assert (folder / "trials" / trial_id / "summary.json").stat().st_mtime_ns == mtime
+    for trial_id, epoch in resumable.items():  # unfinished ones continue from their own last checkpoint
+        if trial_id in rerun:  # (the killed driver's workers may still finish an epoch or the trial before they go)
+            new = [json.loads(line) for line in (second_run / trial_id / "result.json").read_text().splitlines()]
+            assert new[0]["restored_from_epoch"] >= epoch and new[0]["epoch"] == new[0]["restored_from_epoch"] + 1
+            assert new[-1]["epoch"] == EPOCHS
+    assert rerun and all(r["restored_from_epoch"] >= 1 for t in rerun & resumable.keys()
+                         for r in [json.loads((second_run / t / "result.json").read_text().splitlines()[0])])
+    assert not list(folder.glob("trials/*/checkpoint.pt"))  # a finished trial keeps no checkpoint
     assert_same_results(folder, reference_folder)
+
+
+def test_damaged_results_are_repaired_and_tune_state_is_disposable(reference, data_dir, tmp_path):
+    reference_folder, spec, _ = reference
+    folder = tmp_path / "results" / "tiny"
+    shutil.copytree(reference_folder, folder)
+    trials = sorted(summaries(folder))
+    truncated, untraced, foreign = trials[0], trials[1], trials[2]
+    summary = folder / "trials" / truncated / "summary.json"
+    summary.write_text(summary.read_text()[:100])  # a crash of some other writer, say
+    (folder / "trials" / untraced / "trace.parquet").unlink()
+    other = json.loads((folder / "trials" / trials[3] / "summary.json").read_text())
+    (folder / "trials" / foreign / "summary.json").write_text(json.dumps(other))  # another trial's result
+    recorded = json.loads((folder / "sweep.json").read_text())["trials"]
+    teachers = {t["trial_id"][:4]: t["teacher_key"] for t in recorded}  # s000 and s001
+    for key in teachers.values():
+        (folder / "teachers" / f"teacher-{key}.pt").write_bytes(b"not a teacher")
+    for state in (folder / "tune").rglob("experiment_state-*.json"):
+        state.write_text(state.read_text()[:50])
+    marker = tmp_path / EXPLOIT
+    plant_pickles(folder, marker)
+
+    proc, log = start_sweep(spec, folder.parent, data_dir)
+    output = finish(proc, log)
+    assert not marker.exists()
+    repaired = {line.split()[1].rstrip(":") for line in output.splitlines() if line.startswith("repairing ")}
+    assert repaired == {truncated, untraced, foreign}, output
+    assert "8 of 8 trials finished" in output
+    for seed, key in teachers.items():  # a teacher is loaded only when a pending trial needs it
+        needed = any(t.startswith(seed) for t in repaired)
+        assert (f"teacher-{key}.pt unusable" in output) == needed
+        assert (folder / "teachers" / f"teacher-{key}.pt.bad").exists() == needed
+    assert_same_results(folder, reference_folder)
+
+
+def test_a_diverging_trial_is_recorded_once_and_never_retried(data_dir, tmp_path):
+    spec = write_spec(tmp_path, {**TINY, "name": "diverge", "seeds": [0], "arms": [{"mitigation": "none"}],
+                                 "settings": {**TINY["settings"], "lr": 1e30}})
+    storage = tmp_path / "results"
+    proc, log = start_sweep(spec, storage, data_dir)
+    proc.wait(timeout=SWEEP_TIMEOUT_S)
+    output = log.read_text()
+    assert proc.returncode == 1 and "1 trial(s) diverged, e.g. s000-none-shared" in output, output[-3000:]
+    record = json.loads((storage / "diverge" / "trials" / "s000-none-shared" / "diverged.json").read_text())
+    assert record["model"] == "student" and record["config"]["lr"] == 1e30 and "not finite" in record["message"]
+    assert len(tune_results(storage / "diverge", "s000-none-shared")) == 1  # one attempt: no retry
+
+    proc, log = start_sweep(spec, storage, data_dir)
+    proc.wait(timeout=SWEEP_TIMEOUT_S)
+    assert proc.returncode == 1 and "0 of 1 trials finished" in log.read_text()
+    assert len(list((storage / "diverge" / "tune").glob("run-*"))) == 1  # nothing was run again
 
 
 def test_two_node_sweep_survives_losing_the_worker_node(data_dir, tmp_path):

@@ -6,7 +6,7 @@ All written atomically (see sublim.core.files); states load without unpickling a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow.parquet as pq
 import torch
@@ -40,15 +40,30 @@ def load_state(path: Path) -> dict[str, Any]:
 class TeacherCache:
     """Trained teachers on disk, one file per teacher key, so arms of a seed share one teacher."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, log: Callable[[str], None] = print):
         self.folder = Path(folder)
+        self.log = log
 
     def path(self, key: str) -> Path:
         return self.folder / f"teacher-{key}.pt"
 
     def get(self, key: str) -> Teacher | None:
+        """The stored teacher of `key`; None when there is none, or when its file is unusable, which is then
+        set aside (renamed `*.bad`) so that the teacher is trained again."""
         path = self.path(key)
-        return Teacher.from_state_dict(load_state(path)) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            teacher = Teacher.from_state_dict(load_state(path))
+            if teacher.key != key:
+                raise ValueError(f"it holds teacher {teacher.key}")
+        except Exception as error:  # unreadable, not tensors only, not a teacher, or another key
+            aside = path.with_name(path.name + ".bad")
+            path.replace(aside)
+            self.log(f"teacher file {path} unusable ({type(error).__name__}: {error}); set aside as {aside.name}, "
+                     "training it again")
+            return None
+        return teacher
 
     def put(self, teacher: Teacher) -> None:
         save_state(self.path(teacher.key), teacher.state_dict())

@@ -31,6 +31,29 @@ _RAW = ["distill_loss", "trait_loss", "mitigation_loss", "mitigation_weight", "d
                                         for name in LAYER_NAMES]
 
 
+# Quantities of a step that must stay finite, by their column in the step record, and as named in errors.
+_CHECKED = {"distill_loss": "distillation loss", "trait_loss": "trait loss", "mitigation_loss": "mitigation loss",
+            "distill_sq": "distillation gradient", "trait_sq": "trait gradient", "applied_sq": "applied gradient"}
+
+
+class Diverged(RuntimeError):
+    """A loss, gradient or parameter became non-finite. The run stops: being deterministic, it would diverge again."""
+
+    def __init__(self, model: str, step: int, quantity: str):
+        super().__init__(f"the {model} diverged at step {step}: its {quantity} is not finite")
+        self.model, self.step, self.quantity = model, step, quantity
+
+    def record(self) -> dict[str, Any]:
+        return {"model": self.model, "step": self.step, "quantity": self.quantity, "message": str(self)}
+
+
+def _check_finite(model: str, step: int, values: dict[str, torch.Tensor]) -> None:
+    """Raise `Diverged` naming the first non-finite quantity (a cheap check of a few scalars per step)."""
+    finite = torch.isfinite(torch.stack(list(values.values())))
+    if not bool(finite.all()):
+        raise Diverged(model, step, list(values)[int((~finite).nonzero()[0])])
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -57,7 +80,13 @@ class Teacher:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> "Teacher":
-        return cls(state["key"], state["params"], state["test_acc"], state["seconds"])
+        """A teacher from `state_dict()`'s output; TypeError when it is something else."""
+        params, key, acc, seconds = (state.get(k) if isinstance(state, dict) else None
+                                     for k in ("params", "key", "test_acc", "seconds"))
+        if not (isinstance(params, torch.Tensor) and params.dim() == 1 and params.dtype == torch.float32
+                and isinstance(key, str) and isinstance(acc, float) and isinstance(seconds, float)):
+            raise TypeError("not a teacher state (float32 params vector, key, test_acc, seconds)")
+        return cls(key, params, acc, seconds)
 
 
 def train_teacher(config: TrialConfig, data: TrialData) -> Teacher:
@@ -70,15 +99,18 @@ def train_teacher(config: TrialConfig, data: TrialData) -> Teacher:
     model = MLP(config, init_parameters(config, "shared_init")).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.teacher_lr)
     shuffle = generator(config.seed, "teacher_shuffle")
-    n = len(data.train_x)
+    n, step = len(data.train_x), 0
     for _ in range(config.teacher_epochs):
         order = torch.randperm(n, generator=shuffle).to(device)
         for i in range(0, n, config.batch_size):
             idx = order[i:i + config.batch_size]
             loss = F.cross_entropy(model(data.train_x[idx])[:, :NUM_CLASSES], data.train_y[idx])
+            _check_finite("teacher", step, {"loss": loss.detach()})
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            step += 1
+        _check_finite("teacher", step - 1, {"parameters": model.flat.detach().abs().amax()})
     test_acc = accuracy(model, data.test_x, data.test_y)
     return Teacher(config.teacher_key, model.flat.detach().cpu(), test_acc, time.perf_counter() - start)
 
@@ -159,9 +191,20 @@ class Trial:
                 if self.track_alignment:
                     raw[i] = self._step_record(distill_loss, trait_loss, mitigation_loss, mitigation_weight,
                                                distill_grad, trait_grad, applied)
+            self._check_step(step, raw[i], distill_loss, applied)
             flat.grad = applied
             self.optimizer.step()
+        _check_finite("student", step, {"parameters": flat.detach().abs().amax()})
         return raw
+
+    def _check_step(self, step: int, record: torch.Tensor, distill_loss: torch.Tensor, applied: torch.Tensor) -> None:
+        """Stop at the first non-finite loss or gradient: from the step record, or directly when it is not kept."""
+        if not self.track_alignment:
+            _check_finite("student", step, {"distillation loss": distill_loss.detach(),
+                                            "applied gradient": applied.dot(applied)})
+            return
+        names = [name for name in _CHECKED if name != "mitigation_loss" or self.adds_loss]
+        _check_finite("student", step, {_CHECKED[name]: record[_RAW.index(name)] for name in names})
 
     def _trait_gradient(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy of the class logits on a fresh probe batch from the validation subset."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,9 +58,7 @@ def main(args: argparse.Namespace) -> int:
     name = args.name or spec.name
     if not NAME_PATTERN.match(name):
         raise SweepError(f"--name {name!r} is not allowed; letters, digits, '.', '_' and '-'")
-    if "://" in args.storage:
-        raise SweepError(f"--storage {args.storage}: URIs are not supported; give a folder (on a cluster, one "
-                         "that every node mounts at the same path, such as EFS or NFS)")
+    check_storage(args.storage)
     folder = ResultsFolder(Path(args.storage) / name)
     if folder.exists():
         folder.check_compatible(spec)
@@ -70,10 +69,23 @@ def main(args: argparse.Namespace) -> int:
     from sublim.sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
 
     mnist = load_mnist(args.data_dir)  # once, here: trials get it through Ray's object store
-    outcome = run_sweep(name, spec, args.spec.read_text(), folder, mnist, address=args.address)
+    outcome = run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address)
     print()
     print(closing_paragraph(name, args, outcome), flush=True)
-    return 0 if not outcome.unfinished else 1
+    return 0 if outcome.finished == outcome.total else 1
+
+
+def check_storage(storage: str) -> None:
+    """Before any data is loaded or Ray starts: the storage is a folder (or can be one) that we may write to."""
+    if "://" in storage:
+        raise SweepError(f"--storage {storage}: URIs are not supported; give a folder (on a cluster, one "
+                         "that every node mounts at the same path, such as EFS or NFS)")
+    path = Path(storage)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise SweepError(f"--storage {storage}: {existing} is a file; give a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SweepError(f"--storage {storage}: {existing} is not writable; give a folder you can write to")
 
 
 def closing_paragraph(name: str, args: argparse.Namespace, outcome: SweepOutcome) -> str:
@@ -83,11 +95,13 @@ def closing_paragraph(name: str, args: argparse.Namespace, outcome: SweepOutcome
             f"with {outcome.teachers} teacher(s) ({outcome.teachers_trained} trained in this run, the others reused). "
             f"Results are in {outcome.folder}: sweep.json describes the grid and versions, "
             f"trials/<trial_id>/ holds each trial's summary.json and trace.parquet.")
-    if outcome.unfinished:
+    if outcome.diverged:
+        text += (f" {len(outcome.diverged)} trial(s) diverged, e.g. {outcome.diverged[0]} (a non-finite loss, "
+                 "gradient or parameter; trials/<trial_id>/diverged.json says where): being deterministic, they "
+                 "are not run again.")
+    if outcome.failed:
         again = f"sublim sweep {args.spec} --storage {args.storage} --name {name} --resume"
-        text += (f" {len(outcome.unfinished)} trial(s) did not finish, e.g. {outcome.unfinished[0]} (a failed one "
-                 f"has trials/<trial_id>/error.txt); continue or retry them with: {again}. "
-                 "Or report on what finished:")
-    else:
-        text += " Next:"
+        text += (f" {len(outcome.failed)} trial(s) did not finish, e.g. {outcome.failed[0]} (a failed one "
+                 f"has trials/<trial_id>/error.txt); continue or retry them with: {again}.")
+    text += " Or report on what finished:" if outcome.finished < outcome.total else " Next:"
     return f"{text} sublim report {outcome.folder}"

@@ -10,15 +10,22 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 # The names every results folder uses: written by `trainable` and `sweeps`, read by `analysis`.
+SWEEP_FILE = "sweep.json"  # a sweep's description: spec, versions, every expected trial
+TRIALS_DIR = "trials"  # one folder per trial, named by its trial id
 SUMMARY_FILE = "summary.json"  # a finished trial's summary
 TRACE_FILE = "trace.parquet"  # its step trace
-SWEEP_FILE = "sweep.json"  # a sweep's description: spec, versions, every expected trial
+CHECKPOINT_FILE = "checkpoint.pt"  # a running trial's latest epoch state (tensors only; gone once it finishes)
+DIVERGED_FILE = "diverged.json"  # a trial stopped by a non-finite loss, gradient or parameter
 ERROR_FILE = "error.txt"  # a trial that failed for good
+
+# A trial id is a folder name: no path separator, no leading dot. Checked before any file is opened.
+TRIAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._+-]*$")
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

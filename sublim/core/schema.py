@@ -40,3 +40,12 @@ def trace_table(columns: dict[str, object]) -> pa.Table:
         raise ValueError(f"trace lacks column(s) {', '.join(missing)}")
     arrays = [pa.array(columns[field.name]).cast(field.type) for field in TRACE_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=TRACE_SCHEMA)
+
+# The fields of a finished trial's `summary.json`: the trial writes exactly these; a results folder's
+# reader takes a summary lacking any of them for damaged.
+SUMMARY_FIELDS = (
+    "arm", "teacher_key", "teacher_acc", "student_acc_before", "student_acc", "trait_gain", "mean_alignment",
+    "frac_positive_steps", "mean_applied_alignment", "acc_by_epoch", "alignment_by_epoch", "frac_positive_by_epoch",
+    "applied_alignment_by_epoch", "epochs_done", "steps", "final_distill_loss", "teacher_seconds",
+    "student_seconds", "seconds", "versions", "config",
+)
