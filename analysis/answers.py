@@ -360,12 +360,15 @@ class Meta(Answer):
 
 @dataclass(frozen=True)
 class DataSummary(Answer):
-    """What there is to analyse; `arms` and `failures` are table rows."""
+    """What there is to analyse; `arms`, `failures`, `diverged` and `invalid` are table rows: the trials
+    no statistic sees, each with what happened to it."""
 
     source: str
     arms: list[dict[str, Any]]
     totals: dict[str, int]
-    failures: list[dict[str, Any]]
+    failures: list[dict[str, Any]]  # trial_id, arm, error
+    diverged: list[dict[str, Any]]  # trial_id, arm, model, step, quantity, message
+    invalid: list[dict[str, Any]]  # trial_id, arm, reason
     seeds: int
     teacher_acc: MeanRange
     warnings: list[str]

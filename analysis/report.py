@@ -2,15 +2,21 @@
 
     report.md, report.html (self-contained), stats.json (every number), tables/*.csv, figures/*.png
 
-into one folder, each file written atomically. The Markdown and HTML are built from the statistics'
-answers alone, and stats.json holds every answer whole, so every number they show is in it.
+into one folder, built whole beside it and renamed into place: never a partial report. The Markdown
+and HTML are built from the statistics' answers alone, and stats.json holds every answer whole, so
+every number they show is in it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 
@@ -21,11 +27,14 @@ from .answers import (ArmComparison, CriticalPeriod, DoseResponse, Drawn, Estima
                       MixedRegression, Paired, Positivity, PositiveSteps, Refused, Stats, jsonable)
 from .document import Block, Bullets, Heading, Image, Paragraph, Table, fmt, to_html, to_markdown
 from .errors import ReportError
-from .load import STATUSES, load_results
+from .load import STATUSES, Results, load_results
 from .stats import (ALPHA, BASELINE, CONFIDENCE, MEDIATION_SIMS, MIN_DISTINCT_X, MIN_REGRESSION_N, MIN_TEST_N,
                     MIN_WILCOXON_N, arm_table, compute_stats, epoch_table)
 
 CI = f"{CONFIDENCE:.0%} CI"
+REPORT_OUTPUTS = ("report.md", "report.html", "stats.json", "tables", "figures")  # all a report folder holds
+REPORT_MARKS = ("stats.json", "report.md")  # what makes a folder an earlier report, to be replaced whole
+EXPECTED_OUT = "expected an absent or empty folder, or an earlier sublim report to replace"
 FIGURE_CAPTIONS = {
     "alignment_steps": "Alignment cos(g_distill, g_trait) at each optimizer step, mean across trials per arm with "
                        f"its {CI} band; the dashed line is 0.",
@@ -48,20 +57,81 @@ class ReportFiles:
     tables: list[Path]
     figures: list[Path]
     claims: list[dict[str, str]]  # id, title, claim, statistic, verdict, words
+    totals: dict[str, int]  # trials expected and by status, as stats.json's data.totals
 
 
 def build_report(results_path: str | Path, out: str | Path | None = None, mediation_sims: int = MEDIATION_SIMS,
                  mediation_seed: int = 0) -> ReportFiles:
-    """Write the report of the results folder `results_path` into `out` (default `results_path/report`)."""
+    """Write the report of the results folder `results_path` into `out` (default `results_path/report`).
+
+    Bad input is refused before any work. The report is built whole in a temporary sibling folder and
+    renamed into place, so a failure leaves no partial output and an earlier report as it was."""
     if mediation_sims < 10:
         raise ReportError(f"mediation simulations ({mediation_sims}) too few for an interval; expected at least 10")
+    folder = Path(os.path.abspath(out if out is not None else Path(results_path) / "report"))  # '.' and 'a/..' get a name
+    _check_out(folder)
     results = load_results(results_path)
-    folder = Path(out) if out is not None else results.path / "report"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ReportError(f"{folder}: cannot hold the report ({error.strerror}); expected a writable folder") from None
     stats = compute_stats(results, mediation_sims=mediation_sims, mediation_seed=mediation_seed)
+    staging = _staging(folder)
+    try:
+        files = _write(results, stats, staging)
+        _swap_in(staging, folder)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise ReportError(f"{folder}: cannot write the report ({error}); an earlier report there is "
+                              "unchanged") from None
+        raise
+    return _relocated(files, staging, folder)
+
+
+def _check_out(folder: Path) -> None:
+    """Refuse, before any work, a folder the report must not replace, so that it never deletes what it did
+    not write: a link, a file, or a folder holding anything but an earlier report (recognised by its
+    stats.json or report.md and nothing else beside it)."""
+    if folder.is_symlink():
+        raise ReportError(f"{folder}: cannot hold the report (a symbolic link); {EXPECTED_OUT}")
+    if folder.exists() and not folder.is_dir():
+        raise ReportError(f"{folder}: cannot hold the report (a file, not a folder); {EXPECTED_OUT}")
+    if folder.is_dir():
+        try:
+            names = {entry.name for entry in folder.iterdir()}
+        except OSError as error:
+            raise ReportError(f"{folder}: cannot hold the report ({error.strerror}); {EXPECTED_OUT}") from None
+        foreign = sorted(names - set(REPORT_OUTPUTS))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise ReportError(f"{folder}: holds {shown}, which no report writes; {EXPECTED_OUT}")
+        if names and not names & set(REPORT_MARKS):
+            raise ReportError(f"{folder}: holds {', '.join(sorted(names))} but no {' or '.join(REPORT_MARKS)}, so "
+                              f"not an earlier report; {EXPECTED_OUT}")
+    _check_creatable(folder)
+
+
+def _check_creatable(folder: Path) -> None:
+    """The nearest existing folder above `folder` must take new folders: the report and its temporary."""
+    ancestor = folder.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ReportError(f"{folder}: cannot hold the report ({ancestor} is not a folder); {EXPECTED_OUT}")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ReportError(f"{folder}: cannot hold the report ({ancestor} is read-only); {EXPECTED_OUT}")
+
+
+def _staging(folder: Path) -> Path:
+    """A fresh temporary folder beside `folder` (same file system, so renaming it into place is atomic)."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would make the report private to its writer
+    except OSError as error:
+        raise ReportError(f"{folder}: cannot hold the report ({error.strerror}); {EXPECTED_OUT}") from None
+    return staging
+
+
+def _write(results: Results, stats: Stats, folder: Path) -> ReportFiles:
+    """Every file of the report into `folder`: figures, tables, stats.json, report.md and report.html."""
     epochs = epoch_table(results.completed)
     drawn = figures.draw_all(results.steps, results.completed, epochs, stats.dose_response, folder / "figures")
     judged = claims.judge(stats)
@@ -74,12 +144,39 @@ def build_report(results_path: str | Path, out: str | Path | None = None, mediat
         table_paths.append(path)
     files = ReportFiles(folder=folder, markdown=folder / "report.md", html=folder / "report.html",
                         stats=folder / "stats.json", tables=table_paths,
-                        figures=[folder / f.file for f in drawn.values() if isinstance(f, Drawn)], claims=judged)
+                        figures=[folder / f.file for f in drawn.values() if isinstance(f, Drawn)], claims=judged,
+                        totals=stats.data.totals)
     write_json(files.stats, jsonable({**stats.to_json(), "figures": drawn, "claims": judged}))
     blocks = document(stats, drawn, judged)
     write_text(files.markdown, to_markdown(blocks))
     write_text(files.html, to_html(blocks, f"Subliminal learning report: {stats.meta.name}", folder))
     return files
+
+
+def _swap_in(staging: Path, folder: Path) -> None:
+    """Rename the built report onto `folder`; an earlier report there is renamed aside first (and back if
+    the rename fails), and removed once the new one is in place."""
+    if not os.path.lexists(folder):
+        os.rename(staging, folder)
+        return
+    aside = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:12]}.old")
+    os.rename(folder, aside)
+    try:
+        os.rename(staging, folder)
+    except BaseException:
+        os.rename(aside, folder)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _relocated(files: ReportFiles, staging: Path, folder: Path) -> ReportFiles:
+    """The report's paths where it now lies, instead of where it was built."""
+    def moved(path: Path) -> Path:
+        return folder / path.relative_to(staging)
+
+    return dataclasses.replace(files, folder=folder, markdown=moved(files.markdown), html=moved(files.html),
+                               stats=moved(files.stats), tables=[moved(p) for p in files.tables],
+                               figures=[moved(p) for p in files.figures])
 
 
 def _dose_table(doses: dict[str, DoseResponse | Refused]) -> pd.DataFrame:
@@ -146,6 +243,15 @@ def _figure(drawn: dict[str, Drawn | Refused], name: str) -> list[Block]:
     return [Image(figure.file, FIGURE_CAPTIONS[name])]
 
 
+def _trial_list(title: str, rows: list[dict[str, Any]], why: Callable[[dict[str, Any]], str]) -> list[Block]:
+    """Trials no statistic sees, each with what happened to it (the first 20; stats.json has them all)."""
+    if not rows:
+        return []
+    shown = rows[:20]
+    return [Paragraph(f"{title} trials ({len(rows)}, first {len(shown)} shown):"),
+            Bullets([f"`{row['trial_id']}` ({row['arm']}): {why(row)}" for row in shown])]
+
+
 def _data_section(stats: Stats) -> list[Block]:
     data, meta = stats.data, stats.meta
     totals = data.totals
@@ -154,7 +260,9 @@ def _data_section(stats: Stats) -> list[Block]:
         Paragraph(f"Results folder `{meta.results}` ({data.source}): {totals['expected']} trials expected, "
                   + ", ".join(f"{totals[s]} {s}" for s in STATUSES)
                   + f"; {data.seeds} seeds among completed trials. Every statistic below uses completed trials "
-                  "only; 'incomplete' trials stopped before their last epoch."),
+                  "only; 'incomplete' trials stopped before their last epoch, 'diverged' ones on a non-finite loss, "
+                  "gradient or parameter, and 'invalid' ones left non-finite numbers or a summary of another "
+                  "config."),
         Table(["arm", "expected", *STATUSES], [[row["arm"], *(fmt(row[k]) for k in ("expected", *STATUSES))]
                                                for row in data.arms]),
     ]
@@ -166,10 +274,10 @@ def _data_section(stats: Stats) -> list[Block]:
                Table(["arm", "n", *metrics], [[row["arm"], fmt(row["completed"]),
                                                *(_span(row[f"{m}_mean"], row[f"{m}_ci_low"], row[f"{m}_ci_high"])
                                                  for m in metrics)] for row in stats.arms])]
-    if data.failures:
-        shown = data.failures[:20]
-        blocks += [Paragraph(f"Failed trials ({len(data.failures)}, first {len(shown)} shown):"),
-                   Bullets([f"`{f['trial_id']}` ({f['arm']}): {f['error']}" for f in shown])]
+    blocks += _trial_list("Failed", data.failures, lambda f: f["error"])
+    blocks += _trial_list("Diverged", data.diverged,
+                          lambda d: f"step {fmt(d['step'])}, {d['model']}'s {d['quantity']} not finite")
+    blocks += _trial_list("Invalid", data.invalid, lambda i: i["reason"])
     if data.warnings:
         blocks += [Paragraph("Loading notes:"), Bullets(data.warnings)]
     return blocks

@@ -26,7 +26,7 @@ from .answers import (AlignmentByEpoch, Coefficient, Comparisons, CriticalPeriod
                       ProjectionComparison, ProportionMediated, Refused, Regression, Regressions,
                       SimulatedEffect, Stats, Wilcoxon)
 from .errors import Refusal, need
-from .load import STATUSES, Results, arm_order
+from .load import DIVERGED_COLUMNS, STATUSES, Results, arm_order
 
 T = TypeVar("T")
 
@@ -102,7 +102,8 @@ def _by_arm(trials: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 # --- data ----------------------------------------------------------------------------------------
 
 def data_summary(results: Results) -> DataSummary:
-    """What there is to analyse: trials per arm by status, failures, teachers, and loading warnings."""
+    """What there is to analyse: trials per arm by status, failed, diverged and invalid trials, teachers, and
+    loading warnings."""
     trials = results.trials
     completed = results.completed
     repeated = completed.groupby(["arm", "seed"]).size()
@@ -117,10 +118,19 @@ def data_summary(results: Results) -> DataSummary:
         arms=arm_table(trials)[["arm", "expected", *STATUSES]].to_dict("records"),
         totals=_status_counts(trials),
         failures=trials.loc[trials["status"] == "failed", ["trial_id", "arm", "error"]].to_dict("records"),
+        diverged=_listed(trials, "diverged", {**{c: c.removeprefix("diverged_") for c in DIVERGED_COLUMNS.values()},
+                                              "error": "message"}),
+        invalid=_listed(trials, "invalid", {"error": "reason"}),
         seeds=int(completed["seed"].nunique()),
         teacher_acc=MeanRange(**vars(mean_ci(accuracy)), min=float(accuracy.min()), max=float(accuracy.max())),
         warnings=notes,
     )
+
+
+def _listed(trials: pd.DataFrame, status: str, columns: dict[str, str]) -> list[dict[str, Any]]:
+    """The trials of one status as stats.json rows: id, arm and the columns (renamed) that say what happened."""
+    rows = trials.loc[trials["status"] == status, ["trial_id", "arm", *columns]].rename(columns=columns)
+    return rows.astype(object).where(rows.notna(), None).to_dict("records")
 
 
 def _status_counts(trials: pd.DataFrame) -> dict[str, int]:

@@ -135,12 +135,14 @@ def test_report_has_every_part(sweep_report):
 def test_report_counts_failed_and_missing_trials(sweep_report):
     _, files = sweep_report
     stats = json.loads(files.stats.read_text())
-    assert stats["data"]["totals"] == {"expected": 30, "completed": 28, "incomplete": 0, "failed": 1, "missing": 1}
+    assert stats["data"]["totals"] == {"expected": 30, "completed": 28, "incomplete": 0, "diverged": 0, "invalid": 0,
+                                       "failed": 1, "missing": 1}
     arms = {row["arm"]: row for row in stats["data"]["arms"]}
     assert arms["liminal@2/shared"]["failed"] == 1 and arms["projection@1/shared"]["missing"] == 1
     assert stats["data"]["failures"][0]["error"] == "RuntimeError: CUDA out of memory"
     markdown = files.markdown.read_text()
-    assert "| liminal@2/shared | 6 | 5 | 0 | 1 | 0 |" in markdown
+    # expected, completed, incomplete, diverged, invalid, failed, missing
+    assert "| liminal@2/shared | 6 | 5 | 0 | 0 | 0 | 1 | 0 |" in markdown
     trials = pd.read_csv(files.folder / "tables" / "trials.csv")
     assert len(trials) == 30 and set(trials["status"]) == {"completed", "failed", "missing"}
 

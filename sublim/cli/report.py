@@ -27,6 +27,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"wrote {files.markdown}, {files.html} and {files.stats}\n"
           f"  tables: {', '.join(p.name for p in files.tables)} in {files.folder / 'tables'}\n"
           f"  figures: {len(files.figures)} in {files.folder / 'figures'}")
+    counts = ", ".join(f"{n} {status}" for status, n in files.totals.items() if n and status != "expected")
+    print(f"  trials: {files.totals['expected']} expected; {counts} (statistics use completed trials only)")
     for claim in files.claims:
         print(f"  {claim['verdict']:>16}  {claim['title']}")
     return 0
