@@ -29,7 +29,7 @@ from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE, SUMMA
 from sublim.core.schema import SUMMARY_FIELDS, TRACE_SCHEMA
 from sublim.core.versions import library_versions
 from sublim.trainable import Diverged, Trial, write_trial_outputs
-from sublim.trainable.results import TeacherCache, load_state, save_state
+from sublim.trainable.results import TeacherCache, load_state, save_state, write_diverged
 
 from .spec import GridTrial, SweepSpec
 
@@ -175,8 +175,7 @@ class ResultsFolder:
         self.finish(trial_id)
 
     def store_diverged(self, trial_id: str, config: TrialConfig, error: Diverged) -> None:
-        folder = self.trial_dir(trial_id)
-        write_json(folder / DIVERGED_FILE, {**error.record(), "config": config.to_dict(), "versions": library_versions()})
+        write_diverged(self.trial_dir(trial_id), config, error)
         self.finish(trial_id)
 
     def finish(self, trial_id: str) -> None:

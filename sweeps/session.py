@@ -46,6 +46,12 @@ def _loopback_only() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
+def _is_loopback(address: str) -> bool:
+    """Whether a Ray address (HOST:PORT) names this machine's loopback interface."""
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[float]:
     """Ray for the length of a sweep; yields the seconds its start took. Shut down on exit."""
@@ -54,8 +60,11 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
                 "RAY_AIR_NEW_OUTPUT": "0"}
     with _environ(settings):
         start = time.perf_counter()
-        if address:
+        if address and not _is_loopback(address):
             ray.init(address=address, log_to_driver=False)
+        elif address:  # a cluster on this machine's loopback: the driver must not see itself at another address
+            with _loopback_only():
+                ray.init(address=address, log_to_driver=False)
         else:
             with _loopback_only():
                 ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)

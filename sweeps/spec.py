@@ -22,6 +22,7 @@ SPEC_KEYS = ("name", "description", "seeds", "arms", "settings", "resources")
 ARM_KEYS = ("mitigation", "strengths", "student_init")
 RESOURCE_KEYS = ("cpus", "gpus")
 GRID_FIELDS = ("seed", "mitigation", "strength", "student_init")  # set by seeds × arms, not by settings
+MAX_TRIALS = 50_000  # per sweep: sweep.json lists every trial, and Tune holds them all in one run
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -74,9 +75,11 @@ class SweepSpec:
     def load(cls, path: str | Path) -> "SweepSpec":
         path = Path(path)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as error:
             raise SpecError(f"{path}: cannot read the spec file ({error.strerror})") from error
+        except UnicodeDecodeError as error:
+            raise SpecError(f"{path}: not UTF-8 text (byte {error.start}); a spec is a YAML text file") from None
         try:
             raw = yaml.safe_load(text)
         except yaml.YAMLError as error:
@@ -151,6 +154,9 @@ class _Parser:
         settings = self.settings(raw.get("settings", {}))
         resources = self.resources(raw.get("resources", {}), settings)
         configs = self.arm_configs(arms, settings, seeds[0])
+        if len(seeds) * len(configs) > MAX_TRIALS:
+            self.fail("seeds", f"{len(seeds):,} seeds x {len(configs)} arms = {len(seeds) * len(configs):,} trials; "
+                               f"a sweep holds at most {MAX_TRIALS:,} (split it into several sweeps)")
         # Seed-major; re-seeding a checked config cannot fail (`seeds` checked each seed) and costs ~0.1 ms.
         trials = tuple(GridTrial(c.trial_id, c) for seed in seeds for c in (a.replace(seed=seed) for a in configs))
         return SweepSpec(name, description, seeds, arms, settings, resources, trials)
@@ -161,6 +167,8 @@ class _Parser:
             self.mapping(value, "seeds", ("start", "stop"), required=("start", "stop"))
             if not (accepts(value["start"], int) and accepts(value["stop"], int)):
                 self.fail("seeds", f"start and stop must be integers; allowed: {allowed}")
+            if value["stop"] - value["start"] > MAX_TRIALS:  # fail before listing a billion seeds
+                self.fail("seeds", f"{value['stop'] - value['start']:,} seeds; a sweep holds at most {MAX_TRIALS:,} trials")
             seeds = tuple(range(value["start"], value["stop"]))
         elif isinstance(value, list):
             if not all(accepts(s, int) for s in value):

@@ -79,6 +79,13 @@ def test_sublim_run_writes_valid_outputs(data_dir, tmp_path):
     (["--mitigation", "projection", "--strength", "2"], "projection strength must be in [0, 1]"),
     (["--epochs", "0"], "epochs: 0 is not allowed; must be >= 1"),
     (["--data-dir", "/nonexistent-sublim-data"], "pass --data-dir DIR or set SUBLIM_DATA_DIR"),
+    (["--lr", "inf"], "lr: inf is not allowed; must be a finite number"),
+    (["--teacher-lr", "nan"], "teacher_lr: nan is not allowed; must be a finite number"),
+    (["--mitigation", "liminal", "--strength", "inf"], "strength: inf is not allowed; must be a finite number"),
+    (["--temperature", "inf"], "temperature: inf is not allowed; must be a finite number"),
+    (["--teacher-cache", __file__], "is a file; give a folder"),
+    pytest.param(["--device", "cuda"], "device: 'cuda' is not allowed; this machine has 0 CUDA GPU(s)",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
 ])
 def test_sublim_run_rejects_bad_input_in_one_line_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "out"

@@ -1,6 +1,7 @@
 """Sweep specs: the shipped ones load, and every class of mistake is one clear message, before Ray starts."""
 
 import re
+import json
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,11 @@ def _sweep_cli(args, capsys):
     (yaml.safe_dump(spec_with(arms=[{"mitigation": "projection", "strengths": 3}])),
      "key 'arms[0].strengths': 3.0 is not allowed; projection strength must be in [0, 1]"),
     ("name: [unclosed\n", "not valid YAML"),
+    (yaml.safe_dump(spec_with(seeds={"start": 0, "stop": 10**12})), "a sweep holds at most 50,000 trials"),
+    (yaml.safe_dump(spec_with(seeds={"start": 0, "stop": 20_000},
+                              arms=[{"mitigation": "none"}, {"mitigation": "liminal", "strengths": [1, 2]}])),
+     "20,000 seeds x 3 arms = 60,000 trials; a sweep holds at most 50,000"),
+    (yaml.safe_dump(spec_with(settings={"lr": float("inf")})), "key 'settings.lr': inf is not allowed; must be a finite"),
 ])
 def test_cli_rejects_a_bad_spec_with_exit_2_and_writes_nothing(tmp_path, capsys, text, message):
     spec = tmp_path / "bad.yaml"
@@ -142,6 +148,30 @@ def test_cli_rejects_a_missing_spec_and_a_resume_of_nothing(tmp_path, capsys):
     code, err = _sweep_cli([spec, "--storage", "s3://bucket/results"], capsys)
     assert code == 2 and "URIs are not supported" in err
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["tiny.yaml"]
+
+
+def test_cli_checks_storage_text_and_an_earlier_sweep_before_any_work(tmp_path, capsys):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(GOOD))
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    code, err = _sweep_cli([spec, "--storage", a_file], capsys)
+    assert code == 2 and err == f"sublim sweep: error: --storage {a_file}: {a_file} is a file; give a folder\n"
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("name: café\n".encode("latin-1"))
+    code, err = _sweep_cli([latin1, "--storage", tmp_path / "results"], capsys)
+    assert code == 2 and "latin1.yaml: not UTF-8 text (byte 9)" in err and err.count("\n") == 1
+    damaged = tmp_path / "results" / GOOD["name"]
+    damaged.mkdir(parents=True)
+    (damaged / "sweep.json").write_text('{"trials": [')
+    code, err = _sweep_cli([spec, "--storage", tmp_path / "results"], capsys)
+    assert code == 2 and "sweep.json: damaged (JSONDecodeError" in err and err.count("\n") == 1
+    (damaged / "sweep.json").write_text(json.dumps({"trials": [{"trial_id": "../../escape"}]}))
+    code, err = _sweep_cli([spec, "--storage", tmp_path / "results"], capsys)
+    assert code == 2 and "trial id '../../escape' is not allowed" in err
+    code, err = _sweep_cli(["no-such-shipped-spec"], capsys)
+    assert code == 2 and "no shipped spec of that name; shipped: paper, smoke" in err
+    assert sorted(p.name for p in damaged.iterdir()) == ["sweep.json"]
 
 
 def test_bool_optional_and_enum_settings_reach_every_trial(tmp_path, monkeypatch):

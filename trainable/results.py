@@ -11,10 +11,12 @@ from typing import Any, Callable
 import pyarrow.parquet as pq
 import torch
 
-from sublim.core.files import SUMMARY_FILE, TRACE_FILE, atomic_write, write_json
+from sublim.core.config import TrialConfig
+from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, TRACE_FILE, atomic_write, write_json
 from sublim.core.schema import trace_table
+from sublim.core.versions import library_versions
 
-from .trial import Teacher
+from .trial import Diverged, Teacher
 
 
 def write_trial_outputs(out_dir: Path, summary: dict[str, Any], trace: dict[str, torch.Tensor]) -> None:
@@ -26,6 +28,12 @@ def write_trial_outputs(out_dir: Path, summary: dict[str, Any], trace: dict[str,
     table = trace_table({name: values.numpy() for name, values in trace.items()})
     atomic_write(out_dir / TRACE_FILE, lambda tmp: pq.write_table(table, tmp))
     write_json(out_dir / SUMMARY_FILE, summary)
+
+
+def write_diverged(out_dir: Path, config: TrialConfig, error: Diverged) -> None:
+    """`diverged.json`: where the trial stopped and on what, with its config: a status, never a result."""
+    write_json(Path(out_dir) / DIVERGED_FILE, {**error.record(), "config": config.to_dict(),
+                                               "versions": library_versions()})
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 
-from sublim.core.config import TrialConfig
+from sublim.core.config import ConfigError, TrialConfig
 from sublim.core.mitigations import MITIGATIONS
 from sublim.core.schema import LAYER_NAMES, NUM_CLASSES, TRACE_COLUMNS
 from sublim.core.versions import library_versions
@@ -55,9 +55,14 @@ def _check_finite(model: str, step: int, values: dict[str, torch.Tensor]) -> Non
 
 
 def resolve_device(name: str) -> torch.device:
+    """The config's device on this machine; a ConfigError when it asks for a GPU that is not here."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device: {name!r} is not allowed; this machine has {torch.cuda.device_count()} CUDA "
+                          "GPU(s); use auto or cpu")
+    return device
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_aux_log_probs: torch.Tensor) -> torch.Tensor:

@@ -11,11 +11,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from sublim.trainable import (ConfigError, DataError, Trial, TrialConfig, TrialData, load_mnist, resolve_device,
-                       train_teacher, write_trial_outputs)
-from sublim.core.files import SUMMARY_FILE
 from sublim.core.config import field_help, type_options
-from sublim.trainable.results import TeacherCache
+from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE
+from sublim.trainable import (ConfigError, DataError, Diverged, Teacher, Trial, TrialConfig, TrialData, load_mnist,
+                              resolve_device, train_teacher, write_trial_outputs)
+from sublim.trainable.results import TeacherCache, write_diverged
+
+from .folders import unwritable
 
 
 class RunError(ValueError):
@@ -72,34 +74,19 @@ def settings_from_args(args: argparse.Namespace, cls: type) -> Any:
 def main(args: argparse.Namespace) -> int:
     config = settings_from_args(args, TrialConfig)
     out = args.out or Path("runs") / f"{config.arm.replace('/', '-')}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (out / SUMMARY_FILE).exists() and not args.force:
-        raise RunError(f"--out {out} already holds a summary.json; pass --force to overwrite or choose another folder")
-    if args.threads is not None and args.threads < 1:
-        raise RunError(f"--threads {args.threads} is not allowed; must be >= 1")
-
+    check_before_work(args, out)
+    device = resolve_device(config.device)  # a GPU that is not here fails now, not after loading data
     if args.threads:
         torch.set_num_threads(args.threads)
-    mnist = load_mnist(args.data_dir)
-    device = resolve_device(config.device)
-    data = TrialData.from_mnist(mnist, config, device)
-
-    cache = TeacherCache(args.teacher_cache) if args.teacher_cache else None
-    teacher = cache.get(config.teacher_key) if cache else None
-    if teacher is None:
-        print(f"training teacher ({config.teacher_epochs} epochs on {device}) ...", flush=True)
-        teacher = train_teacher(config, data)
-        if cache:
-            cache.put(teacher)
-    print(f"teacher test accuracy {teacher.test_acc:.4f} ({teacher.seconds:.1f} s)", flush=True)
-
-    trial = Trial(config, data, teacher)
-    with tqdm(total=config.epochs, desc=f"student {config.arm}", unit="epoch") as bar:
-        bar.set_postfix(acc=f"{trial.acc_by_epoch[0]:.3f}")
-        for metrics in trial.run():
-            bar.set_postfix(acc=f"{metrics['student_acc']:.3f}", align=f"{metrics['mean_alignment']:+.2e}")
-            bar.update()
-    summary = trial.summary()
+    data = TrialData.from_mnist(load_mnist(args.data_dir), config, device)
+    try:
+        trial = Trial(config, data, teacher_for(config, data, args.teacher_cache))
+        summary = train_with_progress(trial)
+    except Diverged as error:
+        write_diverged(out, config, error)
+        raise RunError(f"{config.arm}, seed {config.seed}: {error}; wrote {out / DIVERGED_FILE}") from None
     write_trial_outputs(out, summary, trial.trace_columns())
+    (out / DIVERGED_FILE).unlink(missing_ok=True)  # of an earlier run overwritten with --force
     print(
         f"\n{config.arm}, seed {config.seed}: student accuracy {summary['student_acc_before']:.4f} -> "
         f"{summary['student_acc']:.4f} (trait_gain {summary['trait_gain']:+.4f}); mean alignment "
@@ -108,3 +95,39 @@ def main(args: argparse.Namespace) -> int:
     )
     return 0
 
+
+def check_before_work(args: argparse.Namespace, out: Path) -> None:
+    """Every option that could fail the run after training, checked before any data is loaded."""
+    held = [name for name in (SUMMARY_FILE, DIVERGED_FILE) if (out / name).exists()]
+    if held and not args.force:
+        raise RunError(f"--out {out} already holds a {held[0]}; pass --force to overwrite or choose another folder")
+    for flag, folder in (("--out", out), ("--teacher-cache", args.teacher_cache)):
+        problem = folder is not None and unwritable(folder)
+        if problem:
+            raise RunError(f"{flag} {folder}: {problem}")
+    if args.threads is not None and args.threads < 1:
+        raise RunError(f"--threads {args.threads} is not allowed; must be >= 1")
+
+
+def teacher_for(config: TrialConfig, data: TrialData, cache_folder: Path | None) -> Teacher:
+    """The cached teacher of this config when there is a usable one, else a newly trained one (then cached)."""
+    cache = TeacherCache(cache_folder) if cache_folder else None
+    teacher = cache.get(config.teacher_key) if cache else None
+    if teacher is None:
+        print(f"training teacher ({config.teacher_epochs} epochs on {data.train_x.device}) ...", flush=True)
+        teacher = train_teacher(config, data)
+        if cache:
+            cache.put(teacher)
+    print(f"teacher test accuracy {teacher.test_acc:.4f} ({teacher.seconds:.1f} s)", flush=True)
+    return teacher
+
+
+def train_with_progress(trial: Trial) -> dict[str, Any]:
+    """Distil with a progress bar showing each epoch's accuracy and alignment; the trial's summary."""
+    config = trial.config
+    with tqdm(total=config.epochs, desc=f"student {config.arm}", unit="epoch") as bar:
+        bar.set_postfix(acc=f"{trial.acc_by_epoch[0]:.3f}")
+        for metrics in trial.run():
+            bar.set_postfix(acc=f"{metrics['student_acc']:.3f}", align=f"{metrics['mean_alignment']:+.2e}")
+            bar.update()
+    return trial.summary()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +10,8 @@ from typing import TYPE_CHECKING
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import NAME_PATTERN, SpecError, SweepSpec
 from sublim.trainable import DataError, load_mnist
+
+from .folders import unwritable
 
 if TYPE_CHECKING:
     from sublim.sweeps.tune_run import SweepOutcome
@@ -80,12 +81,9 @@ def check_storage(storage: str) -> None:
     if "://" in storage:
         raise SweepError(f"--storage {storage}: URIs are not supported; give a folder (on a cluster, one "
                          "that every node mounts at the same path, such as EFS or NFS)")
-    path = Path(storage)
-    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
-    if not existing.is_dir():
-        raise SweepError(f"--storage {storage}: {existing} is a file; give a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise SweepError(f"--storage {storage}: {existing} is not writable; give a folder you can write to")
+    problem = unwritable(Path(storage))
+    if problem:
+        raise SweepError(f"--storage {storage}: {problem}")
 
 
 def closing_paragraph(name: str, args: argparse.Namespace, outcome: SweepOutcome) -> str:

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from types import NoneType, UnionType
@@ -29,6 +30,11 @@ MNIST_TRAIN_IMAGES = 60_000
 
 class ConfigError(ValueError):
     """A configuration value is not allowed; the message names the field and what is allowed."""
+
+
+def _strength_help() -> str:
+    limits = "; ".join(f"{m.name}: s <= {m.max_strength:g}" for m in MITIGATIONS.values() if 0 < m.max_strength < math.inf)
+    return f"mitigation strength s >= 0 (0 = no mitigation; {limits})"
 
 
 def setting(default: Any, help: str, teacher: bool = False) -> Any:
@@ -70,7 +76,7 @@ class TrialConfig(Settings):
 
     seed: int = setting(0, "trial seed; every random draw of the trial derives from it", teacher=True)
     mitigation: Mitigation = setting("none", "mitigation applied during distillation")
-    strength: float = setting(0.0, "mitigation strength s >= 0 (0 = no mitigation; projection: s <= 1)")
+    strength: float = setting(0.0, _strength_help())
     student_init: StudentInit = setting("shared", "student starts from the teacher's init (shared) or a fresh one")
     init: InitScheme = setting(
         "normal", "weight init: normal = N(0, 1/d_in) weights and zero biases; torch = nn.Linear default",
@@ -166,6 +172,8 @@ def check_value(name: str, value: Any, kind: Any) -> Any:
     """`value` as stored (a number as float for a float field, so stored configs compare equal),
     or a ConfigError naming the field and what is allowed."""
     for option in type_options(kind):
+        if _accepts(value, option) and option is float and not math.isfinite(value):
+            raise ConfigError(f"{name}: {value!r} is not allowed; must be a finite number")
         if _accepts(value, option):
             return float(value) if option is float else value
     raise ConfigError(f"{name}: {value!r} is not allowed; {_allowed(kind)}")
