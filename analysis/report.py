@@ -68,7 +68,8 @@ def build_report(results_path: str | Path, out: str | Path | None = None, mediat
     renamed into place, so a failure leaves no partial output and an earlier report as it was."""
     if mediation_sims < 10:
         raise ReportError(f"mediation simulations ({mediation_sims}) too few for an interval; expected at least 10")
-    folder = Path(os.path.abspath(out if out is not None else Path(results_path) / "report"))  # '.' and 'a/..' get a name
+    # absolute, so that '.' and 'a/..' have a name and a parent to build beside
+    folder = Path(os.path.abspath(out if out is not None else Path(results_path) / "report"))
     _check_out(folder)
     results = load_results(results_path)
     stats = compute_stats(results, mediation_sims=mediation_sims, mediation_seed=mediation_seed)
