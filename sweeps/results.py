@@ -61,7 +61,7 @@ class ResultsFolder:
         return self.path / TUNE_DIR
 
     def trial_dir(self, trial_id: str) -> Path:
-        if not TRIAL_ID_PATTERN.match(trial_id):
+        if not TRIAL_ID_PATTERN.fullmatch(trial_id):
             raise SweepError(f"trial id {trial_id!r} is not allowed; letters, digits, '@', '.', '_', '+', '-'")
         return self.path / TRIALS_DIR / trial_id
 

@@ -21,9 +21,9 @@ def test_defaults_are_the_published_protocol():
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"mitigation": "dropout"}, "mitigation: 'dropout' is not allowed; allowed: none, projection, liminal"),
+    ({"mitigation": "dropout"}, "mitigation: 'dropout' is not allowed; allowed: none, projection, placebo, liminal"),
     ({"mitigation": "liminal", "strength": -0.5}, "strength: -0.5 is not allowed; must be >= 0"),
-    ({"mitigation": "projection", "strength": 1.5}, "strength: 1.5 is not allowed; projection strength must be in [0, 1]"),
+    ({"mitigation": "projection", "strength": 2.5}, "strength: 2.5 is not allowed; projection strength must be in [0, 2]"),
     ({"strength": 0.3}, "must be 0 when mitigation is 'none'"),
     ({"epochs": 0}, "epochs: 0 is not allowed; must be >= 1"),
     ({"epochs": 2.5}, "epochs: 2.5 is not allowed; must be of type int"),
@@ -85,7 +85,7 @@ class Toy(TrialConfig):
     ({"style": "gaudy"}, "style: 'gaudy' is not allowed; allowed: plain, fancy, None"),
     ({"style": True}, "style: True is not allowed; allowed: plain, fancy, None"),
     ({"epochs": None}, "epochs: None is not allowed; must be of type int"),
-    ({"mitigation": None}, "mitigation: None is not allowed; allowed: none, projection, liminal"),
+    ({"mitigation": None}, "mitigation: None is not allowed; allowed: none, projection, placebo, liminal"),
 ])
 def test_bool_optional_and_enum_settings_are_checked_by_type(values, message):
     with pytest.raises(ConfigError) as error:

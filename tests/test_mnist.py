@@ -76,7 +76,7 @@ def test_sublim_run_writes_valid_outputs(data_dir, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--strength", "-1"], "strength: -1.0 is not allowed; must be >= 0"),
-    (["--mitigation", "projection", "--strength", "2"], "projection strength must be in [0, 1]"),
+    (["--mitigation", "placebo", "--strength", "3"], "placebo strength must be in [0, 2]"),
     (["--epochs", "0"], "epochs: 0 is not allowed; must be >= 1"),
     (["--data-dir", "/nonexistent-sublim-data"], "pass --data-dir DIR or set SUBLIM_DATA_DIR"),
     (["--lr", "inf"], "lr: inf is not allowed; must be a finite number"),

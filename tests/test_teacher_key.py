@@ -21,6 +21,7 @@ BASE = tiny_config(mitigation="liminal", strength=0.5, train_size=300)
 # One other valid value per field of TrialConfig; a new field must be added here, so that it is tested.
 CHANGES = {
     "seed": 4, "mitigation": "projection", "strength": 1.0, "student_init": "independent", "init": "torch",
+    "projection_when": "always",
     "schedule": "constant", "lambda0": 0.5, "tau2_epochs": 0.5, "temperature": 3.0, "kl_logits": "aux",
     "epochs": 3, "teacher_epochs": 2, "batch_size": 32, "lr": 1e-3, "teacher_lr": 1e-3, "hidden": 8,
     "aux_logits": 2, "noise_count": 32, "probe_batch_size": 12, "train_size": 200, "split_seed": 1,

@@ -11,7 +11,7 @@ from torch import nn
 from sublim.core.schema import TRACE_COLUMNS
 from sublim.trainable import Trial, train_teacher
 from sublim.core.schema import NUM_CLASSES
-from sublim.core.mitigations import liminal_kl, liminal_weight, project_out_trait
+from sublim.core.mitigations import liminal_kl, liminal_weight, placebo_step, project_out_trait
 from sublim.trainable.model import MLP, init_parameters, layer_shapes
 from sublim.trainable.results import load_state, save_state
 from sublim.trainable.trial import distillation_loss
@@ -195,7 +195,8 @@ def test_teacher_training_is_deterministic_and_leaves_aux_rows_at_init(tiny):
     assert not torch.equal(out_w(teacher.params)[:NUM_CLASSES], out_w(init)[:NUM_CLASSES])
 
 
-@pytest.mark.parametrize("mitigation, strength", [("none", 0.0), ("liminal", 2.0), ("projection", 0.5)])
+@pytest.mark.parametrize("mitigation, strength", [("none", 0.0), ("liminal", 2.0), ("projection", 0.5),
+                                                 ("placebo", 1.0)])
 def test_save_and_restore_at_an_epoch_boundary_gives_identical_final_numbers(tmp_path, tiny, mitigation, strength):
     config, data, teacher = tiny
     config = config.replace(mitigation=mitigation, strength=strength, epochs=3)
@@ -253,3 +254,72 @@ def test_summary_reports_per_epoch_lists_and_trait_gain(tiny):
     trace = trial.trace_columns()
     assert summary["mean_alignment"] == pytest.approx(trace["alignment"].mean().item())
     assert summary["config"] == config.to_dict()
+
+
+# --- controls beyond the paper: projection past 1, placebo, the optimizer's real drive ---------------
+
+def _aligned_pair(sign: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    trait = torch.randn(1000, generator=gen, dtype=torch.float64)
+    grad = torch.randn(1000, generator=gen, dtype=torch.float64) + sign * 0.5 * trait
+    return grad, trait
+
+
+def test_projection_at_two_reflects_the_positive_component_and_always_acts_on_a_negative_one():
+    grad, trait = _aligned_pair()
+    reflected, _ = project_out_trait(grad, trait, 2.0)
+    assert reflected.dot(trait).item() == pytest.approx(-grad.dot(trait).item(), rel=1e-12)
+    negative, trait = _aligned_pair(sign=-1.0)
+    assert torch.equal(project_out_trait(negative, trait, 1.0)[0], negative)  # positive-only: left alone
+    nulled, coef = project_out_trait(negative, trait, 1.0, always=True)
+    assert coef.item() < 0 and nulled.dot(trait).item() == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("strength", [0.5, 1.0, 2.0])
+def test_placebo_moves_the_step_by_projections_norm_without_touching_its_trait_component(strength):
+    grad, trait = _aligned_pair()
+    rng = torch.Generator().manual_seed(5)
+    placebo, coef = placebo_step(grad, trait, strength, rng)
+    projected, _ = project_out_trait(grad, trait, strength)
+    assert placebo.dot(trait).item() == pytest.approx(grad.dot(trait).item(), rel=1e-9)
+    assert (placebo - grad).norm().item() == pytest.approx((projected - grad).norm().item(), rel=1e-9)
+    assert (placebo - grad).dot(grad - projected).abs().item() < 1e-9  # orthogonal to what projection removes
+    again, _ = placebo_step(grad, trait, strength, rng)
+    assert not torch.allclose(again, placebo)  # a fresh direction at every step
+    negative, trait = _aligned_pair(sign=-1.0)
+    assert torch.equal(placebo_step(negative, trait, strength, rng)[0], negative)  # acts where projection would
+
+
+def test_placebo_trial_keeps_the_trait_drive_of_the_distillation_gradient():
+    config = tiny_config(mitigation="placebo", strength=1.0)
+    data = tiny_data()
+    trial = Trial(config, data, train_teacher(config, data))
+    list(trial.run())
+    trace = trial.trace_columns()
+    assert ((trace["applied_alignment"] > 0) == (trace["alignment"] > 0)).all()  # the drive keeps its sign
+    assert ((trace["alignment"] > 0) == (trace["mitigation_weight"] > 0)).all()  # acting where projection would
+    assert (trace["applied_alignment"] != trace["alignment"])[trace["alignment"] > 0].all()  # yet the step moved
+
+
+def test_update_alignment_under_plain_sgd_is_the_cosine_of_minus_lr_g_with_g_t(tiny):
+    config, data, teacher = tiny
+    trial = Trial(config.replace(lr=0.01), data, teacher)
+    trial.optimizer = torch.optim.SGD(trial.student.parameters(), lr=0.01)  # Δθ = -lr · g exactly
+    list(trial.run())
+    trace = trial.trace_columns()
+    assert torch.allclose(trace["update_alignment"], trace["applied_alignment"], atol=1e-4)
+    predicted = -0.01 * trace["dot"]  # g_t · Δθ = -lr · (g · g_t) with no mitigation
+    # Δθ is the float32 difference of the parameters around the step: exact to float32 rounding of θ
+    scale = predicted.abs().max()
+    assert torch.allclose(trace["update_trait_change"], predicted, rtol=0, atol=1e-3 * scale.item())
+    assert (trace["update_trait_change"] * predicted > 0).float().mean() > 0.8  # signs agree but at ~0
+
+
+def test_update_alignment_under_adam_is_recorded_and_summarised(tiny):
+    config, data, teacher = tiny
+    trial = Trial(config, data, teacher)
+    list(trial.run())
+    trace, summary = trial.trace_columns(), trial.summary()
+    assert trace["update_alignment"].isfinite().all() and (trace["update_alignment"].abs() <= 1).all()
+    assert summary["mean_update_alignment"] == pytest.approx(float(trace["update_alignment"].mean()))
+    assert len(summary["update_alignment_by_epoch"]) == config.epochs

@@ -28,7 +28,8 @@ STATE_FORMAT = 1
 # What each step records, before the cosines are formed from the dot products at the epoch's end.
 _RAW = ["distill_loss", "trait_loss", "mitigation_loss", "mitigation_weight", "dot", "distill_sq", "trait_sq",
         "applied_dot", "applied_sq"] + [f"{kind}_{name}" for kind in ("dot", "distill_sq", "trait_sq")
-                                        for name in LAYER_NAMES]
+                                        for name in LAYER_NAMES] + ["update_dot", "update_sq"]
+_UPDATE = slice(len(_RAW) - 2, len(_RAW))  # g_t·Δθ and ‖Δθ‖², known only after the optimizer's step
 
 
 # Quantities of a step that must stay finite, by their column in the step record, and as named in errors.
@@ -141,6 +142,7 @@ class Trial:
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.lr)
         self.shuffle = generator(config.seed, "student_shuffle")
         self.probe = generator(config.seed, "probe")
+        self.mitigation_rng = generator(config.seed, "mitigation")  # for mitigations that draw (placebo)
 
         self.mitigation = MITIGATIONS[config.mitigation]
         self.adds_loss = self.mitigation.adds_loss and config.strength > 0
@@ -192,13 +194,18 @@ class Trial:
             if self.track_alignment or self.mitigation.needs_trait_gradient:
                 trait_loss, trait_grad = self._trait_gradient()
                 if self.mitigation.needs_trait_gradient:
-                    applied, mitigation_weight = self.mitigation.transform_gradient(config, distill_grad, trait_grad)
+                    applied, mitigation_weight = self.mitigation.transform_gradient(config, distill_grad, trait_grad,
+                                                                                    self.mitigation_rng)
                 if self.track_alignment:
-                    raw[i] = self._step_record(distill_loss, trait_loss, mitigation_loss, mitigation_weight,
+                    raw[i, :_UPDATE.start] = self._step_record(distill_loss, trait_loss, mitigation_loss, mitigation_weight,
                                                distill_grad, trait_grad, applied)
             self._check_step(step, raw[i], distill_loss, applied)
             flat.grad = applied
+            before = flat.detach().clone() if self.track_alignment else None
             self.optimizer.step()
+            if before is not None:  # the step Adam actually took, against the trait gradient
+                delta = flat.detach() - before
+                raw[i, _UPDATE] = torch.stack([delta.dot(trait_grad), delta.dot(delta)])
         _check_finite("student", step, {"parameters": flat.detach().abs().amax()})
         return raw
 
@@ -242,6 +249,8 @@ class Trial:
             "alignment": col["dot"] / (col["distill_sq"] * col["trait_sq"]).sqrt(),
             "applied_alignment": col["applied_dot"] / (col["applied_sq"] * col["trait_sq"]).sqrt(),
             "dot": col["dot"], "distill_norm": col["distill_sq"].sqrt(), "trait_norm": col["trait_sq"].sqrt(),
+            "update_alignment": -col["update_dot"] / (col["update_sq"] * col["trait_sq"]).sqrt(),
+            "update_trait_change": col["update_dot"],
         }
         for name in LAYER_NAMES:
             columns[f"alignment_{name}"] = col[f"dot_{name}"] / (col[f"distill_sq_{name}"] * col[f"trait_sq_{name}"]).sqrt()
@@ -268,6 +277,7 @@ class Trial:
             "mean_alignment": float(alignment.mean()),
             "frac_positive_steps": float((alignment > 0).double().mean()),
             "mean_applied_alignment": float(applied.mean()),
+            "mean_update_alignment": float(self.trace["update_alignment"][epoch - 1].mean()),
             "distill_loss": float(self.trace["distill_loss"][epoch - 1].mean()),
         }
 
@@ -289,6 +299,8 @@ class Trial:
             "alignment_by_epoch": [m["mean_alignment"] for m in per_epoch],
             "frac_positive_by_epoch": [m["frac_positive_steps"] for m in per_epoch],
             "applied_alignment_by_epoch": [m["mean_applied_alignment"] for m in per_epoch],
+            "mean_update_alignment": float(trace["update_alignment"].mean()),
+            "update_alignment_by_epoch": [m["mean_update_alignment"] for m in per_epoch],
             "epochs_done": self.epoch,
             "steps": len(trace["step"]),
             "final_distill_loss": per_epoch[-1]["distill_loss"] if per_epoch else math.nan,
@@ -312,6 +324,7 @@ class Trial:
             "optimizer": self.optimizer.state_dict(),
             "shuffle_rng": self.shuffle.get_state(),
             "probe_rng": self.probe.get_state(),
+            "mitigation_rng": self.mitigation_rng.get_state(),
             "acc_by_epoch": list(self.acc_by_epoch),
             "trace": self.trace_columns(),
             "student_seconds": self.student_seconds,
@@ -325,6 +338,7 @@ class Trial:
         self.optimizer.load_state_dict(state["optimizer"])
         self.shuffle.set_state(state["shuffle_rng"])
         self.probe.set_state(state["probe_rng"])
+        self.mitigation_rng.set_state(state["mitigation_rng"])
         self.epoch = state["epoch"]
         self.acc_by_epoch = list(state["acc_by_epoch"])
         steps = self.steps_per_epoch

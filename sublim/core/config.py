@@ -24,6 +24,7 @@ StudentInit = Literal["shared", "independent"]
 InitScheme = Literal["normal", "torch"]
 Schedule = Literal["liminal", "constant", "direct_anneal"]
 KlLogits = Literal["all", "class", "aux"]
+ProjectionWhen = Literal["positive", "always"]
 
 MNIST_TRAIN_IMAGES = 60_000
 
@@ -86,6 +87,8 @@ class TrialConfig(Settings):
     tau2_epochs: float = setting(1.0, "liminal schedule: epochs over which w rises from lambda0 to 1 (tau2)")
     temperature: float = setting(2.0, "liminal KL temperature T")
     kl_logits: KlLogits = setting("all", "logits the liminal KL covers")
+    projection_when: ProjectionWhen = setting(
+        "positive", "projection and placebo act where g.g_t > 0 (positive) or at every step (always)")
     epochs: int = setting(5, "student distillation epochs over the noise set")
     teacher_epochs: int = setting(5, "teacher training epochs over the training subset", teacher=True)
     batch_size: int = setting(1024, "batch size for teacher and student", teacher=True)

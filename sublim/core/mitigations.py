@@ -45,8 +45,9 @@ class Mitigation:
         """(weight, loss) added to the distillation loss at training fraction t, for one batch."""
         raise NotImplementedError
 
-    def transform_gradient(self, config: TrialConfig, grad: Any, trait_grad: Any) -> tuple[Any, Any]:
-        """(gradient handed to the optimizer, the coefficient recorded as mitigation_weight)."""
+    def transform_gradient(self, config: TrialConfig, grad: Any, trait_grad: Any, rng: Any) -> tuple[Any, Any]:
+        """(gradient handed to the optimizer, the coefficient recorded as mitigation_weight). `rng` is the
+        trial's own CPU generator for mitigations that draw at random."""
         return grad, None
 
 
@@ -108,31 +109,63 @@ class Liminal(Mitigation):
         return weight, liminal_kl(base_targets, student_logits[:, logit_columns(config)], config.temperature)
 
 
-def project_out_trait(grad: Any, trait_grad: Any, strength: float) -> tuple[Any, Any]:
-    """Remove `strength` of the trait-aligned component of `grad` when it is positive.
-
-    Returns the new gradient and the coefficient c in g - c·g_t (0 when g·g_t <= 0), computed
-    without a host synchronisation.
-    """
+def trait_coefficient(grad: Any, trait_grad: Any, strength: float, always: bool = False) -> tuple[Any, Any]:
+    """(c, ‖g_t‖²) with c = s · (g·g_t) / ‖g_t‖², the multiple of g_t that projection removes: 0 where
+    g·g_t <= 0 unless `always`, and 0 when g_t = 0. No host synchronisation."""
     trait_sq = trait_grad.dot(trait_grad)
-    coef = strength * grad.dot(trait_grad).clamp_min(0) / trait_sq
-    coef = coef.where(trait_sq > 0, 0.0)
+    dot = grad.dot(trait_grad)
+    coef = strength * (dot if always else dot.clamp_min(0)) / trait_sq
+    return coef.where(trait_sq > 0, 0.0), trait_sq
+
+
+def project_out_trait(grad: Any, trait_grad: Any, strength: float, always: bool = False) -> tuple[Any, Any]:
+    """g − c · g_t: `strength` 1 removes the trait-aligned component, 2 reflects it. Returns it and c."""
+    coef, _ = trait_coefficient(grad, trait_grad, strength, always)
     return grad - coef * trait_grad, coef
 
 
 class Projection(Mitigation):
-    """When g·g_t > 0, g ← g − s · (g·g_t / ‖g_t‖²) · g_t: the causal intervention on alignment."""
+    """Where g·g_t > 0 (or always), g ← g − s · (g·g_t / ‖g_t‖²) · g_t: the causal intervention on alignment.
+
+    s = 1 removes the trait-aligned component; s = 2 reflects it, so the applied alignment is <= 0."""
 
     name = "projection"
-    description = "projection: remove strength s of the distillation gradient's trait-aligned component"
+    description = "projection: remove (s = 1) or reflect (s = 2) the gradient's trait-aligned component"
     title = "projection"
-    colours = ("#1f77b4", "#17becf", "#6baed6", "#08519c")
-    max_strength = 1.0
+    colours = ("#1f77b4", "#17becf", "#6baed6", "#08519c", "#9ecae1")
+    max_strength = 2.0
     needs_trait_gradient = True
 
-    def transform_gradient(self, config: TrialConfig, grad: Any, trait_grad: Any) -> tuple[Any, Any]:
-        return project_out_trait(grad, trait_grad, config.strength)
+    def transform_gradient(self, config: TrialConfig, grad: Any, trait_grad: Any, rng: Any) -> tuple[Any, Any]:
+        return project_out_trait(grad, trait_grad, config.strength, config.projection_when == "always")
+
+
+def placebo_step(grad: Any, trait_grad: Any, strength: float, rng: Any, always: bool = False) -> tuple[Any, Any]:
+    """g − ‖c · g_t‖ · u, u a fresh random unit vector orthogonal to g_t: the step changes by exactly the
+    norm projection would remove, where projection would act, while g·g_t stays as it was. Returns it and c.
+
+    The direction is drawn at every step from `rng` (on the CPU, so a trial draws the same on any device)."""
+    coef, trait_sq = trait_coefficient(grad, trait_grad, strength, always)
+    draw = trait_grad.new_empty(trait_grad.shape, device="cpu").normal_(generator=rng).to(trait_grad.device)
+    orthogonal = draw - (draw.dot(trait_grad) / trait_sq).where(trait_sq > 0, 0.0) * trait_grad
+    unit = orthogonal / orthogonal.dot(orthogonal).sqrt()
+    return grad - (coef.abs() * trait_sq.sqrt()) * unit, coef
+
+
+class Placebo(Mitigation):
+    """Projection's step size without its direction: if acquisition survives this but not projection,
+    the direction of the trait-aligned component, not the size of the step, carries the trait."""
+
+    name = "placebo"
+    description = "placebo: change the gradient by projection's removed norm, in a random direction orthogonal to g_t"
+    title = "placebo (random direction)"
+    colours = ("#2ca02c", "#98df8a", "#006d2c", "#74c476")
+    max_strength = 2.0
+    needs_trait_gradient = True
+
+    def transform_gradient(self, config: TrialConfig, grad: Any, trait_grad: Any, rng: Any) -> tuple[Any, Any]:
+        return placebo_step(grad, trait_grad, config.strength, rng, config.projection_when == "always")
 
 
 # In report order: panels, tables and arm order follow it.
-MITIGATIONS: dict[str, Mitigation] = {m.name: m for m in (NoMitigation(), Projection(), Liminal())}
+MITIGATIONS: dict[str, Mitigation] = {m.name: m for m in (NoMitigation(), Projection(), Placebo(), Liminal())}

@@ -16,13 +16,16 @@ _FLOAT_COLUMNS = {
     "distill_loss": "distillation loss of the batch",
     "trait_loss": "cross-entropy of the class logits on the probe batch",
     "mitigation_loss": "the mitigation's loss term before its weight (NaN when it has none)",
-    "mitigation_weight": "liminal: s · w(t); projection: the coefficient c removed as c · g_t",
+    "mitigation_weight": "liminal: s · w(t); projection and placebo: the coefficient c of c · g_t that "
+                         "projection removes (placebo moves the step by ‖c · g_t‖ orthogonally to g_t)",
     "alignment": "cos(g_d, g_t)",
     "applied_alignment": "cos(gradient handed to the optimizer, g_t)",
     "dot": "g_d · g_t",
     "distill_norm": "‖g_d‖",
     "trait_norm": "‖g_t‖",
     **{f"alignment_{name}": f"cos(g_d, g_t) over layer {name}'s weights and bias" for name in LAYER_NAMES},
+    "update_alignment": "cos(−Δθ, g_t): the parameter change the optimizer applied, against the trait gradient",
+    "update_trait_change": "g_t · Δθ: the first-order change of the probe trait loss that the step predicts",
 }
 
 TRACE_SCHEMA = pa.schema(
@@ -46,6 +49,6 @@ def trace_table(columns: dict[str, object]) -> pa.Table:
 SUMMARY_FIELDS = (
     "arm", "teacher_key", "teacher_acc", "student_acc_before", "student_acc", "trait_gain", "mean_alignment",
     "frac_positive_steps", "mean_applied_alignment", "acc_by_epoch", "alignment_by_epoch", "frac_positive_by_epoch",
-    "applied_alignment_by_epoch", "epochs_done", "steps", "final_distill_loss", "teacher_seconds",
+    "applied_alignment_by_epoch", "mean_update_alignment", "update_alignment_by_epoch", "epochs_done", "steps", "final_distill_loss", "teacher_seconds",
     "student_seconds", "seconds", "versions", "config",
 )
