@@ -104,14 +104,6 @@ class SweepSpec:
             "resources": {"cpus": self.resources.cpus, "gpus": self.resources.gpus},
         }
 
-    @property
-    def teachers(self) -> dict[str, TrialConfig]:
-        """Each distinct teacher key of the grid with a config to train it: one per seed."""
-        teachers: dict[str, TrialConfig] = {}
-        for trial in self.trials:
-            teachers.setdefault(trial.config.teacher_key, trial.config)
-        return teachers
-
 
 class _Parser:
     """Turns parsed YAML into a SweepSpec, failing on the first mistake with its spec key."""

@@ -38,7 +38,9 @@ def test_shipped_specs_load():
     assert {("none", 0.0, "shared"), ("none", 0.0, "independent"), ("projection", 1.0, "shared")} <= arms
     liminal = sorted(strength for mitigation, strength, _ in arms if mitigation == "liminal")
     assert len(liminal) >= 3 and liminal[0] == 0.1 and liminal[-1] == 10.0
-    assert len(paper.teachers) == 20
+    projection = sorted(strength for mitigation, strength, _ in arms if mitigation == "projection")
+    assert projection == [0.25, 0.5, 1.0, 2.0] and ("placebo", 1.0, "shared") in arms  # five levels with none
+    assert len({t.config.teacher_key for t in paper.trials}) == 20
 
 
 def test_grid_is_seeds_by_arms_with_readable_stable_ids():
@@ -47,7 +49,7 @@ def test_grid_is_seeds_by_arms_with_readable_stable_ids():
     assert ids == ["s003-none-shared", "s003-none-independent", "s003-liminal@0.5-shared", "s003-liminal@2-shared",
                    "s004-none-shared", "s004-none-independent", "s004-liminal@0.5-shared", "s004-liminal@2-shared"]
     assert all(t.config.epochs == 2 and t.config.hidden == 256 for t in spec.trials)  # settings over defaults
-    assert len(spec.teachers) == 2  # arms of a seed share one teacher
+    assert len({t.config.teacher_key for t in spec.trials}) == 2  # arms of a seed share one teacher
     assert spec.resources.tune() == {"cpu": 1.0, "gpu": 0.0}
 
 
