@@ -232,6 +232,17 @@ class LiminalComparison(ArmComparison):
 
 
 @dataclass(frozen=True)
+class PlaceboComparison(ArmComparison):
+    """A placebo arm against none/shared, and the projection arm of its strength against it: projection
+    minus placebo in trait_gain below 0 says the direction removed, not the step's size, carries the trait."""
+
+    trait_gain: Paired | Refused
+    final_distill_loss: Paired | Refused
+    mean_applied_alignment: Paired | Refused
+    projection_vs_placebo: Paired | Refused
+
+
+@dataclass(frozen=True)
 class Comparisons(Answer):
     """The contrasts claims 2 and 4 and the init control rest on, keyed by arm where per arm."""
 
@@ -239,6 +250,35 @@ class Comparisons(Answer):
     independent_gain: MeanTest | Refused
     projection: dict[str, ProjectionComparison]
     liminal: dict[str, LiminalComparison]
+    placebo: dict[str, PlaceboComparison]
+
+
+@dataclass(frozen=True)
+class NonInferiority(Answer):
+    """`arm` minus `reference` in `metric`, paired by seed, against a margin: non-inferior when the one-sided
+    (1 - alpha) upper bound of the mean difference lies below +`margin` (one-sided t-test of H0: difference
+    >= margin). A difference test would call any detectable cost a cost; this asks whether it matters.
+
+    `margin` = `margin_fraction` × the reference's mean over the paired seeds; `cohens_d` = (margin -
+    mean difference) / sd, the effect the test detects (positive when the arm is inside the margin)."""
+
+    arm: str
+    reference: str
+    metric: str
+    n: int
+    mean_arm: float
+    mean_reference: float
+    margin_fraction: float
+    margin: float
+    difference: float
+    sd: float
+    se: float
+    upper: float
+    t: float
+    df: float
+    p: float
+    cohens_d: float
+    noninferior: bool
 
 
 # --- regression and mediation -----------------------------------------------------------------------
@@ -281,9 +321,32 @@ class MixedRegression(Estimate):
 
 
 @dataclass(frozen=True)
+class FixedEffectsRegression(Estimate):
+    """trait_gain ~ alignment + one intercept per arm, over shared-init trials only, by OLS with HC3 SEs.
+
+    The slope then comes from seed-to-seed variation within each arm: neither the independent-init
+    control (no transfer whatever its alignment) nor an arm's own shift in gain can make it."""
+
+    POINT = "slope"
+    n: int
+    seeds: int
+    arms: list[str]
+    slope: float
+    se: float
+    ci_low: float
+    ci_high: float
+    p: float
+    r2: float
+    cov_type: str
+
+
+@dataclass(frozen=True)
 class Regressions(Answer):
+    """Pooled over every arm (OLS, mixed), and within shared-init trials with arm fixed effects."""
+
     ols: Regression | Refused
     mixed: MixedRegression | Refused
+    within_shared: FixedEffectsRegression | Refused
 
 
 @dataclass(frozen=True)
@@ -343,6 +406,52 @@ class DoseResponse(Answer):
     levels: list[DoseLevel]
 
 
+# --- update alignment, layers, power ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UpdateAlignment(Answer):
+    """Claim 1's questions asked of the step Adam applied, cos(-Δθ, g_t), for one arm; and the summed
+    first-order change of the probe trait loss the steps predict (g_t·Δθ over steps; below 0 = lowered)."""
+
+    mean_update_alignment: MeanTest | Refused
+    positive_steps: PositiveSteps | Refused
+    by_epoch: AlignmentByEpoch | Refused
+    predicted_trait_loss_change: MeanTest | Refused
+
+
+@dataclass(frozen=True)
+class UpdateAlignments(Answer):
+    """Update alignment per arm, and trait_gain regressed on it as on the gradient alignment."""
+
+    by_arm: dict[str, UpdateAlignment]
+    regression: Regressions
+
+
+@dataclass(frozen=True)
+class SeedsNeeded(Answer):
+    """Seeds for `power` at `alpha` if the effect is as observed: `cohens_d` of the test (for a paired test, of
+    the per-seed differences), `power_now` at the `n` there are, `seeds_needed` rounded up (never below the
+    3 a test needs)."""
+
+    n: int
+    cohens_d: float
+    alternative: str
+    alpha: float
+    power: float
+    power_now: float
+    seeds_needed: int
+
+
+@dataclass(frozen=True)
+class PowerEntry(Answer):
+    """One primary test of a claim: what it tests and the seeds it needs, or why that cannot be said."""
+
+    claim: str
+    test: str
+    arm: str
+    result: SeedsNeeded | Refused = field(metadata=FLAT)
+
+
 # --- the whole ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -356,6 +465,7 @@ class Meta(Answer):
     mediation_sims: int
     mediation_seed: int
     results: str
+    margin: float  # non-inferiority margin, a fraction of the reference's mean
 
 
 @dataclass(frozen=True)
@@ -388,6 +498,10 @@ class Stats(Answer):
     regression: Regressions
     mediation: dict[str, MediationResult | Refused]
     dose_response: dict[str, DoseResponse | Refused]
+    noninferiority: dict[str, NonInferiority | Refused]
+    update_alignment: UpdateAlignments
+    per_layer: dict[str, dict[str, MeanTest | Refused]]
+    power: list[PowerEntry]
 
 
 @dataclass(frozen=True)

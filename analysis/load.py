@@ -36,7 +36,11 @@ PER_EPOCH = {
     "alignment_by_epoch": ("alignment_epoch", 1),
     "frac_positive_by_epoch": ("frac_positive_epoch", 1),
     "applied_alignment_by_epoch": ("applied_alignment_epoch", 1),
+    "update_alignment_by_epoch": ("update_alignment_epoch", 1),
 }
+# Newer than the results folders they may be missing from, and not what makes a trial a result: absent, or
+# null in a summary, they are missing numbers (a warning), never a reason to call the trial invalid.
+OPTIONAL = ("mean_update_alignment", "update_alignment_by_epoch")
 NOT_NUMBERS = ("arm", "teacher_key", "versions", "config")
 SCALARS = tuple(name for name in SUMMARY_FIELDS if name not in PER_EPOCH and name not in NOT_NUMBERS)
 # Without these a trial says nothing: null (the writers' NaN) or infinite makes it invalid, as does a
@@ -127,7 +131,7 @@ def _non_finite(summary: dict[str, Any]) -> str | None:
     """Why a summary's numbers are no result: a required number or a per-epoch value null (NaN) or infinite."""
     bad = [key for key in REQUIRED if key in summary and not _finite(summary[key])]
     bad += [key for key in PER_EPOCH
-            if key in summary and not (isinstance(summary[key], list) and all(map(_finite, summary[key])))]
+            if key not in OPTIONAL and key in summary and not (isinstance(summary[key], list) and all(map(_finite, summary[key])))]
     return f"{SUMMARY_FILE}: {', '.join(bad)} not finite (null, NaN or infinite)" if bad else None
 
 

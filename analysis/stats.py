@@ -179,17 +179,29 @@ def alignment_positivity(group: pd.DataFrame) -> Positivity:
                       by_epoch=attempt(alignment_by_epoch, group))
 
 
-def positive_steps(group: pd.DataFrame, epoch: int | None = None) -> PositiveSteps:
+def _step_counts(group: pd.DataFrame, epoch: int | None, of: str) -> tuple[str, pd.Series, pd.Series]:
+    """(column, fraction of positive steps, steps) per trial, of the gradient alignment (from the summaries) or
+    of the update alignment (counted from the traces by `trace_metrics`), overall or in one epoch."""
+    if of == "alignment":
+        column = "frac_positive_steps" if epoch is None else f"frac_positive_epoch_{epoch}"
+        need(column in group, f"needs {column} in the summaries, has none")
+        # each epoch has an equal share of a trial's steps
+        return column, group[column], group["steps"] if epoch is None else (group["steps"] / group["epochs_done"]).round()
+    column, count = (("frac_positive_update_steps", "update_steps") if epoch is None
+                     else (f"frac_positive_update_epoch_{epoch}", f"update_steps_epoch_{epoch}"))
+    need(column in group and group[column].notna().any(), f"needs {of} in the step traces, has none")
+    return column, group[column], group[count]
+
+
+def positive_steps(group: pd.DataFrame, epoch: int | None = None, of: str = "alignment") -> PositiveSteps:
     """Binomial tests of positive steps against one half: pooled over steps, and per trial (a sign test);
-    over the whole training, or in one epoch (each epoch has an equal share of a trial's steps).
+    over the whole training, or in one epoch; of the gradient alignment or (`of`) the update alignment.
 
     Steps of one trial are autocorrelated, so the pooled p-value is optimistic; the trial-level
     test (how many trials have mostly positive steps) is the one with independent units.
     """
-    column = "frac_positive_steps" if epoch is None else f"frac_positive_epoch_{epoch}"
-    need(column in group, f"needs {column} in the summaries, has none")
-    g = pd.DataFrame({"frac": group[column], "steps": group["steps"] if epoch is None
-                      else (group["steps"] / group["epochs_done"]).round()}).dropna()
+    column, frac, steps = _step_counts(group, epoch, of)
+    g = pd.DataFrame({"frac": frac, "steps": steps}).dropna()
     g = g[g["steps"] > 0]
     need(len(g) >= MIN_TEST_N, f"needs at least {MIN_TEST_N} trials with {column} and steps, has {len(g)}")
     positive, total = int(round((g["frac"] * g["steps"]).sum())), int(g["steps"].sum())
@@ -202,17 +214,19 @@ def positive_steps(group: pd.DataFrame, epoch: int | None = None) -> PositiveSte
                          p_trials=float(scipy_stats.binomtest(majority, len(g), 0.5).pvalue))
 
 
-def alignment_by_epoch(group: pd.DataFrame) -> AlignmentByEpoch:
-    """Mean alignment per epoch against 0; "sustained" when every epoch's CI lies above 0.
+def alignment_by_epoch(group: pd.DataFrame, of: str = "alignment") -> AlignmentByEpoch:
+    """Mean alignment (or, with `of`, update alignment) per epoch against 0; "sustained" when every epoch's
+    CI lies above 0.
 
     Requiring every epoch to be significant is an intersection-union test, so the joint claim
     keeps the 5% error rate without a multiplicity correction.
     """
-    last = _epochs(group, "alignment_epoch", first=1)
-    need(last >= 1, "needs per-epoch alignment (alignment_by_epoch) in the summaries, has none")
+    words = of.replace("_", " ")
+    last = _epochs(group, f"{of}_epoch", first=1)
+    need(last >= 1, f"needs per-epoch {words} ({of}_by_epoch) in the summaries, has none")
     rows = [EpochTest(epoch=epoch,
-                      test=attempt(describe, group[f"alignment_epoch_{epoch}"], f"alignment in epoch {epoch}"),
-                      positive_steps=attempt(positive_steps, group, epoch))
+                      test=attempt(describe, group[f"{of}_epoch_{epoch}"], f"{words} in epoch {epoch}"),
+                      positive_steps=attempt(positive_steps, group, epoch, of))
             for epoch in range(1, last + 1)]
     tested = [row.test for row in rows if isinstance(row.test, MeanTest)]
     above = sum(test.ci_low > 0 for test in tested)
@@ -244,18 +258,51 @@ def critical_period(group: pd.DataFrame) -> CriticalPeriod:
 
 # --- comparisons between arms (claims 2 and 4, the init control) ---------------------------------
 
-def paired(completed: pd.DataFrame, arm: str, reference: str, metric: str) -> Paired:
-    """`arm` minus `reference` in `metric`, paired by seed (trials of a seed share teacher and init)."""
+def _paired_table(completed: pd.DataFrame, arm: str, reference: str, metric: str) -> pd.DataFrame:
+    """Per seed, the mean `metric` of `arm` and of `reference`, for the seeds with a finite value in both."""
     need(metric in completed, f"needs {metric} in the summaries, has none")
     for name in (arm, reference):
         need(bool((completed["arm"] == name).any()), f"needs completed trials of arm {name}, has none")
     table = completed[completed["arm"].isin([arm, reference])].pivot_table(
         index="seed", columns="arm", values=metric, aggfunc="mean")
     need(arm in table and reference in table, f"needs a finite {metric} in both {arm} and {reference}")
-    both = table[[arm, reference]].dropna()
+    return table[[arm, reference]].dropna()
+
+
+def paired(completed: pd.DataFrame, arm: str, reference: str, metric: str) -> Paired:
+    """`arm` minus `reference` in `metric`, paired by seed (trials of a seed share teacher and init)."""
+    both = _paired_table(completed, arm, reference, metric)
     difference = describe(both[arm] - both[reference], f"{metric} in both {arm} and {reference}", units="seeds")
     return Paired(arm=arm, reference=reference, metric=metric, mean_arm=float(both[arm].mean()),
                   mean_reference=float(both[reference].mean()), difference=difference)
+
+
+def noninferiority(completed: pd.DataFrame, arm: str, margin_fraction: float = MARGIN, reference: str = BASELINE,
+                   metric: str = "final_distill_loss") -> NonInferiority:
+    """Is `arm` no worse than `reference` in `metric` (lower is better) by more than the margin, paired by seed?
+
+    "Without hurting distillation" is a claim of no material cost, which a difference test cannot
+    show: with tight intervals it flags a 6e-6 change in a loss of 1e-3. So the margin is a fraction of
+    the reference's mean, and the arm is non-inferior when the one-sided upper bound of the difference
+    lies below it (one-sided paired t-test at alpha).
+    """
+    both = _paired_table(completed, arm, reference, metric)
+    what = f"{metric} in both {arm} and {reference}"
+    need(len(both) >= MIN_TEST_N, f"needs at least {MIN_TEST_N} seeds with a finite {what}, has {len(both)}")
+    x = (both[arm] - both[reference]).to_numpy(dtype=float)
+    sd = float(x.std(ddof=1))
+    need(sd > 0, f"all {len(x)} differences of {what} are equal; a test needs some spread")
+    reference_mean = float(both[reference].mean())
+    need(reference_mean > 0, f"the margin is a fraction of {reference}'s mean {metric}, which is {reference_mean:g}")
+    margin = margin_fraction * reference_mean
+    d = DescrStatsW(x)
+    _, upper = d.tconfint_mean(alpha=ALPHA, alternative="smaller")
+    t, p, df = d.ttest_mean(margin, alternative="smaller")
+    return NonInferiority(arm=arm, reference=reference, metric=metric, n=len(x), mean_arm=float(both[arm].mean()),
+                          mean_reference=reference_mean, margin_fraction=margin_fraction, margin=margin,
+                          difference=float(d.mean), sd=sd, se=float(d.std_mean), upper=float(upper), t=float(t),
+                          df=float(df), p=float(p), cohens_d=(margin - float(d.mean)) / sd,
+                          noninferior=bool(upper < margin))
 
 
 def _shared_arms(completed: pd.DataFrame, kind: str) -> list[str]:
@@ -263,65 +310,84 @@ def _shared_arms(completed: pd.DataFrame, kind: str) -> list[str]:
     return [arm for arm, _ in _by_arm(chosen)]
 
 
+def _counterpart(completed: pd.DataFrame, placebo_arm: str) -> str:
+    """The shared-init projection arm of the placebo arm's strength (its label, even when it has no trials)."""
+    strength = float(completed.loc[completed["arm"] == placebo_arm, "strength"].iloc[0])
+    shared = completed[(completed["mitigation"] == "projection") & (completed["student_init"] == "shared")]
+    found = shared.loc[np.isclose(shared["strength"].astype(float), strength), "arm"].unique()
+    return str(found[0]) if len(found) else f"projection@{strength:g}/shared"
+
+
 def comparisons(completed: pd.DataFrame) -> Comparisons:
-    """The contrasts the claims rest on, each paired by seed against the unmitigated shared-init arm."""
+    """The contrasts the claims rest on, each paired by seed against the unmitigated shared-init arm; and
+    each placebo arm's projection counterpart against it."""
     def against_baseline(arm: str, metrics: tuple[str, ...]) -> dict[str, Paired | Refused]:
         return {metric: attempt(paired, completed, arm, BASELINE, metric) for metric in metrics}
 
     def gain(arm: str) -> MeanTest | Refused:
         return attempt(describe, completed[completed["arm"] == arm]["trait_gain"], f"trait_gain in {arm}")
 
+    projection_metrics = ("trait_gain", "final_distill_loss", "mean_applied_alignment")
     return Comparisons(
         shared_vs_independent=attempt(paired, completed, BASELINE, CONTROL, "trait_gain"),
         independent_gain=gain(CONTROL),
-        projection={arm: ProjectionComparison(**against_baseline(arm, ("trait_gain", "final_distill_loss",
-                                                                       "mean_applied_alignment")))
+        projection={arm: ProjectionComparison(**against_baseline(arm, projection_metrics))
                     for arm in _shared_arms(completed, "projection")},
         liminal={arm: LiminalComparison(**against_baseline(arm, ("alignment_epoch_1", "mean_alignment", "trait_gain")),
                                         gain_vs_zero=gain(arm))
                  for arm in _shared_arms(completed, "liminal")},
+        placebo={arm: PlaceboComparison(**against_baseline(arm, projection_metrics),
+                                        projection_vs_placebo=attempt(paired, completed, _counterpart(completed, arm),
+                                                                      arm, "trait_gain"))
+                 for arm in _shared_arms(completed, "placebo")},
     )
+
+
+def noninferiority_by_arm(completed: pd.DataFrame, margin_fraction: float) -> dict[str, NonInferiority | Refused]:
+    """Final distillation loss of each shared-init projection and placebo arm against none/shared."""
+    arms = [arm for kind in ("projection", "placebo") for arm in _shared_arms(completed, kind)]
+    return {arm: attempt(noninferiority, completed, arm, margin_fraction) for arm in arms}
 
 
 # --- does alignment relate to acquisition? -------------------------------------------------------
 
-def _regression_sample(completed: pd.DataFrame) -> pd.DataFrame:
-    sample = completed[["trait_gain", "mean_alignment", "seed"]].dropna()
+def _regression_sample(completed: pd.DataFrame, x: str = MEDIATOR) -> pd.DataFrame:
+    need(x in completed, f"needs {x} in the summaries, has none")
+    sample = completed[["trait_gain", x, "seed", "arm"]].dropna()
     need(len(sample) >= MIN_REGRESSION_N,
-         f"needs at least {MIN_REGRESSION_N} trials with finite trait_gain and mean_alignment, has {len(sample)}")
-    distinct = sample["mean_alignment"].nunique()
-    need(distinct >= MIN_DISTINCT_X, f"needs at least {MIN_DISTINCT_X} trials with distinct mean_alignment, has {distinct}")
+         f"needs at least {MIN_REGRESSION_N} trials with finite trait_gain and {x}, has {len(sample)}")
+    distinct = sample[x].nunique()
+    need(distinct >= MIN_DISTINCT_X, f"needs at least {MIN_DISTINCT_X} trials with distinct {x}, has {distinct}")
     return sample
 
 
-def fit_ols(completed: pd.DataFrame) -> Any:
-    """trait_gain ~ mean_alignment by OLS with HC3 robust standard errors (the fitted results)."""
-    sample = _regression_sample(completed)
-    fit = sm.OLS(sample["trait_gain"], sm.add_constant(sample["mean_alignment"])).fit(cov_type="HC3")
+def fit_ols(completed: pd.DataFrame, x: str = MEDIATOR) -> Any:
+    """trait_gain ~ x (mean alignment by default) by OLS with HC3 robust standard errors (the fitted results)."""
+    sample = _regression_sample(completed, x)
+    fit = sm.OLS(sample["trait_gain"], sm.add_constant(sample[x])).fit(cov_type="HC3")
     need(bool(np.isfinite(fit.bse).all()), "HC3 standard errors are undefined: a trial has leverage 1")
     return fit
 
 
-def ols_gain_on_alignment(completed: pd.DataFrame) -> Regression:
-    fit = fit_ols(completed)
-    low, high = fit.conf_int(alpha=ALPHA).loc["mean_alignment"]
-    return Regression(n=int(fit.nobs), slope=float(fit.params["mean_alignment"]),
-                      se=float(fit.bse["mean_alignment"]), ci_low=float(low), ci_high=float(high),
-                      p=float(fit.pvalues["mean_alignment"]), intercept=float(fit.params["const"]),
+def ols_gain_on_alignment(completed: pd.DataFrame, x: str = MEDIATOR) -> Regression:
+    fit = fit_ols(completed, x)
+    low, high = fit.conf_int(alpha=ALPHA).loc[x]
+    return Regression(n=int(fit.nobs), slope=float(fit.params[x]), se=float(fit.bse[x]), ci_low=float(low),
+                      ci_high=float(high), p=float(fit.pvalues[x]), intercept=float(fit.params["const"]),
                       r2=float(fit.rsquared), cov_type="HC3")
 
 
-def mixed_gain_on_alignment(completed: pd.DataFrame) -> MixedRegression:
+def mixed_gain_on_alignment(completed: pd.DataFrame, x: str = MEDIATOR) -> MixedRegression:
     """The same slope with a random intercept per seed (trials of a seed share a teacher).
 
     R² is Nakagawa and Schielzeth's: marginal (fixed effect only) and conditional (with the seed).
     """
-    sample = _regression_sample(completed)
+    sample = _regression_sample(completed, x)
     seeds = sample["seed"].nunique()
     need(seeds >= MIN_TEST_N, f"needs trials from at least {MIN_TEST_N} seeds, has {seeds}")
     need(int(sample["seed"].value_counts().max()) >= 2,
          "needs a seed with at least 2 trials: with one trial per seed the seed intercept is the residual")
-    exog = sm.add_constant(sample["mean_alignment"])
+    exog = sm.add_constant(sample[x])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -329,16 +395,53 @@ def mixed_gain_on_alignment(completed: pd.DataFrame) -> MixedRegression:
         except (np.linalg.LinAlgError, ValueError) as error:
             raise Refusal(f"the mixed model could not be fitted ({error})") from None
     need(bool(np.isfinite(fit.bse_fe).all()), "the mixed model's standard errors are undefined")
-    low, high = fit.conf_int(alpha=ALPHA).loc["mean_alignment"]
+    low, high = fit.conf_int(alpha=ALPHA).loc[x]
     var_fixed = float(np.var(exog.to_numpy() @ fit.fe_params.to_numpy()))
     var_seed, var_resid = float(fit.cov_re.iloc[0, 0]), float(fit.scale)
     total = var_fixed + var_seed + var_resid
-    return MixedRegression(n=int(fit.nobs), seeds=seeds, slope=float(fit.fe_params["mean_alignment"]),
-                           se=float(fit.bse_fe["mean_alignment"]), ci_low=float(low), ci_high=float(high),
-                           p=float(fit.pvalues["mean_alignment"]), intercept=float(fit.fe_params["const"]),
-                           var_seed=var_seed, var_residual=var_resid, r2_marginal=var_fixed / total,
-                           r2_conditional=(var_fixed + var_seed) / total, converged=bool(fit.converged),
+    return MixedRegression(n=int(fit.nobs), seeds=seeds, slope=float(fit.fe_params[x]), se=float(fit.bse_fe[x]),
+                           ci_low=float(low), ci_high=float(high), p=float(fit.pvalues[x]),
+                           intercept=float(fit.fe_params["const"]), var_seed=var_seed, var_residual=var_resid,
+                           r2_marginal=var_fixed / total, r2_conditional=(var_fixed + var_seed) / total,
+                           converged=bool(fit.converged),
                            fit_warnings=sorted({str(w.message).splitlines()[0] for w in caught}))
+
+
+def within_shared_gain_on_alignment(completed: pd.DataFrame, x: str = MEDIATOR) -> FixedEffectsRegression:
+    """trait_gain ~ x + arm over shared-init trials, OLS with HC3 SEs: the slope the referee verdict uses.
+
+    Pooling every arm lets the independent-init control (alignment near 0, no transfer at any
+    alignment) and each mitigation's own shift in gain pull the line; with an intercept per arm, among
+    shared-init students only, the slope is how gain follows alignment within an arm, across seeds.
+    Arms with fewer than 2 distinct values of x carry no within-arm information and are left out.
+    """
+    shared = completed[completed["student_init"] == "shared"]
+    sample = _regression_sample(shared, x)
+    informative = sample.groupby("arm")[x].transform("nunique") >= 2
+    sample = sample[informative]
+    arms = [arm for arm in arm_order(shared) if arm in set(sample["arm"])]
+    parameters = 1 + len(arms)
+    need(len(arms) >= 1 and len(sample) >= parameters + 2,
+         f"needs at least {parameters + 2} shared-init trials in arms with 2 or more distinct {x} values "
+         f"(an intercept per arm and a slope, 2 residual degrees of freedom), has {len(sample)}")
+    dummies = pd.get_dummies(pd.Categorical(sample["arm"], categories=arms), dtype=float).iloc[:, 1:]
+    dummies.index = sample.index
+    exog = pd.concat([sm.add_constant(sample[x]), dummies], axis=1)
+    need(np.linalg.matrix_rank(exog.to_numpy()) == exog.shape[1], f"{x} is confounded with arm in this sample")
+    fit = sm.OLS(sample["trait_gain"], exog).fit(cov_type="HC3")
+    need(bool(np.isfinite(fit.bse).all()), "HC3 standard errors are undefined: a trial has leverage 1")
+    low, high = fit.conf_int(alpha=ALPHA).loc[x]
+    return FixedEffectsRegression(n=int(fit.nobs), seeds=int(sample["seed"].nunique()), arms=arms,
+                                  slope=float(fit.params[x]), se=float(fit.bse[x]), ci_low=float(low),
+                                  ci_high=float(high), p=float(fit.pvalues[x]), r2=float(fit.rsquared),
+                                  cov_type="HC3")
+
+
+def regressions(completed: pd.DataFrame, x: str = MEDIATOR) -> Regressions:
+    """trait_gain on `x`: pooled OLS and mixed model over every arm, and within shared init with arm effects."""
+    return Regressions(ols=attempt(ols_gain_on_alignment, completed, x),
+                       mixed=attempt(mixed_gain_on_alignment, completed, x),
+                       within_shared=attempt(within_shared_gain_on_alignment, completed, x))
 
 
 # --- does mitigation act through alignment? ------------------------------------------------------

@@ -70,16 +70,22 @@ class ResultsFolder:
 
     # --- the sweep's description ----------------------------------------------------------------
 
-    def check_compatible(self, spec: SweepSpec) -> None:
-        """A folder continues only the sweep it was made for: the same trials with the same configs."""
-        recorded = self._recorded_trials()
-        expected = trial_records(spec)
-        if recorded != expected:
-            differing = next((e["trial_id"] for r, e in zip(recorded, expected) if r != e), None)
-            detail = (f"trial {differing} differs" if differing
-                      else f"{len(recorded)} trials there, {len(expected)} in the spec")
-            raise SweepError(f"{self.path} holds a different sweep ({detail}); choose another --name or --storage, "
-                             "or resume it with the spec it was started with (its spec.yaml)")
+    def added_by(self, spec: SweepSpec) -> list[str]:
+        """The trials `spec` adds to the sweep here (none when it is the same grid). A spec may grow a sweep
+        (more seeds, arms, strengths) but never change what a recorded trial means, nor drop one."""
+        recorded = {t["trial_id"]: t["config"] for t in self._recorded_trials()}
+        expected = {t.trial_id: t.config.to_dict() for t in spec.trials}
+        for trial_id, config in recorded.items():
+            if trial_id not in expected:
+                raise SweepError(f"{self.path} holds trial {trial_id}, which the spec does not list: a sweep can "
+                                 "grow, not shrink; use a spec whose grid includes every trial there, or another --name")
+            key = next((k for k in sorted(config.keys() | expected[trial_id].keys())
+                        if config.get(k) != expected[trial_id].get(k)), None)
+            if key is not None:
+                raise SweepError(f"{self.path} holds a different sweep: key '{key}' is {config.get(key)!r} there and "
+                                 f"{expected[trial_id].get(key)!r} in the spec (trial {trial_id}); choose another "
+                                 "--name or --storage, or keep the settings of its spec.yaml")
+        return [trial_id for trial_id in expected if trial_id not in recorded]
 
     def _recorded_trials(self) -> list[dict[str, Any]]:
         path = self.path / SWEEP_FILE
@@ -92,11 +98,23 @@ class ResultsFolder:
                              "by `sublim sweep`; move the folder aside or choose another --name") from None
         return trials
 
-    def describe(self, name: str, spec: SweepSpec, spec_text: str) -> None:
-        """Write spec.yaml and sweep.json (atomically) before any trial starts."""
+    def record(self, name: str, spec: SweepSpec, spec_text: str) -> None:
+        """Describe the sweep in sweep.json and spec.yaml before any trial starts; when the spec grows an existing
+        sweep, list every trial and add an entry for this extension (when, what, library versions)."""
+        sweep: dict[str, Any] = {"name": name, "versions": library_versions(), "extensions": []}
+        added = [t.trial_id for t in spec.trials]
+        if self.exists():
+            added = self.added_by(spec)
+            if not added:
+                return
+            sweep = json.loads((self.path / SWEEP_FILE).read_text(encoding="utf-8"))
+            sweep.setdefault("extensions", []).append({
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "added": added,
+                "seeds": sorted({t.config.seed for t in spec.trials if t.trial_id in added}),
+                "arms": sorted({t.config.arm for t in spec.trials if t.trial_id in added}),
+                "spec": spec_text, "versions": library_versions()})
         write_text(self.path / SPEC_FILE, spec_text)
-        write_json(self.path / SWEEP_FILE, {"name": name, "spec": spec.to_dict(), "versions": library_versions(),
-                                            "trials": trial_records(spec)})
+        write_json(self.path / SWEEP_FILE, {**sweep, "spec": spec.to_dict(), "trials": trial_records(spec)})
 
     def new_tune_run(self) -> str:
         """A fresh name under tune/ for this invocation's Tune logs: an earlier run's state is never read."""

@@ -169,8 +169,7 @@ def _run_on_ray(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolde
     from .session import ray_session
 
     with ray_session(address, num_cpus) as ray_start:
-        if not folder.exists():
-            folder.describe(name, spec, spec_text)
+        folder.record(name, spec, spec_text)
         resources = ray.cluster_resources()
         log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs "
             f"({'cluster ' + address if address else 'local, loopback only'}), started in {ray_start:.1f} s")

@@ -347,3 +347,25 @@ def test_two_node_sweep_survives_losing_the_worker_node(data_dir, tmp_path):
     assert after and after[0]["restored_from_epoch"] == frozen_at  # resumed from its checkpoint, not restarted
     assert after[-1]["epoch"] == epochs
     assert len(list((folder / "teachers").glob("teacher-*.pt"))) == 2
+
+
+def test_a_grown_spec_runs_only_the_added_trials_and_keeps_earlier_outputs_byte_identical(reference, data_dir,
+                                                                                           tmp_path):
+    reference_folder, _, _ = reference
+    folder = tmp_path / "results" / "tiny"
+    shutil.copytree(reference_folder, folder)
+    before = {p: p.read_bytes() for p in (folder / "trials").rglob("*") if p.is_file()}
+    before.update({p: p.read_bytes() for p in (folder / "teachers").glob("*.pt")})
+    grown = write_spec(tmp_path, {**TINY, "seeds": [0, 1, 2], "arms": [*TINY["arms"], {"mitigation": "placebo",
+                                                                                        "strengths": 1.0}]})
+    proc, log = start_sweep(grown, folder.parent, data_dir)
+    output = finish(proc, log)
+    assert "extending sweep tiny" in output and "by 7 trial(s)" in output
+    assert "15 of 15 trials finished" in output and "(1 trained in this run" in output  # seed 2's teacher only
+    assert {p: p.read_bytes() for p in before} == before
+    run = sorted((folder / "tune").glob("run-*"))[-1]
+    ran = {p.parent.name for p in run.glob("*/result.json")}
+    assert ran == {t for t in summaries(folder) if t.startswith("s002") or "placebo" in t} and len(ran) == 7
+    sweep = json.loads((folder / "sweep.json").read_text())
+    assert len(sweep["trials"]) == 15 and sweep["extensions"][0]["added"] == sorted(ran, key=[
+        t["trial_id"] for t in sweep["trials"]].index)

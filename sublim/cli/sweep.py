@@ -62,8 +62,9 @@ def main(args: argparse.Namespace) -> int:
     check_storage(args.storage)
     folder = ResultsFolder(Path(args.storage) / name)
     if folder.exists():
-        folder.check_compatible(spec)
-        print(f"continuing sweep {name} in {folder.path}", flush=True)
+        added = folder.added_by(spec)
+        print(f"extending sweep {name} in {folder.path} by {len(added)} trial(s); finished ones are kept"
+              if added else f"continuing sweep {name} in {folder.path}", flush=True)
     elif args.resume:
         raise SweepError(f"--resume: nothing to resume in {folder.path} (no sweep.json); drop --resume to start it")
 
