@@ -115,12 +115,16 @@ def test_projection_leaves_a_negatively_aligned_gradient_alone():
     assert torch.equal(projected, grad) and coef.item() == 0
 
 
-def test_projection_trial_applies_no_positive_trait_drive():
-    config = tiny_config(mitigation="projection", strength=1.0)
+def _trained_trace(**changes) -> dict[str, torch.Tensor]:
+    config = tiny_config(**changes)
     data = tiny_data()
     trial = Trial(config, data, train_teacher(config, data))
     list(trial.run())
-    trace = trial.trace_columns()
+    return trial.trace_columns()
+
+
+def test_projection_trial_applies_no_positive_trait_drive():
+    trace = _trained_trace(mitigation="projection", strength=1.0)
     assert (trace["applied_alignment"] <= 1e-5).all()
     assert ((trace["alignment"] > 0) == (trace["mitigation_weight"] > 0)).all()
 
@@ -291,11 +295,7 @@ def test_placebo_moves_the_step_by_projections_norm_without_touching_its_trait_c
 
 
 def test_placebo_trial_keeps_the_trait_drive_of_the_distillation_gradient():
-    config = tiny_config(mitigation="placebo", strength=1.0)
-    data = tiny_data()
-    trial = Trial(config, data, train_teacher(config, data))
-    list(trial.run())
-    trace = trial.trace_columns()
+    trace = _trained_trace(mitigation="placebo", strength=1.0)
     assert ((trace["applied_alignment"] > 0) == (trace["alignment"] > 0)).all()  # the drive keeps its sign
     assert ((trace["alignment"] > 0) == (trace["mitigation_weight"] > 0)).all()  # acting where projection would
     assert (trace["applied_alignment"] != trace["alignment"])[trace["alignment"] > 0].all()  # yet the step moved
