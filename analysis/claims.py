@@ -7,8 +7,8 @@ direction; a refused statistic gives "undetermined" with its reason, never a gue
 
 from __future__ import annotations
 
-from .answers import (AlignmentByEpoch, CriticalPeriod, Estimate, MeanCI, MeanTest, MediationResult, Refused,
-                      SimulatedEffect, Stats)
+from .answers import (AlignmentByEpoch, CriticalPeriod, Estimate, MeanCI, MeanTest, MediationResult, NonInferiority,
+                      Paired, PlaceboComparison, Refused, SimulatedEffect, Stats)
 from .document import fmt
 from .stats import BASELINE, CONFIDENCE, CONTROL
 
@@ -86,32 +86,69 @@ def alignment_positive(stats: Stats) -> dict[str, str]:
                   "(sustained = the interval lies above 0 in every epoch).", verdict, words)
 
 
+def _noninferiority_words(result: NonInferiority | Refused | None) -> tuple[bool | None, str]:
+    """(non-inferior, or None when refused; the sentence) for one arm's final distillation loss."""
+    if result is None:
+        return None, "; its distillation-loss non-inferiority test was not computed."
+    if isinstance(result, Refused):
+        return None, f"; its distillation-loss non-inferiority test is refused: {result.reason}."
+    bound = (f"its final distillation loss differs by {fmt(result.difference)} (one-sided {CONFIDENCE:.0%} upper "
+             f"bound {fmt(result.upper)}, p = {fmt(result.p)}) against a margin of {fmt(result.margin)} "
+             f"({fmt(result.margin_fraction)} of {result.reference}'s mean {fmt(result.mean_reference)})")
+    verdict = ("non-inferior: no material cost to distillation" if result.noninferior
+               else "not shown non-inferior: a cost to distillation is not ruled out")
+    return result.noninferior, f"; {bound}: {verdict}."
+
+
+def direction_causal(result: PlaceboComparison) -> bool | None:
+    """Placebo's trait_gain not shown reduced against none/shared, while projection's is reduced against the
+    placebo of its strength: the step's direction, not its size, carries the trait. None when either is refused."""
+    gain, versus = result.trait_gain, result.projection_vs_placebo
+    if isinstance(gain, Refused) or isinstance(versus, Refused):
+        return None
+    return bool(gain.difference.ci_high >= 0 and versus.difference.ci_high < 0)
+
+
+def _placebo_words(result: PlaceboComparison, arm: str) -> str:
+    """What a placebo arm did to trait_gain, and projection against it, in one or two sentences."""
+    gain, versus = result.trait_gain, result.projection_vs_placebo
+    words = (f"{arm}: refused: {gain.reason}." if isinstance(gain, Refused) else
+             f"{arm} changes trait_gain by {estimate(gain.difference)} against {BASELINE}.")
+    if isinstance(versus, Refused):
+        return words + f" Projection against it is refused: {versus.reason}."
+    return words + (f" {versus.arm} minus {arm} in trait_gain: {estimate(versus.difference)}, paired over "
+                    f"{versus.difference.n} seeds.")
+
+
+def _projection_part(arm: str, gain: Paired | Refused, noninferior: NonInferiority | Refused | None
+                     ) -> tuple[str, str]:
+    """One projection arm's verdict: suppression (trait_gain interval below 0) and non-inferior distillation."""
+    if isinstance(gain, Refused):
+        return UNDETERMINED, f"{arm}: the trait_gain comparison is refused: {gain.reason}."
+    suppresses = gain.difference.ci_high < 0
+    text = (f"{arm} changes trait_gain by {estimate(gain.difference)} against {BASELINE} ({fmt(gain.mean_arm)} vs "
+            f"{fmt(gain.mean_reference)}, paired over {gain.difference.n} seeds)")
+    fine, words = _noninferiority_words(noninferior)
+    verdict = NOT_SUPPORTED if not suppresses else SUPPORTED if fine else PARTLY
+    return verdict, text + words
+
+
 def projection_suppresses(stats: Stats) -> dict[str, str]:
-    parts = []
-    for arm, result in stats.comparisons.projection.items():
-        gain, loss = result.trait_gain, result.final_distill_loss
-        if isinstance(gain, Refused):
-            parts.append((UNDETERMINED, f"{arm}: the trait_gain comparison is refused: {gain.reason}."))
-            continue
-        suppresses = gain.difference.ci_high < 0
-        text = (f"{arm} changes trait_gain by {estimate(gain.difference)} against {BASELINE} ({fmt(gain.mean_arm)} vs "
-                f"{fmt(gain.mean_reference)}, paired over {gain.difference.n} seeds)")
-        if isinstance(loss, Refused):
-            hurts = None
-            text += f"; the distillation-loss comparison is refused: {loss.reason}."
-        else:
-            hurts = loss.difference.ci_low > 0
-            text += (f"; its final distillation loss differs by {estimate(loss.difference)}: "
-                     + ("higher, so projection slows distillation." if hurts else "no detectable cost to distillation."))
-        verdict = NOT_SUPPORTED if not suppresses else SUPPORTED if hurts is False else PARTLY
-        parts.append((verdict, text))
+    parts = [_projection_part(arm, result.trait_gain, stats.noninferiority.get(arm))
+             for arm, result in stats.comparisons.projection.items()]
     verdict, words = _combine(parts) if parts else (UNDETERMINED, "No completed shared-init projection trials.")
+    placebo = [_placebo_words(result, arm) for arm, result in stats.comparisons.placebo.items()]
+    if placebo:
+        words += " Placebo (projection's step size in a random direction orthogonal to g_t): " + " ".join(placebo)
+    margin = fmt(stats.meta.margin)
     return _claim("claim2", "Claim 2: projection suppresses acquisition without hurting distillation",
                   "Removing the trait-aligned component of the distillation gradient (projection) suppresses trait "
                   "acquisition without hurting distillation progress: alignment contributes causally.",
-                  f"Paired by seed against {BASELINE}: difference in trait_gain (suppression = interval below 0) "
-                  "and in final distillation loss (a cost = interval above 0), with one-sample t-tests of the "
-                  "differences.", verdict, words)
+                  f"Paired by seed against {BASELINE}: difference in trait_gain (suppression = interval below 0, "
+                  "t-test); final distillation loss non-inferior (the one-sided "
+                  f"{CONFIDENCE:.0%} upper bound of the difference below a margin of {margin} × {BASELINE}'s mean, "
+                  "one-sided paired t-test). Beside it, placebo arms against "
+                  f"{BASELINE} and projection against placebo in trait_gain.", verdict, words)
 
 
 def _critical_words(result: CriticalPeriod, test: MeanTest) -> tuple[str, str]:
@@ -168,35 +205,62 @@ def _mediation_words(kind: str, med: MediationResult) -> str:
             f"ADE {estimate(med.ade)}, total {estimate(med.total)}; {share}.")
 
 
-def alignment_mediates(stats: Stats) -> dict[str, str]:
-    parts, relates, mediated = [], [], []
-    fits = ((stats.regression.ols, "OLS (HC3)"), (stats.regression.mixed, "mixed model (seed intercept)"))
-    for fit, label in fits:
-        if isinstance(fit, Refused):
-            parts.append(f"{label}: refused: {fit.reason}.")
+def _direction_words(stats: Stats) -> tuple[list[bool], list[str]]:
+    """Per placebo arm: is the direction causal (see `direction_causal`), and the sentence saying so."""
+    found, parts = [], []
+    for arm, result in stats.comparisons.placebo.items():
+        causal = direction_causal(result)
+        if causal is None:
+            parts.append(_placebo_words(result, arm) + " Whether the direction is causal is undetermined.")
             continue
-        relates.append(fit.ci_low > 0)
-        parts.append(f"{label}: trait_gain changes by {estimate(fit)} per unit of mean alignment, n = {fit.n}.")
+        found.append(causal)
+        parts.append(_placebo_words(result, arm) + (
+            " Direction causal: placebo leaves acquisition intact where projection stops it." if causal else
+            " Direction not shown causal: placebo is not shown to leave acquisition intact where projection "
+            "stops it."))
+    return found, parts
+
+
+def _fit_words(fits: tuple[tuple[object, str], ...]) -> list[str]:
+    return [f"{label}: refused: {fit.reason}." if isinstance(fit, Refused) else
+            f"{label}: trait_gain changes by {estimate(fit)} per unit of mean alignment, n = {fit.n}."
+            for fit, label in fits]
+
+
+def alignment_mediates(stats: Stats) -> dict[str, str]:
+    within = stats.regression.within_shared
+    relates = [] if isinstance(within, Refused) else [within.ci_low > 0]
+    parts = _fit_words(((within, "Within shared init, arm fixed effects (OLS, HC3)"),))
+    parts += ["Pooled over every arm, for reference:"] + _fit_words(
+        ((stats.regression.ols, "OLS (HC3)"), (stats.regression.mixed, "mixed model (seed intercept)")))
+    mediated = []
     for kind, med in stats.mediation.items():
         if isinstance(med, Refused):
             parts.append(f"Mediation ({kind}): refused: {med.reason}.")
             continue
         mediated.append(med.acme.ci_low > 0 or med.acme.ci_high < 0)
         parts.append(_mediation_words(kind, med))
-    if not relates and not mediated:
+    causal, direction = _direction_words(stats)
+    parts += direction
+    beyond = mediated + causal
+    if not relates and not beyond:
         verdict = UNDETERMINED
-    elif relates and all(relates) and any(mediated):
+    elif all(relates) and relates and any(beyond):
         verdict = SUPPORTED
-    elif (relates and all(relates)) or any(mediated):
+    elif any(relates) or any(beyond):
         verdict = PARTLY
     else:
         verdict = NOT_SUPPORTED
     return _claim("referee", "Referee: is alignment more than a correlate of acquisition?",
                   "Alignment predicts acquisition, and mitigation changes acquisition through alignment (the "
                   "referee asks for explicit statistics, and for more than correlation behind the causal claim).",
-                  "trait_gain ~ mean_alignment over all completed trials (every arm) by OLS with HC3 robust SEs "
-                  "and by a mixed model with a random intercept per seed; mediation strength → mean_alignment → trait_gain per mitigation "
-                  "(statsmodels Mediation, seed fixed effects).", verdict, " ".join(parts))
+                  "trait_gain ~ mean_alignment within shared-init trials with an intercept per arm (OLS, HC3 SEs: the "
+                  "verdict's test), and pooled over all completed trials by OLS and by a mixed model with a random "
+                  "intercept per seed; mediation strength → mean_alignment → trait_gain per mitigation (statsmodels "
+                  "Mediation, seed fixed effects); placebo against projection (direction causal = placebo's "
+                  "trait_gain not shown reduced against none/shared while projection's is reduced against placebo). "
+                  "Supported = the within-shared slope's interval above 0 and either a mediated effect or a causal "
+                  "direction.", verdict, " ".join(parts))
 
 
 def init_control(stats: Stats) -> dict[str, str]:

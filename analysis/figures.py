@@ -18,8 +18,9 @@ from matplotlib.figure import Figure
 
 from sublim.core.files import atomic_write
 from sublim.core.mitigations import MITIGATIONS
+from sublim.core.schema import LAYER_NAMES
 
-from .answers import DoseLevel, DoseResponse, Drawn, MeanCI, Refused
+from .answers import DoseLevel, DoseResponse, Drawn, MeanCI, MeanTest, Refused
 from .errors import Refusal, need
 from .load import arm_order
 from .stats import BASELINE, CONFIDENCE, fit_ols, t_halfwidth
@@ -85,12 +86,20 @@ def _curve(ax: Any, x: Any, mean: Any, half: Any, colour: str, label: str, refer
     ax.fill_between(x, mean - half, mean + half, color=colour, alpha=0.2, linewidth=0)
 
 
-def alignment_over_steps(steps: pd.DataFrame, completed: pd.DataFrame, path: Path) -> None:
-    """Per arm: mean alignment at each optimizer step across trials, its 95% band, and the zero line."""
-    steps = steps[steps["trial_id"].isin(completed["trial_id"])].dropna(subset=["alignment", "step"])
-    need(len(steps) > 0, "needs the step traces' alignment column, has none")
+STEP_SERIES = {  # trace column -> (y label, figure title)
+    "alignment": ("alignment cos(g_distill, g_trait)", "Gradient alignment during distillation"),
+    "update_alignment": ("update alignment cos(−Δθ, g_trait)",
+                         "Update alignment during distillation (the step Adam applied, against the trait gradient)"),
+}
+
+
+def alignment_over_steps(steps: pd.DataFrame, completed: pd.DataFrame, path: Path, column: str = "alignment") -> None:
+    """Per arm: mean alignment (or `column`, e.g. the update alignment) at each optimizer step across trials,
+    its 95% band, and the zero line."""
+    steps = steps[steps["trial_id"].isin(completed["trial_id"])].dropna(subset=[column, "step"])
+    need(len(steps) > 0, f"needs the step traces' {column} column, has none")
     window = max(1, round(steps["step"].max() / 50))
-    steps = steps.sort_values(["trial_id", "step"]).assign(smooth=lambda d: d.groupby("trial_id")["alignment"]
+    steps = steps.sort_values(["trial_id", "step"]).assign(smooth=lambda d: d.groupby("trial_id")[column]
                                                            .transform(lambda a: a.rolling(window, 1, center=True).mean()))
     colours = arm_colours(completed)
     panels = _panels(completed)
@@ -108,9 +117,37 @@ def alignment_over_steps(steps: pd.DataFrame, completed: pd.DataFrame, path: Pat
             ax.axvline(step, color="#bbbbbb", linewidth=0.6, linestyle=":")
         ax.set(title=title, xlabel="optimizer step (dotted lines: epoch boundaries)")
         _legend_below(ax)
-    axes[0].set_ylabel("alignment cos(g_distill, g_trait)")
+    label, heading = STEP_SERIES[column]
+    axes[0].set_ylabel(label)
     smoothing = f", rolling mean over {window} steps" if window > 1 else ""
-    _title(fig, f"Gradient alignment during distillation: mean across trials with {BAND} band{smoothing}")
+    _title(fig, f"{heading}: mean across trials with {BAND} band{smoothing}")
+    _save(fig, path)
+
+
+def per_layer_alignment(layers: dict[str, dict[str, MeanTest | Refused]], completed: pd.DataFrame, path: Path) -> None:
+    """Per layer, each arm's mean per-trial alignment over that layer's weights with its 95% CI: which layer
+    carries the drive. One group of points per layer, arms side by side in report order and colours."""
+    arms = [arm for arm, by_layer in layers.items() if any(isinstance(r, MeanTest) for r in by_layer.values())]
+    need(bool(arms), "needs at least 3 trials of an arm with per-layer alignment in the traces, has none")
+    colours = arm_colours(completed)
+    fig, (ax,) = _figure(1, width=max(7.5, 1.1 * len(arms) + 4.5), height=4.8)
+    width = 0.8 / len(arms)
+    for i, arm in enumerate(arms):
+        drawn = [(j, r) for j, r in enumerate(layers[arm].get(layer) for layer in LAYER_NAMES)
+                 if isinstance(r, MeanTest)]
+        x = [j - 0.4 + width * (i + 0.5) for j, _ in drawn]
+        mean = np.array([r.mean for _, r in drawn])
+        spread = [mean - [r.ci_low for _, r in drawn], [r.ci_high for _, r in drawn] - mean]
+        ax.errorbar(x, mean, yerr=spread, color=colours[arm], marker="o", capsize=3, linestyle="none",
+                    linewidth=1.4, label=f"{arm} (n={max(r.n for _, r in drawn)})")
+    ax.axhline(0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xticks(range(len(LAYER_NAMES)), list(LAYER_NAMES))
+    for boundary in np.arange(0.5, len(LAYER_NAMES) - 1):
+        ax.axvline(boundary, color="#dddddd", linewidth=0.8)
+    ax.set(xlabel="layer (fc1: 784 → hidden, fc2: hidden → hidden, out: hidden → 10 + m logits)",
+           ylabel="mean alignment cos(g_distill, g_trait) in the layer")
+    _legend_below(ax)
+    _title(fig, f"Which layer carries the drive? Per-trial mean alignment by layer, mean per arm with {BAND}")
     _save(fig, path)
 
 
@@ -203,10 +240,13 @@ def dose_response(completed: pd.DataFrame, doses: dict[str, DoseResponse | Refus
 
 
 def draw_all(steps: pd.DataFrame, completed: pd.DataFrame, epochs: pd.DataFrame,
-             doses: dict[str, DoseResponse | Refused], folder: Path) -> dict[str, Drawn | Refused]:
+             doses: dict[str, DoseResponse | Refused], folder: Path,
+             layers: dict[str, dict[str, MeanTest | Refused]] | None = None) -> dict[str, Drawn | Refused]:
     """Draw every figure into `folder`: {name: Drawn(path relative to the report folder) or Refused}."""
     jobs = {
         "alignment_steps": lambda p: alignment_over_steps(steps, completed, p),
+        "update_alignment_steps": lambda p: alignment_over_steps(steps, completed, p, column="update_alignment"),
+        "per_layer_alignment": lambda p: per_layer_alignment(layers or {}, completed, p),
         "accuracy_epochs": lambda p: accuracy_over_epochs(epochs, completed, p),
         "gain_vs_alignment": lambda p: gain_vs_alignment(completed, p),
         "dose_response": lambda p: dose_response(completed, doses, p),

@@ -130,8 +130,8 @@ def _foreign(record: dict[str, Any], expected: dict[str, Any] | None, name: str)
 def _non_finite(summary: dict[str, Any]) -> str | None:
     """Why a summary's numbers are no result: a required number or a per-epoch value null (NaN) or infinite."""
     bad = [key for key in REQUIRED if key in summary and not _finite(summary[key])]
-    bad += [key for key in PER_EPOCH
-            if key not in OPTIONAL and key in summary and not (isinstance(summary[key], list) and all(map(_finite, summary[key])))]
+    bad += [key for key in PER_EPOCH if key not in OPTIONAL and key in summary
+            and not (isinstance(summary[key], list) and all(map(_finite, summary[key])))]
     return f"{SUMMARY_FILE}: {', '.join(bad)} not finite (null, NaN or infinite)" if bad else None
 
 

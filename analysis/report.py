@@ -10,6 +10,7 @@ every number they show is in it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 import tempfile
@@ -23,13 +24,14 @@ import pandas as pd
 from sublim.core.files import atomic_write, write_json, write_text
 
 from . import claims, figures
-from .answers import (ArmComparison, CriticalPeriod, DoseResponse, Drawn, Estimate, MediationResult, MeanTest,
-                      MixedRegression, Paired, Positivity, PositiveSteps, Refused, Stats, jsonable)
+from .answers import (AlignmentByEpoch, ArmComparison, CriticalPeriod, DoseResponse, Drawn, Estimate,
+                      FixedEffectsRegression, MediationResult, MeanTest, MixedRegression, NonInferiority, Paired,
+                      Positivity, PositiveSteps, PowerEntry, Refused, Regressions, Stats, UpdateAlignment, jsonable)
 from .document import Block, Bullets, Heading, Image, Paragraph, Table, fmt, to_html, to_markdown
 from .errors import ReportError
 from .load import STATUSES, Results, load_results
-from .stats import (ALPHA, BASELINE, CONFIDENCE, MEDIATION_SIMS, MIN_DISTINCT_X, MIN_REGRESSION_N, MIN_TEST_N,
-                    MIN_WILCOXON_N, arm_table, compute_stats, epoch_table)
+from .stats import (ALPHA, BASELINE, CONFIDENCE, MARGIN, MAX_SEEDS, MEDIATION_SIMS, MIN_DISTINCT_X, MIN_REGRESSION_N,
+                    MIN_TEST_N, MIN_WILCOXON_N, POWER, arm_table, compute_stats, epoch_table)
 
 CI = f"{CONFIDENCE:.0%} CI"
 REPORT_OUTPUTS = ("report.md", "report.html", "stats.json", "tables", "figures")  # all a report folder holds
@@ -43,6 +45,11 @@ FIGURE_CAPTIONS = {
     "gain_vs_alignment": "Trait gain against mean alignment, one point per trial, with the OLS line and its "
                          f"{CI} band (HC3).",
     "dose_response": f"Trait gain and mean alignment against mitigation strength: trials and mean ± {CI}.",
+    "update_alignment_steps": "Update alignment cos(−Δθ, g_trait), the step Adam applied against the trait gradient, "
+                              f"at each optimizer step: mean across trials per arm with its {CI} band; the dashed "
+                              "line is 0.",
+    "per_layer_alignment": "Per-trial mean alignment within each layer's weights and bias, mean per arm with its "
+                           f"{CI}; the dashed line is 0.",
 }
 
 
@@ -61,18 +68,22 @@ class ReportFiles:
 
 
 def build_report(results_path: str | Path, out: str | Path | None = None, mediation_sims: int = MEDIATION_SIMS,
-                 mediation_seed: int = 0) -> ReportFiles:
+                 mediation_seed: int = 0, margin: float = MARGIN) -> ReportFiles:
     """Write the report of the results folder `results_path` into `out` (default `results_path/report`).
 
+    `margin` is the non-inferiority margin, a fraction of none/shared's mean final distillation loss.
     Bad input is refused before any work. The report is built whole in a temporary sibling folder and
     renamed into place, so a failure leaves no partial output and an earlier report as it was."""
     if mediation_sims < 10:
         raise ReportError(f"mediation simulations ({mediation_sims}) too few for an interval; expected at least 10")
+    if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin > 0):
+        raise ReportError(f"non-inferiority margin {margin!r} is not a positive finite fraction; expected e.g. 0.05 "
+                          "(5% of none/shared's mean final distillation loss)")
     # absolute, so that '.' and 'a/..' have a name and a parent to build beside
     folder = Path(os.path.abspath(out if out is not None else Path(results_path) / "report"))
     _check_out(folder)
     results = load_results(results_path)
-    stats = compute_stats(results, mediation_sims=mediation_sims, mediation_seed=mediation_seed)
+    stats = compute_stats(results, mediation_sims=mediation_sims, mediation_seed=mediation_seed, margin=margin)
     staging = _staging(folder)
     try:
         files = _write(results, stats, staging)
@@ -134,10 +145,12 @@ def _staging(folder: Path) -> Path:
 def _write(results: Results, stats: Stats, folder: Path) -> ReportFiles:
     """Every file of the report into `folder`: figures, tables, stats.json, report.md and report.html."""
     epochs = epoch_table(results.completed)
-    drawn = figures.draw_all(results.steps, results.completed, epochs, stats.dose_response, folder / "figures")
+    drawn = figures.draw_all(results.steps, results.completed, epochs, stats.dose_response, folder / "figures",
+                             layers=stats.per_layer)
     judged = claims.judge(stats)
     tables = {"trials": results.trials, "arms": arm_table(results.trials), "arm_epochs": epochs,
-              "dose_response": _dose_table(stats.dose_response)}
+              "dose_response": _dose_table(stats.dose_response), "per_layer": _layer_table(stats.per_layer),
+              "power": _power_table(stats.power)}
     table_paths = []
     for name, table in tables.items():
         path = folder / "tables" / f"{name}.csv"
@@ -178,6 +191,18 @@ def _relocated(files: ReportFiles, staging: Path, folder: Path) -> ReportFiles:
     return dataclasses.replace(files, folder=folder, markdown=moved(files.markdown), html=moved(files.html),
                                stats=moved(files.stats), tables=[moved(p) for p in files.tables],
                                figures=[moved(p) for p in files.figures])
+
+
+def _layer_table(layers: dict[str, dict[str, MeanTest | Refused]]) -> pd.DataFrame:
+    """One row per arm and layer: the test of the layer's per-trial mean alignment, or why it was refused."""
+    rows = [{"arm": arm, "layer": layer, **jsonable(result)} for arm, by_layer in layers.items()
+            for layer, result in by_layer.items()]
+    return pd.DataFrame(rows).drop(columns=["wilcoxon"], errors="ignore")
+
+
+def _power_table(entries: list[PowerEntry]) -> pd.DataFrame:
+    """One row per claim's primary test: the seeds it needs, or why that cannot be said."""
+    return pd.DataFrame([jsonable(entry) for entry in entries])
 
 
 def _dose_table(doses: dict[str, DoseResponse | Refused]) -> pd.DataFrame:
@@ -342,7 +367,8 @@ def _comparison_table(compared: Compared) -> tuple[list[Block], dict[str, Any]]:
     rows, refused = [], {}
     for arm, metric, r in compared:
         reference = r.reference if isinstance(r, Paired) else "0" if metric == "gain_vs_zero" else BASELINE
-        rows.append([arm, metric, reference, *_test_cells(r.difference if isinstance(r, Paired) else r)])
+        shown_arm, shown_metric = (r.arm, r.metric) if isinstance(r, Paired) else (arm, metric)
+        rows.append([shown_arm, shown_metric, reference, *_test_cells(r.difference if isinstance(r, Paired) else r)])
         refused[f"{arm} {metric}"] = r
     return _table(["arm", "metric", "against", "n", f"difference [{CI}]", "t-test p", "Cohen's d"], rows), refused
 
@@ -373,24 +399,36 @@ def _critical_section(stats: Stats, claim: dict[str, str], drawn: dict[str, Draw
             *_refusals(refused), _conclusion(claim), *_figure(drawn, "accuracy_epochs")]
 
 
-def _regression_blocks(stats: Stats) -> list[Block]:
-    ols, mixed = stats.regression.ols, stats.regression.mixed
+def _fit_blocks(fits: Regressions, x: str) -> list[Block]:
+    """The three fits of trait_gain on `x` as one table (the within-shared one first: the verdict's), with
+    their refusals and the mixed model's warnings."""
+    ols, mixed, within = fits.ols, fits.mixed, fits.within_shared
 
     def cells(fit: Any) -> list[str]:
         return ["n/a", "refused", "refused"] if isinstance(fit, Refused) else [fmt(fit.n), _interval(fit), fmt(fit.p)]
 
     fitted = isinstance(mixed, MixedRegression)
-    fits = [["OLS, HC3 robust SEs", *cells(ols), "n/a" if isinstance(ols, Refused) else fmt(ols.r2)],
-            ["mixed model, random intercept per seed", *cells(mixed),
+    rows = [["within shared init, intercept per arm, HC3 robust SEs", *cells(within),
+             "n/a" if isinstance(within, Refused) else fmt(within.r2)],
+            ["pooled, OLS, HC3 robust SEs", *cells(ols), "n/a" if isinstance(ols, Refused) else fmt(ols.r2)],
+            ["pooled, mixed model, random intercept per seed", *cells(mixed),
              f"marginal {fmt(mixed.r2_marginal if fitted else None)}, "
              f"conditional {fmt(mixed.r2_conditional if fitted else None)}"]]
-    blocks: list[Block] = [Heading("Does alignment relate to acquisition?", 3),
-                           Table(["model", "n", f"slope of trait_gain on mean_alignment [{CI}]", "p", "R²"], fits),
-                           *_refusals({"OLS": ols, "mixed model": mixed})]
+    blocks: list[Block] = [Table(["model", "n", f"slope of trait_gain on {x} [{CI}]", "p", "R²"], rows),
+                           *_refusals({f"within shared ({x})": within, f"OLS ({x})": ols, f"mixed model ({x})": mixed})]
+    if isinstance(within, FixedEffectsRegression):
+        blocks.append(Paragraph(f"Within shared init: arms {', '.join(within.arms)}; {within.seeds} seeds."))
     if isinstance(mixed, MixedRegression) and mixed.fit_warnings:
         blocks.append(Paragraph("Mixed-model fit warnings: " + "; ".join(mixed.fit_warnings)
                                 + f" (converged: {fmt(mixed.converged)})."))
     return blocks
+
+
+def _regression_blocks(stats: Stats) -> list[Block]:
+    return [Heading("Does alignment relate to acquisition?", 3),
+            Paragraph("The verdict uses the within-shared fit: pooling every arm lets the independent-init control "
+                      "and each mitigation's own shift in gain pull the line."),
+            *_fit_blocks(stats.regression, "mean_alignment")]
 
 
 def _mediation_row(kind: str, med: MediationResult) -> list[str]:
@@ -436,6 +474,101 @@ def _control_section(stats: Stats, claim: dict[str, str]) -> list[Block]:
                                        (stats.meta.control, "gain_vs_zero", comparisons.independent_gain)])
 
 
+def _noninferiority_blocks(stats: Stats) -> list[Block]:
+    rows, refused = [], {}
+    for arm, r in stats.noninferiority.items():
+        refused[f"{arm} non-inferiority"] = r
+        if isinstance(r, NonInferiority):
+            rows.append([arm, fmt(r.n), fmt(r.mean_arm), fmt(r.mean_reference), fmt(r.difference), fmt(r.upper),
+                         fmt(r.margin), fmt(r.p), fmt(r.noninferior)])
+    header = ["arm", "n", "final distillation loss", BASELINE, "difference", f"one-sided {CONFIDENCE:.0%} upper bound",
+              "margin", "p (one-sided)", "non-inferior"]
+    return [Paragraph(f"Final distillation loss against {BASELINE}, paired by seed: non-inferior when the one-sided "
+                      f"upper bound of the difference lies below the margin ({fmt(stats.meta.margin)} × {BASELINE}'s "
+                      "mean over the paired seeds; `sublim report --margin`)."),
+            *_table(header, rows), *_refusals(refused)]
+
+
+def _claim2_section(stats: Stats, claim: dict[str, str]) -> list[Block]:
+    table, refused = _comparison_table(_by_metric(stats.comparisons.projection) + _by_metric(stats.comparisons.placebo))
+    return [Heading(claim["title"]), *_claim_and_statistic(claim), *table, *_refusals(refused),
+            *_noninferiority_blocks(stats), _conclusion(claim)]
+
+
+def _update_rows(stats: Stats) -> tuple[list[list[str]], list[list[str]], dict[str, Any]]:
+    """Per arm: gradient beside update alignment; per epoch update alignment; what was refused."""
+    rows, epoch_rows, refused = [], [], {}
+    for arm, r in stats.update_alignment.by_arm.items():
+        gradient = stats.positivity[arm].mean_alignment
+        change = r.predicted_trait_loss_change
+        rows.append([arm, _interval(gradient), *_test_cells(r.mean_update_alignment), _steps_cell(r.positive_steps),
+                     _with_p(change)])
+        refused.update({f"{arm} update alignment": r.mean_update_alignment,
+                        f"{arm} positive update steps": r.positive_steps, f"{arm} update per epoch": r.by_epoch,
+                        f"{arm} predicted trait-loss change": change})
+        if isinstance(r.by_epoch, AlignmentByEpoch):
+            epoch_rows.append([arm, *(_with_p(e.test) for e in r.by_epoch.epochs), fmt(r.by_epoch.sustained)])
+    return rows, epoch_rows, refused
+
+
+def _update_section(stats: Stats, drawn: dict[str, Drawn | Refused]) -> list[Block]:
+    rows, epoch_rows, refused = _update_rows(stats)
+    width = max((len(r) - 2 for r in epoch_rows), default=0)
+    blocks: list[Block] = [
+        Heading("Update alignment: the step the optimizer applied"),
+        Paragraph("Adam does not apply the gradient: it applies a preconditioned step Δθ. Update alignment is "
+                  "cos(−Δθ, g_trait) per step (positive: the step taken lowers the probe trait loss to first order); "
+                  "the predicted trait-loss change sums g_trait·Δθ over steps (below 0: lowered). Beside it, the "
+                  "gradient alignment of Claim 1."),
+        *_table(["arm", f"gradient alignment [{CI}]", "n", f"update alignment [{CI}]", "t-test p", "Cohen's d",
+                 f"positive update steps [{CI}]; trials mostly positive", f"predicted trait-loss change [{CI}]"], rows)]
+    if epoch_rows:
+        blocks += [Paragraph(f"Update alignment per epoch [{CI}] with t-test p; sustained = interval above 0 in every "
+                             "epoch:"),
+                   Table(["arm", *(f"epoch {e}" for e in range(1, width + 1)), "sustained"],
+                         [r[:-1] + [""] * (width + 2 - len(r)) + r[-1:] for r in epoch_rows])]
+    blocks += [*_refusals(refused), *_figure(drawn, "update_alignment_steps"),
+               Heading("Does update alignment relate to acquisition?", 3),
+               *_fit_blocks(stats.update_alignment.regression, "mean_update_alignment")]
+    return blocks
+
+
+def _layer_section(stats: Stats, drawn: dict[str, Drawn | Refused]) -> list[Block]:
+    rows, refused = [], {}
+    for arm, by_layer in stats.per_layer.items():
+        tested = {layer: r for layer, r in by_layer.items() if isinstance(r, MeanTest)}
+        positive = [layer for layer, r in tested.items() if r.ci_low > 0]
+        top = max(positive, key=lambda layer: tested[layer].mean) if positive else "none"
+        rows.append([arm, fmt(max((r.n for r in tested.values()), default=None)),
+                     *(_with_p(r) for r in by_layer.values()), top])
+        refused.update({f"{arm} {layer}": r for layer, r in by_layer.items()})
+    layers = list(next(iter(stats.per_layer.values()), {}))
+    return [Heading("Which layer carries the drive?"),
+            Paragraph(f"Per-trial mean alignment cos(g_distill, g_trait) within each layer's weights and bias, "
+                      f"mean per arm [{CI}] with a t-test against 0:"),
+            *_table(["arm", "n", *layers, "largest of those above 0"], rows), *_refusals(refused),
+            *_figure(drawn, "per_layer_alignment")]
+
+
+def _power_section(stats: Stats) -> list[Block]:
+    rows, refused = [], {}
+    for entry in stats.power:
+        r = entry.result
+        refused[f"{entry.claim} {entry.test} ({entry.arm})"] = r
+        cells = (["n/a", "n/a", "n/a", "refused"] if isinstance(r, Refused) else
+                 [fmt(r.n), fmt(r.cohens_d), fmt(r.power_now), fmt(r.seeds_needed)])
+        rows.append([entry.claim, entry.test, entry.arm, *cells])
+    return [Heading("Seeds needed"),
+            Paragraph(f"For each claim's primary test: the seeds for {POWER:.0%} power at alpha {fmt(ALPHA)} if the "
+                      "true effect were the one observed (statsmodels TTestPower; the within-shared slope by "
+                      "FTestPowerF2, its effect size given as Cohen's f, one trial per arm per seed), rounded up. "
+                      "An observed effect from few seeds is noisy, and optimistic when significant: a planning figure, "
+                      "not a promise."),
+            *_table(["claim", "test", "arm", "n now", "effect size (Cohen's d; f for a slope)", "power now",
+                     "seeds needed"], rows),
+            *_refusals(refused)]
+
+
 def _methods() -> list[Block]:
     return [Heading("Methods"), Bullets([
         f"Intervals are {CI}s; a claim is supported only when its interval excludes the null in the claimed "
@@ -452,6 +585,13 @@ def _methods() -> list[Block]:
         "Mediation uses OLS mediator and outcome models with seed fixed effects and a parametric simulation "
         "(statsmodels Mediation); the proportion mediated is reported only when the total effect's interval "
         "excludes 0.",
+        "Non-inferiority of the final distillation loss: a one-sided paired t-test of (arm − none/shared) "
+        "against the margin at alpha; non-inferior when the one-sided upper bound lies below the margin.",
+        "The referee's regression is fitted within shared-init trials with an intercept per arm (arms whose "
+        "trials share one alignment value carry no within-arm information and are left out); the pooled fits "
+        "are shown for reference.",
+        f"Seeds needed are capped at {MAX_SEEDS:,}; beyond that, or for an effect of 0 or on the wrong side of "
+        "a one-sided test, the figure is refused.",
     ])]
 
 
@@ -466,10 +606,13 @@ def document(stats: Stats, drawn: dict[str, Drawn | Refused], judged: list[dict[
         summary,
         *_data_section(stats),
         *_positivity_section(stats, by_id["claim1"], drawn),
-        *_comparison_section(by_id["claim2"], _by_metric(stats.comparisons.projection)),
+        *_update_section(stats, drawn),
+        *_claim2_section(stats, by_id["claim2"]),
         *_critical_section(stats, by_id["claim3"], drawn),
         *_comparison_section(by_id["claim4"], _by_metric(stats.comparisons.liminal)),
         *_referee_section(stats, by_id["referee"], drawn),
         *_control_section(stats, by_id["control"]),
+        *_layer_section(stats, drawn),
+        *_power_section(stats),
         *_methods(),
     ]

@@ -8,6 +8,7 @@ means nothing. Every statistic uses completed trials only.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, Callable, TypeVar
 
@@ -16,15 +17,18 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats as scipy_stats
 from statsmodels.stats.mediation import Mediation
+from statsmodels.stats.power import FTestPowerF2, TTestPower
 from statsmodels.stats.weightstats import DescrStatsW
 
 from sublim.core.mitigations import MITIGATIONS as REGISTRY
+from sublim.core.schema import LAYER_NAMES
 
 from .answers import (AlignmentByEpoch, Coefficient, Comparisons, CriticalPeriod, DataSummary, DoseLevel,
-                      DoseResponse, EpochGain, EpochTest, LiminalComparison, MeanCI, MeanRange, MeanTest,
-                      MediationResult, Meta, MixedRegression, Paired, PositiveSteps, Positivity,
-                      ProjectionComparison, ProportionMediated, Refused, Regression, Regressions,
-                      SimulatedEffect, Stats, Wilcoxon)
+                      DoseResponse, EpochGain, EpochTest, FixedEffectsRegression, LiminalComparison, MeanCI,
+                      MeanRange, MeanTest, MediationResult, Meta, MixedRegression, NonInferiority, Paired,
+                      PlaceboComparison, PositiveSteps, Positivity, PowerEntry, ProjectionComparison,
+                      ProportionMediated, Refused, Regression, Regressions, SeedsNeeded, SimulatedEffect, Stats,
+                      UpdateAlignment, UpdateAlignments, Wilcoxon)
 from .errors import Refusal, need
 from .load import DIVERGED_COLUMNS, STATUSES, Results, arm_order
 
@@ -42,7 +46,11 @@ MIN_DISTINCT_X = 3  # a line through 2 distinct x values fits perfectly and test
 MEDIATION_SIMS = 500  # parametric draws per mediation: percentile intervals settle to about 2 digits
 EXPOSURE, MEDIATOR, OUTCOME = "exposure", "mean_alignment", "trait_gain"  # the mediation's named columns
 ARM_METRICS = ("teacher_acc", "student_acc_before", "student_acc", "trait_gain", "mean_alignment",
-               "frac_positive_steps", "mean_applied_alignment", "final_distill_loss")
+               "frac_positive_steps", "mean_applied_alignment", "final_distill_loss", "mean_update_alignment")
+UPDATE = "update_alignment"  # `of` for the statistics of the step the optimizer applied, cos(-Δθ, g_t)
+MARGIN = 0.05  # non-inferiority margin: a fraction of the reference arm's mean (sublim report --margin)
+POWER = 0.8  # the power `seeds_needed` plans for, at ALPHA
+MAX_SEEDS = 10_000  # beyond this, "seeds needed" says only that the observed effect is too small to chase
 
 
 def attempt(statistic: Callable[..., T], *args: Any, **kwargs: Any) -> T | Refused:
@@ -156,7 +164,7 @@ def epoch_table(completed: pd.DataFrame) -> pd.DataFrame:
     for arm, group in _by_arm(completed):
         for epoch in range(_epochs(group, "acc_epoch", first=0) + 1):
             row = {"arm": arm, "epoch": epoch}
-            for prefix in ("acc_epoch", "alignment_epoch", "frac_positive_epoch"):
+            for prefix in ("acc_epoch", "alignment_epoch", "frac_positive_epoch", "update_alignment_epoch"):
                 row.update(mean_ci(group.get(f"{prefix}_{epoch}", [])).columns(prefix.rsplit("_", 1)[0]))
             rows.append(row)
     return pd.DataFrame(rows)
@@ -186,7 +194,8 @@ def _step_counts(group: pd.DataFrame, epoch: int | None, of: str) -> tuple[str, 
         column = "frac_positive_steps" if epoch is None else f"frac_positive_epoch_{epoch}"
         need(column in group, f"needs {column} in the summaries, has none")
         # each epoch has an equal share of a trial's steps
-        return column, group[column], group["steps"] if epoch is None else (group["steps"] / group["epochs_done"]).round()
+        steps = group["steps"] if epoch is None else (group["steps"] / group["epochs_done"]).round()
+        return column, group[column], steps
     column, count = (("frac_positive_update_steps", "update_steps") if epoch is None
                      else (f"frac_positive_update_epoch_{epoch}", f"update_steps_epoch_{epoch}"))
     need(column in group and group[column].notna().any(), f"needs {of} in the step traces, has none")
@@ -352,7 +361,8 @@ def noninferiority_by_arm(completed: pd.DataFrame, margin_fraction: float) -> di
 # --- does alignment relate to acquisition? -------------------------------------------------------
 
 def _regression_sample(completed: pd.DataFrame, x: str = MEDIATOR) -> pd.DataFrame:
-    need(x in completed, f"needs {x} in the summaries, has none")
+    for column in ("trait_gain", x):
+        need(column in completed, f"needs {column} in the summaries, has none")
     sample = completed[["trait_gain", x, "seed", "arm"]].dropna()
     need(len(sample) >= MIN_REGRESSION_N,
          f"needs at least {MIN_REGRESSION_N} trials with finite trait_gain and {x}, has {len(sample)}")
@@ -521,24 +531,189 @@ def mediation(completed: pd.DataFrame, kind: str, sims: int, seed: int) -> Media
     )
 
 
+# --- what the traces add: layers and the optimizer's step ----------------------------------------
+
+def trace_metrics(steps: pd.DataFrame) -> pd.DataFrame:
+    """Per trial (indexed by trial_id), what the summaries do not hold: each layer's mean alignment, the
+    steps with a finite and with a positive update alignment (overall and per epoch), and the summed
+    update_trait_change. Columns a trace lacks (older results folders) give NaN, never an error."""
+    steps = steps.dropna(subset=["trial_id"])
+    finite, positive = steps["update_alignment"].notna(), steps["update_alignment"] > 0
+    steps = steps.assign(update_finite=finite.astype(float), update_positive=positive.astype(float))
+    by_trial = steps.groupby("trial_id")
+    out = pd.DataFrame({f"mean_alignment_{layer}": by_trial[f"alignment_{layer}"].mean() for layer in LAYER_NAMES})
+    out["predicted_trait_loss_change"] = by_trial["update_trait_change"].sum(min_count=1)
+    counts = by_trial[["update_finite", "update_positive"]].sum()
+    out["update_steps"] = counts["update_finite"]
+    out["frac_positive_update_steps"] = counts["update_positive"] / counts["update_finite"].where(lambda c: c > 0)
+    per_epoch = steps.groupby(["trial_id", "epoch"])[["update_finite", "update_positive"]].sum()
+    for epoch in sorted(per_epoch.index.get_level_values("epoch").unique()):
+        counts = per_epoch.xs(epoch, level="epoch")
+        out[f"update_steps_epoch_{int(epoch)}"] = counts["update_finite"]
+        out[f"frac_positive_update_epoch_{int(epoch)}"] = (counts["update_positive"]
+                                                           / counts["update_finite"].where(lambda c: c > 0))
+    return out
+
+
+def with_trace_metrics(completed: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
+    """The completed trials with `trace_metrics` as columns (NaN for a trial without a trace)."""
+    metrics = trace_metrics(steps)
+    return completed.merge(metrics, left_on="trial_id", right_index=True, how="left").set_axis(completed.index)
+
+
+def per_layer(completed: pd.DataFrame) -> dict[str, dict[str, MeanTest | Refused]]:
+    """Per arm and layer, the per-trial mean of that layer's alignment against 0: which layer carries the drive."""
+    return {arm: {layer: attempt(describe, group.get(f"mean_alignment_{layer}", []), f"alignment of layer {layer}")
+                  for layer in LAYER_NAMES}
+            for arm, group in _by_arm(completed)}
+
+
+def update_alignment(completed: pd.DataFrame) -> UpdateAlignments:
+    """Claim 1's statistics of the step Adam applied, beside those of the gradient, and trait_gain on it.
+
+    Adam preconditions the gradient, so a positive gradient alignment need not mean the step taken
+    lowers the trait loss; this asks whether the step itself does."""
+    def of_arm(group: pd.DataFrame) -> UpdateAlignment:
+        return UpdateAlignment(
+            mean_update_alignment=attempt(describe, group["mean_update_alignment"], "mean_update_alignment"),
+            positive_steps=attempt(positive_steps, group, None, UPDATE),
+            by_epoch=attempt(alignment_by_epoch, group, UPDATE),
+            predicted_trait_loss_change=attempt(describe, group.get("predicted_trait_loss_change", []),
+                                                "predicted_trait_loss_change"))
+
+    return UpdateAlignments(by_arm={arm: of_arm(group) for arm, group in _by_arm(completed)},
+                            regression=regressions(completed, "mean_update_alignment"))
+
+
+# --- how many seeds next? ----------------------------------------------------------------------------
+
+def _t_power(size: float, n: int, alternative: str) -> float:
+    """statsmodels' power of the t-test; where its two-sided lower tail is NaN (scipy's noncentral t fails at
+    large noncentrality, where that tail is negligible), the upper tail at alpha / 2 alone."""
+    solver = TTestPower()
+    value = float(solver.power(effect_size=size, nobs=n, alpha=ALPHA, alternative=alternative))
+    if np.isnan(value) and alternative == "two-sided":
+        value = float(solver.power(effect_size=size, nobs=n, alpha=ALPHA / 2, alternative="larger"))
+    return value
+
+
+def seeds_needed(n: int, d: float, alternative: str = "two-sided") -> SeedsNeeded:
+    """Seeds for POWER at ALPHA if the true effect were the observed Cohen's d (one-sample or paired t-test).
+
+    statsmodels' TTestPower solves for n; it is rounded up, and never below the MIN_TEST_N a test
+    needs. An observed d is a noisy, and when significant an optimistic, estimate: a planning figure.
+    """
+    need(np.isfinite(d) and d != 0, "the observed effect size is 0: no number of seeds would detect it")
+    if alternative == "larger":
+        need(d > 0, "the observed effect lies on the wrong side of the null for this one-sided test: "
+             "no number of seeds would show it if that is the truth")
+    size = abs(d)
+    now = _t_power(size, n, alternative)
+    if _t_power(size, MIN_TEST_N, alternative) >= POWER:
+        needed = MIN_TEST_N
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            solved = float(TTestPower().solve_power(effect_size=size, alpha=ALPHA, power=POWER,
+                                                    alternative=alternative))
+        need(np.isfinite(solved), f"the power equation did not solve for d = {d:.3g}")
+        needed = max(MIN_TEST_N, math.ceil(solved - 1e-9))
+    need(needed <= MAX_SEEDS, f"the observed effect (d = {d:.3g}) would need more than {MAX_SEEDS:,} seeds")
+    return SeedsNeeded(n=n, cohens_d=d, alternative=alternative, alpha=ALPHA, power=POWER, power_now=now,
+                       seeds_needed=needed)
+
+
+def _power_of(claim: str, test: str, arm: str, result: Any, alternative: str = "two-sided") -> PowerEntry:
+    """One primary test's seeds needed, from its MeanTest (or NonInferiority), or why not."""
+    if isinstance(result, Refused):
+        return PowerEntry(claim=claim, test=test, arm=arm, result=Refused(f"the test is refused: {result.reason}"))
+    return PowerEntry(claim=claim, test=test, arm=arm,
+                      result=attempt(seeds_needed, result.n, result.cohens_d, alternative))
+
+
+def _difference(result: Paired | Refused) -> MeanTest | Refused:
+    return result if isinstance(result, Refused) else result.difference
+
+
+def slope_seeds_needed(fit: FixedEffectsRegression) -> SeedsNeeded:
+    """Seeds for the within-shared slope: Cohen's f² = t² / df_resid of the slope, the F-test's residual
+    degrees of freedom solved by statsmodels' FTestPowerF2 (ncc = 0, as a Wald test), then one trial per
+    arm per seed. Reported as the slope's `cohens_d` slot: the f² is kept in its square root, f."""
+    df_resid = fit.n - 1 - len(fit.arms)
+    f2 = (fit.slope / fit.se) ** 2 / df_resid
+    need(f2 > 0, "the observed slope is 0: no number of seeds would detect it")
+    solver = FTestPowerF2()
+    now = float(solver.power(effect_size=f2, df_num=1, df_denom=df_resid, alpha=ALPHA, ncc=0))
+    if solver.power(effect_size=f2, df_num=1, df_denom=2, alpha=ALPHA, ncc=0) >= POWER:
+        solved = 2.0  # the fewest residual degrees of freedom a fit here is allowed
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            solved = float(solver.solve_power(effect_size=f2, df_num=1, df_denom=None, alpha=ALPHA, power=POWER,
+                                              ncc=0))
+        need(np.isfinite(solved), f"the power equation did not solve for f² = {f2:.3g}")
+    trials = solved + 1 + len(fit.arms)
+    needed = max(MIN_TEST_N, math.ceil(trials / len(fit.arms) - 1e-9))
+    need(needed <= MAX_SEEDS, f"the observed slope (f² = {f2:.3g}) would need more than {MAX_SEEDS:,} seeds")
+    return SeedsNeeded(n=fit.seeds, cohens_d=math.sqrt(f2), alternative="two-sided", alpha=ALPHA, power=POWER,
+                       power_now=now, seeds_needed=needed)
+
+
+def power(positivity: dict[str, Positivity], critical: dict[str, CriticalPeriod | Refused], compared: Comparisons,
+          noninferior: dict[str, NonInferiority | Refused], regression: Regressions) -> list[PowerEntry]:
+    """Seeds needed by each claim's primary test, in the report's order of claims."""
+    baseline = positivity.get(BASELINE)
+    period = critical.get(BASELINE, Refused(f"no completed trials in {BASELINE}"))
+    entries = [_power_of("claim1", "mean alignment against 0", BASELINE,
+                         baseline.mean_alignment if baseline else Refused(f"no completed trials in {BASELINE}"))]
+    for arm, result in compared.projection.items():
+        entries.append(_power_of("claim2", "trait_gain minus none/shared", arm, _difference(result.trait_gain)))
+        entries.append(_power_of("claim2", "final_distill_loss non-inferiority", arm,
+                                 noninferior.get(arm, Refused("not computed")), alternative="larger"))
+    entries.append(_power_of("claim3", "epoch-1 gain minus later epochs", BASELINE,
+                             period.first_minus_later if isinstance(period, CriticalPeriod) else period))
+    for arm, liminal in compared.liminal.items():
+        entries.append(_power_of("claim4", "epoch-1 alignment minus none/shared", arm,
+                                 _difference(liminal.alignment_epoch_1)))
+        entries.append(_power_of("claim4", "trait_gain against 0", arm, liminal.gain_vs_zero))
+    fit = regression.within_shared
+    entries.append(PowerEntry(claim="referee", test="slope of trait_gain on mean_alignment within shared init",
+                              arm="shared-init arms", result=fit if isinstance(fit, Refused) else
+                              attempt(slope_seeds_needed, fit)))
+    for arm, placebo in compared.placebo.items():
+        entries.append(_power_of("referee", "trait_gain of projection minus placebo", arm,
+                                 _difference(placebo.projection_vs_placebo)))
+    entries.append(_power_of("control", "trait_gain minus none/independent", BASELINE,
+                             _difference(compared.shared_vs_independent)))
+    return entries
+
+
 # --- everything --------------------------------------------------------------------------------
 
-def compute_stats(results: Results, mediation_sims: int = MEDIATION_SIMS, mediation_seed: int = 0) -> Stats:
+def compute_stats(results: Results, mediation_sims: int = MEDIATION_SIMS, mediation_seed: int = 0,
+                  margin: float = MARGIN) -> Stats:
     """Every number of the report, keyed by the question it answers."""
-    completed = results.completed
+    completed = with_trace_metrics(results.completed, results.steps)
     arms = _by_arm(completed)
+    positivity = {arm: alignment_positivity(group) for arm, group in arms}
+    critical = {arm: attempt(critical_period, group) for arm, group in arms}
+    compared, fits = comparisons(completed), regressions(completed)
+    noninferior = noninferiority_by_arm(completed, margin)
     return Stats(
         meta=Meta(name=results.name, source=results.kind, confidence=CONFIDENCE, alpha=ALPHA, baseline=BASELINE,
                   control=CONTROL, mediation_sims=mediation_sims, mediation_seed=mediation_seed,
-                  results=str(results.path)),
+                  results=str(results.path), margin=margin),
         data=data_summary(results),
         arms=arm_table(results.trials).to_dict("records"),
         epochs=epoch_table(completed).to_dict("records"),
-        positivity={arm: alignment_positivity(group) for arm, group in arms},
-        critical_period={arm: attempt(critical_period, group) for arm, group in arms},
-        comparisons=comparisons(completed),
-        regression=Regressions(ols=attempt(ols_gain_on_alignment, completed),
-                               mixed=attempt(mixed_gain_on_alignment, completed)),
+        positivity=positivity,
+        critical_period=critical,
+        comparisons=compared,
+        regression=fits,
         mediation={kind: attempt(mediation, completed, kind, mediation_sims, mediation_seed) for kind in MITIGATIONS},
         dose_response={kind: attempt(dose_response, completed, kind) for kind in MITIGATIONS},
+        noninferiority=noninferior,
+        update_alignment=update_alignment(completed),
+        per_layer=per_layer(completed),
+        power=power(positivity, critical, compared, noninferior, fits),
     )

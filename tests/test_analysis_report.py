@@ -31,10 +31,14 @@ def arm_label(mitigation: str, strength: float, init: str) -> str:
 
 
 def trial_outputs(seed: int, mitigation: str, strength: float, init: str, rng: np.random.Generator,
-                  seed_effect: float) -> tuple[dict, pd.DataFrame]:
-    """A plausible summary.json and trace: alignment lowered by mitigation, gain following alignment."""
+                  seed_effect: float, projection_drop: float = 0.001, loss_noise: float = 0.01,
+                  loss_cost: dict | None = None) -> tuple[dict, pd.DataFrame]:
+    """A plausible summary.json and trace: alignment lowered by mitigation (not by placebo), gain following
+    alignment; the update alignment and per-layer alignments follow the gradient alignment (no extra draws).
+    `loss_cost` maps an arm to what it adds to the final distillation loss (default: projection +0.002)."""
     shared = init == "shared"
-    level = 0.0 if not shared else 0.004 / (1 + 0.25 * strength) if mitigation == "liminal" else 0.004 - 0.001 * strength
+    drop = projection_drop if mitigation == "projection" else 0.0
+    level = 0.0 if not shared else 0.004 / (1 + 0.25 * strength) if mitigation == "liminal" else 0.004 - drop * strength
     shape = np.linspace(1.25, 0.75, EPOCHS)  # alignment fading over training
     if mitigation == "liminal":
         shape[0] /= 1 + 0.25 * strength  # attenuated most in the first epoch
@@ -51,9 +55,12 @@ def trial_outputs(seed: int, mitigation: str, strength: float, init: str, rng: n
         "distill_loss": np.linspace(0.5, 0.1, steps), "trait_loss": np.linspace(2.3, 2.3 - gain, steps),
         "mitigation_loss": np.full(steps, np.nan), "mitigation_weight": np.zeros(steps), "alignment": alignment,
         "applied_alignment": alignment * (0.2 if mitigation == "projection" else 1.0), "dot": alignment * 0.01,
-        "distill_norm": np.ones(steps), "trait_norm": np.full(steps, 0.01), "alignment_fc1": alignment,
-        "alignment_fc2": alignment, "alignment_out": alignment,
+        "distill_norm": np.ones(steps), "trait_norm": np.full(steps, 0.01), "alignment_fc1": 0.5 * alignment,
+        "alignment_fc2": alignment, "alignment_out": 2 * alignment,
+        "update_alignment": 0.5 * alignment + 0.001, "update_trait_change": -1e-4 * (0.5 * alignment + 0.001),
     })
+    cost = ((0.002 if mitigation == "projection" else 0.0) if loss_cost is None
+            else loss_cost.get(arm_label(mitigation, strength, init), 0.0))
     config = {"seed": seed, "mitigation": mitigation, "strength": strength, "student_init": init, "init": "normal",
               "schedule": "liminal", "lambda0": 1.0, "tau2_epochs": 1.0, "temperature": 2.0, "kl_logits": "all",
               "epochs": EPOCHS, "teacher_epochs": 5, "batch_size": 1024, "lr": 3e-4, "teacher_lr": 3e-4,
@@ -68,8 +75,10 @@ def trial_outputs(seed: int, mitigation: str, strength: float, init: str, rng: n
         "alignment_by_epoch": by_epoch.mean().tolist(),
         "frac_positive_by_epoch": (pd.Series(alignment > 0).groupby(epoch).mean()).tolist(),
         "applied_alignment_by_epoch": trace.groupby("epoch")["applied_alignment"].mean().tolist(),
+        "mean_update_alignment": float(trace["update_alignment"].mean()),
+        "update_alignment_by_epoch": trace.groupby("epoch")["update_alignment"].mean().tolist(),
         "epochs_done": EPOCHS, "steps": steps,
-        "final_distill_loss": 0.1 + (0.002 if mitigation == "projection" else 0.0) + rng.normal(0, 0.01),
+        "final_distill_loss": 0.1 + cost + rng.normal(0, loss_noise),
         "teacher_seconds": 10.0, "student_seconds": 5.0, "seconds": 15.0, "versions": {"python": "3"},
         "config": config,
     }
@@ -82,15 +91,16 @@ def write_trial(folder: Path, summary: dict, trace: pd.DataFrame) -> None:
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
-def write_sweep(root: Path, seeds: int = 6, arms=ARMS, failed=(), missing=(), rng_seed: int = 0) -> Path:
-    """A sweep folder as `sublim sweep` writes it; trial ids in `failed` get error.txt, in `missing` nothing."""
+def write_sweep(root: Path, seeds: int = 6, arms=ARMS, failed=(), missing=(), rng_seed: int = 0, **options) -> Path:
+    """A sweep folder as `sublim sweep` writes it; trial ids in `failed` get error.txt, in `missing` nothing;
+    `options` go to `trial_outputs`."""
     rng = np.random.default_rng(rng_seed)
     trials = []
     for seed in range(seeds):
         seed_effect = rng.normal(0, 0.02)
         for mitigation, strength, init in arms:
             trial_id = f"t{seed}_{mitigation}_{strength:g}_{init}"
-            summary, trace = trial_outputs(seed, mitigation, strength, init, rng, seed_effect)
+            summary, trace = trial_outputs(seed, mitigation, strength, init, rng, seed_effect, **options)
             trials.append({"trial_id": trial_id, "arm": summary["arm"], "config": summary["config"],
                            "teacher_key": summary["teacher_key"]})
             folder = root / "trials" / trial_id
@@ -120,15 +130,18 @@ def test_report_has_every_part(sweep_report):
     assert files.folder == root / "report"
     for path in (files.markdown, files.html, files.stats, *files.tables, *files.figures):
         assert path.is_file() and path.stat().st_size > 0, path
-    assert {p.name for p in files.tables} == {"trials.csv", "arms.csv", "arm_epochs.csv", "dose_response.csv"}
+    assert {p.name for p in files.tables} == {"trials.csv", "arms.csv", "arm_epochs.csv", "dose_response.csv",
+                                              "per_layer.csv", "power.csv"}
     assert {p.name for p in files.figures} == {"alignment_steps.png", "accuracy_epochs.png",
-                                               "gain_vs_alignment.png", "dose_response.png"}
+                                               "gain_vs_alignment.png", "dose_response.png",
+                                               "update_alignment_steps.png", "per_layer_alignment.png"}
     markdown = files.markdown.read_text()
-    for heading in ("## Data", "## Claim 1", "## Claim 2", "## Claim 3", "## Claim 4", "## Referee", "## Control"):
+    for heading in ("## Data", "## Claim 1", "## Update alignment", "## Claim 2", "## Claim 3", "## Claim 4",
+                    "## Referee", "## Control", "## Which layer carries the drive?", "## Seeds needed"):
         assert heading in markdown
     assert markdown.count("**Verdict: ") == 6
     html = files.html.read_text()
-    assert html.count('src="data:image/png;base64,') == 4 and "figures/" not in html.split("<body>")[1]
+    assert html.count('src="data:image/png;base64,') == 6 and "figures/" not in html.split("<body>")[1]
     assert not list(files.folder.rglob("*.tmp"))
 
 
@@ -169,8 +182,9 @@ def _flatten(value) -> list:
 NUMBER = re.compile(r"(?<![\w@.])-?\d+(?:\.\d+)?(?:e[-+]\d+)?")
 
 
-def test_every_number_in_the_report_tables_is_in_stats_json(sweep_report):
-    _, files = sweep_report
+def assert_table_numbers_in_stats(files) -> int:
+    """Every number in a report.md table cell (but the first, naming the row) is a number of stats.json; returns
+    how many were checked."""
     stats = json.loads(files.stats.read_text())
     known = {fmt(v) for v in _flatten(stats) if isinstance(v, (int, float)) and not isinstance(v, bool)}
     rows = [line for line in files.markdown.read_text().splitlines() if line.startswith("| ") and "---" not in line]
@@ -187,7 +201,13 @@ def test_every_number_in_the_report_tables_is_in_stats_json(sweep_report):
             for number in NUMBER.findall(cell.replace("0 → ", "")):
                 assert number in known, f"{number} in {row!r} is not in stats.json"
                 checked += 1
-    assert checked > 200
+    return checked
+
+
+def test_every_number_in_the_report_tables_is_in_stats_json(sweep_report):
+    _, files = sweep_report
+    stats = json.loads(files.stats.read_text())
+    assert assert_table_numbers_in_stats(files) > 200
     # and the headline numbers are the ones stats.json holds
     m = stats["positivity"]["none/shared"]["mean_alignment"]
     assert f"| none/shared | {m['n']} | {fmt(m['mean'])} [{fmt(m['ci_low'])}, {fmt(m['ci_high'])}] | {fmt(m['p'])} |" \
@@ -289,8 +309,10 @@ def test_one_trial_run_folder_reports_and_refuses_the_rest(tmp_path):
     markdown = files.markdown.read_text()
     assert "needs at least 3 trials with a finite mean_alignment, has 1" in markdown
     assert "nan" not in markdown.lower().replace("nakagawa", "")
-    assert {p.name for p in files.figures} == {"alignment_steps.png", "accuracy_epochs.png", "gain_vs_alignment.png"}
+    assert {p.name for p in files.figures} == {"alignment_steps.png", "accuracy_epochs.png", "gain_vs_alignment.png",
+                                               "update_alignment_steps.png"}
     assert "Figure `dose_response` not drawn" in markdown
+    assert "Figure `per_layer_alignment` not drawn: needs at least 3 trials" in markdown
 
 
 def test_two_seeds_refuse_regression_with_reason(tmp_path):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from sublim.analysis import ReportError, build_report
-from sublim.analysis.stats import MEDIATION_SIMS
+from sublim.analysis.stats import MARGIN, MEDIATION_SIMS
 
 USER_ERRORS = (ReportError,)
 
@@ -19,11 +19,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simulations per mediation analysis (default: %(default)s)")
     parser.add_argument("--mediation-seed", type=int, default=0, metavar="SEED",
                         help="seed of the mediation simulations, for reproducible intervals (default: %(default)s)")
+    parser.add_argument("--margin", type=float, default=MARGIN, metavar="FRACTION",
+                        help="non-inferiority margin of the final distillation loss, as a fraction of none/shared's "
+                             "mean: an arm is non-inferior when the one-sided upper bound of its paired difference "
+                             "lies below it (default: %(default)s)")
 
 
 def main(args: argparse.Namespace) -> int:
     files = build_report(args.results, args.out, mediation_sims=args.mediation_sims,
-                         mediation_seed=args.mediation_seed)
+                         mediation_seed=args.mediation_seed, margin=args.margin)
     print(f"wrote {files.markdown}, {files.html} and {files.stats}\n"
           f"  tables: {', '.join(p.name for p in files.tables)} in {files.folder / 'tables'}\n"
           f"  figures: {len(files.figures)} in {files.folder / 'figures'}")
