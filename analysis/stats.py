@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 import numpy as np
@@ -623,12 +624,16 @@ def seeds_needed(n: int, d: float, alternative: str = "two-sided") -> SeedsNeede
                        seeds_needed=needed)
 
 
-def _power_of(claim: str, test: str, arm: str, result: Any, alternative: str = "two-sided") -> PowerEntry:
-    """One primary test's seeds needed, from its MeanTest (or NonInferiority), or why not."""
+def _power_of(test: PrimaryTest) -> PowerEntry:
+    """One primary test's seeds needed, from its MeanTest, NonInferiority or slope, or why not."""
+    result = test.result
     if isinstance(result, Refused):
-        return PowerEntry(claim=claim, test=test, arm=arm, result=Refused(f"the test is refused: {result.reason}"))
-    return PowerEntry(claim=claim, test=test, arm=arm,
-                      result=attempt(seeds_needed, result.n, result.cohens_d, alternative))
+        seeds: SeedsNeeded | Refused = Refused(f"the test is refused: {result.reason}")
+    elif isinstance(result, FixedEffectsRegression):
+        seeds = attempt(slope_seeds_needed, result)
+    else:
+        seeds = attempt(seeds_needed, result.n, result.cohens_d, test.alternative)
+    return PowerEntry(claim=test.claim, test=test.test, arm=test.arm, result=seeds)
 
 
 def _difference(result: Paired | Refused) -> MeanTest | Refused:
@@ -659,33 +664,51 @@ def slope_seeds_needed(fit: FixedEffectsRegression) -> SeedsNeeded:
                        power_now=now, seeds_needed=needed)
 
 
-def power(positivity: dict[str, Positivity], critical: dict[str, CriticalPeriod | Refused], compared: Comparisons,
-          noninferior: dict[str, NonInferiority | Refused], regression: Regressions) -> list[PowerEntry]:
-    """Seeds needed by each claim's primary test, in the report's order of claims."""
-    baseline = positivity.get(BASELINE)
-    period = critical.get(BASELINE, Refused(f"no completed trials in {BASELINE}"))
-    entries = [_power_of("claim1", "mean alignment against 0", BASELINE,
-                         baseline.mean_alignment if baseline else Refused(f"no completed trials in {BASELINE}"))]
+@dataclass(frozen=True)
+class PrimaryTest:
+    """One claim's primary test: what it tests, on which arm, the sign the claim predicts, and its result.
+
+    The one list of them serves the seeds-needed table and the stopping rule of sweeps grown in waves."""
+
+    claim: str
+    test: str
+    arm: str
+    direction: int  # +1: the claim predicts a positive estimate; -1: a negative one
+    result: MeanTest | NonInferiority | FixedEffectsRegression | Refused
+    alternative: str = "two-sided"
+
+
+def primary_tests(positivity: dict[str, Positivity], critical: dict[str, CriticalPeriod | Refused],
+                  compared: Comparisons, noninferior: dict[str, NonInferiority | Refused],
+                  regression: Regressions) -> list[PrimaryTest]:
+    """Each claim's primary test, in the report's order of claims."""
+    absent = Refused(f"no completed trials in {BASELINE}")
+    baseline, period = positivity.get(BASELINE), critical.get(BASELINE, absent)
+    tests = [PrimaryTest("claim1", "mean alignment against 0", BASELINE, +1,
+                         baseline.mean_alignment if baseline else absent)]
     for arm, result in compared.projection.items():
-        entries.append(_power_of("claim2", "trait_gain minus none/shared", arm, _difference(result.trait_gain)))
-        entries.append(_power_of("claim2", "final_distill_loss non-inferiority", arm,
+        tests.append(PrimaryTest("claim2", "trait_gain minus none/shared", arm, -1, _difference(result.trait_gain)))
+        tests.append(PrimaryTest("claim2", "final_distill_loss non-inferiority", arm, +1,
                                  noninferior.get(arm, Refused("not computed")), alternative="larger"))
-    entries.append(_power_of("claim3", "epoch-1 gain minus later epochs", BASELINE,
+    tests.append(PrimaryTest("claim3", "epoch-1 gain minus later epochs", BASELINE, +1,
                              period.first_minus_later if isinstance(period, CriticalPeriod) else period))
     for arm, liminal in compared.liminal.items():
-        entries.append(_power_of("claim4", "epoch-1 alignment minus none/shared", arm,
+        tests.append(PrimaryTest("claim4", "epoch-1 alignment minus none/shared", arm, -1,
                                  _difference(liminal.alignment_epoch_1)))
-        entries.append(_power_of("claim4", "trait_gain against 0", arm, liminal.gain_vs_zero))
-    fit = regression.within_shared
-    entries.append(PowerEntry(claim="referee", test="slope of trait_gain on mean_alignment within shared init",
-                              arm="shared-init arms", result=fit if isinstance(fit, Refused) else
-                              attempt(slope_seeds_needed, fit)))
+        tests.append(PrimaryTest("claim4", "trait_gain against 0", arm, +1, liminal.gain_vs_zero))
+    tests.append(PrimaryTest("referee", "slope of trait_gain on mean_alignment within shared init",
+                             "shared-init arms", +1, regression.within_shared))
     for arm, placebo in compared.placebo.items():
-        entries.append(_power_of("referee", "trait_gain of projection minus placebo", arm,
+        tests.append(PrimaryTest("referee", "trait_gain of projection minus placebo", arm, -1,
                                  _difference(placebo.projection_vs_placebo)))
-    entries.append(_power_of("control", "trait_gain minus none/independent", BASELINE,
+    tests.append(PrimaryTest("control", "trait_gain minus none/independent", BASELINE, +1,
                              _difference(compared.shared_vs_independent)))
-    return entries
+    return tests
+
+
+def power(tests: list[PrimaryTest]) -> list[PowerEntry]:
+    """Seeds needed by each claim's primary test."""
+    return [_power_of(test) for test in tests]
 
 
 # --- everything --------------------------------------------------------------------------------
@@ -715,5 +738,17 @@ def compute_stats(results: Results, mediation_sims: int = MEDIATION_SIMS, mediat
         noninferiority=noninferior,
         update_alignment=update_alignment(completed),
         per_layer=per_layer(completed),
-        power=power(positivity, critical, compared, noninferior, fits),
+        power=power(primary_tests(positivity, critical, compared, noninferior, fits)),
     )
+
+
+def primary_tests_of(results: Results, seeds: list[int] | None = None, margin: float = MARGIN) -> list[PrimaryTest]:
+    """The claims' primary tests alone, on the completed trials of `seeds` (default: all): what the
+    stopping rule of a sweep grown in waves looks at, without the report's other statistics."""
+    completed = results.completed if seeds is None else results.completed[results.completed["seed"].isin(seeds)]
+    completed = with_trace_metrics(completed, results.steps)
+    baseline = completed[completed["arm"] == BASELINE]
+    positivity = {BASELINE: alignment_positivity(baseline)} if len(baseline) else {}
+    critical = {BASELINE: attempt(critical_period, baseline)} if len(baseline) else {}
+    return primary_tests(positivity, critical, comparisons(completed), noninferiority_by_arm(completed, margin),
+                         regressions(completed))

@@ -73,7 +73,7 @@ class ResultsFolder:
     def added_by(self, spec: SweepSpec) -> list[str]:
         """The trials `spec` adds to the sweep here (none when it is the same grid). A spec may grow a sweep
         (more seeds, arms, strengths) but never change what a recorded trial means, nor drop one."""
-        recorded = {t["trial_id"]: t["config"] for t in self._recorded_trials()}
+        recorded = {t["trial_id"]: t["config"] for t in self.recorded_trials()}
         expected = {t.trial_id: t.config.to_dict() for t in spec.trials}
         for trial_id, config in recorded.items():
             if trial_id not in expected:
@@ -87,7 +87,7 @@ class ResultsFolder:
                                  "--name or --storage, or keep the settings of its spec.yaml")
         return [trial_id for trial_id in expected if trial_id not in recorded]
 
-    def _recorded_trials(self) -> list[dict[str, Any]]:
+    def recorded_trials(self) -> list[dict[str, Any]]:
         path = self.path / SWEEP_FILE
         try:
             trials = json.loads(path.read_text(encoding="utf-8"))["trials"]
@@ -115,6 +115,14 @@ class ResultsFolder:
                 "spec": spec_text, "versions": library_versions()})
         write_text(self.path / SPEC_FILE, spec_text)
         write_json(self.path / SWEEP_FILE, {**sweep, "spec": spec.to_dict(), "trials": trial_records(spec)})
+
+    def sequential(self) -> dict[str, Any] | None:
+        """The group-sequential record of a sweep grown in waves (design, each look, why it stopped), if any."""
+        return json.loads((self.path / SWEEP_FILE).read_text(encoding="utf-8")).get("sequential")
+
+    def record_sequential(self, record: dict[str, Any]) -> None:
+        sweep = json.loads((self.path / SWEEP_FILE).read_text(encoding="utf-8"))
+        write_json(self.path / SWEEP_FILE, {**sweep, "sequential": record})
 
     def new_tune_run(self) -> str:
         """A fresh name under tune/ for this invocation's Tune logs: an earlier run's state is never read."""

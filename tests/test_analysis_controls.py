@@ -132,7 +132,7 @@ def test_seeds_needed_reaches_80_percent_power_in_simulation():
 def test_seeds_needed_from_an_observed_test():
     rng = np.random.default_rng(17)
     test = stats.describe(rng.normal(0.004, 0.005, 6), "mean_alignment")
-    entry = stats._power_of("claim1", "mean alignment against 0", "none/shared", test)
+    entry = stats._power_of(stats.PrimaryTest("claim1", "mean alignment against 0", "none/shared", +1, test))
     assert entry.result.cohens_d == test.cohens_d and entry.result.n == 6
     assert entry.result.seeds_needed == smallest_n_by_hand(abs(test.cohens_d), "two-sided")
     assert 0 < entry.result.power_now < 1
@@ -146,7 +146,7 @@ def test_seeds_needed_refuses_a_null_or_hopeless_effect():
     with pytest.raises(Refusal, match="more than 10,000 seeds"):
         stats.seeds_needed(5, 0.01)
     assert stats.seeds_needed(5, 40.0).seeds_needed == 3  # never below what a test needs
-    refused = stats._power_of("claim3", "x", "none/shared", Refused("needs at least 3 trials, has 2"))
+    refused = stats._power_of(stats.PrimaryTest("claim3", "x", "none/shared", +1, Refused("needs at least 3 trials, has 2")))
     assert refused.result == Refused("the test is refused: needs at least 3 trials, has 2")
 
 

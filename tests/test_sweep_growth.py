@@ -71,3 +71,108 @@ def test_the_cli_refuses_a_conflicting_spec_in_one_line_and_writes_nothing(folde
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "key 'epochs' is 2 there and 3 in the spec" in err
     assert {p: p.read_bytes() for p in folder.path.rglob("*") if p.is_file()} == before
+
+
+# --- growing in waves until resolved: the group-sequential rule -----------------------------------------
+
+import argparse  # noqa: E402
+
+import numpy as np  # noqa: E402
+from scipy import stats as scipy_stats  # noqa: E402
+
+from sublim.analysis.sequential import obrien_fleming, z_of  # noqa: E402
+from sublim.cli.waves import plan, run_in_waves  # noqa: E402
+from test_analysis_report import EPOCHS, trial_outputs, write_trial  # noqa: E402
+
+
+def test_the_design_spends_alpha_like_obrien_fleming():
+    assert obrien_fleming([20]).boundaries == pytest.approx((1.95996,), abs=1e-4)  # one look: a plain test
+    design = obrien_fleming([5, 10, 15, 20])
+    assert design.boundaries[0] == pytest.approx(1.95996 / np.sqrt(0.25), abs=1e-4)  # alpha(t1) spent at look 1
+    assert list(design.boundaries) == sorted(design.boundaries, reverse=True)
+    assert 1.96 < design.boundaries[-1] < 2.1  # the last look pays little for the earlier ones
+    assert design.to_json()["nominal_p"][-1] == pytest.approx(2 * scipy_stats.norm.sf(design.boundaries[-1]))
+    with pytest.raises(ValueError, match="increasing"):
+        obrien_fleming([10, 5])
+
+
+def test_looking_after_every_wave_keeps_the_false_positive_rate_at_alpha():
+    """Simulated nulls: t-tests on 3, 6, 9 and 12 seeds, stopping at the first crossing."""
+    looks = [3, 6, 9, 12]
+    design, rng, simulations, rejected = obrien_fleming(looks), np.random.default_rng(3), 3000, 0
+    for _ in range(simulations):
+        values = rng.normal(0.0, 1.0, looks[-1])
+        rejected += any(abs(z_of(*_t_test(values[:n]))) >= c for n, c in zip(looks, design.boundaries))
+    rate, error = rejected / simulations, np.sqrt(0.05 * 0.95 / simulations)
+    assert rate <= 0.05 + 3 * error, rate
+    naive = sum(any(scipy_stats.ttest_1samp(rng.normal(0, 1, 12)[:n], 0).pvalue < 0.05 for n in looks)
+                for _ in range(1000)) / 1000
+    assert naive > 0.08  # what looking without the design would cost
+
+
+def _t_test(values: np.ndarray) -> tuple[float, float]:
+    result = scipy_stats.ttest_1samp(values, 0)
+    return float(result.statistic), float(result.pvalue)
+
+
+def planted_run_wave(folder: ResultsFolder, alignment: float, written: list[str]):
+    """A stand-in for `sublim sweep`'s wave: stored results, no training, of a planted mean alignment (sd
+    0.0005 across seeds) and, unless it is 0 (the null), a gain made in epoch 1 that follows it."""
+    def run_wave(wave_spec: SweepSpec, text: str) -> None:
+        folder.record(wave_spec.name, wave_spec, text)
+        for trial in wave_spec.trials:
+            target = folder.trial_dir(trial.trial_id)
+            if (target / "summary.json").exists():
+                continue
+            rng = np.random.default_rng(trial.config.seed)
+            summary, trace = trial_outputs(trial.config.seed, "none", 0.0, "shared", rng, seed_effect=0.0)
+            mean = alignment + rng.normal(0, 0.0005)
+            gain = 0.3 + 200 * (mean - alignment) + rng.normal(0, 0.005) if alignment else 0.0
+            accuracy = [0.1 + gain * (e > 0) + (0.0 if alignment else rng.normal(0, 0.01)) for e in range(EPOCHS + 1)]
+            summary.update(config=trial.config.to_dict(), mean_alignment=mean, alignment_by_epoch=[mean] * EPOCHS,
+                           acc_by_epoch=accuracy, student_acc_before=accuracy[0], student_acc=accuracy[-1],
+                           trait_gain=accuracy[-1] - accuracy[0])
+            write_trial(target, summary, trace)
+            written.append(trial.trial_id)
+    return run_wave
+
+
+def waves_of(tmp_path, alignment: float, max_seeds: int = 12, wave: int = 3, lines=None):
+    spec = SweepSpec.from_dict({"name": "waves", "seeds": [0, 1, 2], "arms": [{"mitigation": "none"}],
+                                "settings": {"epochs": EPOCHS}})
+    folder, written = ResultsFolder(tmp_path / "waves", log=lambda line: None), []
+    args = argparse.Namespace(max_seeds=max_seeds, wave=wave)
+    record = run_in_waves(args, spec, folder, planted_run_wave(folder, alignment, written),
+                          log=(lines if lines is not None else []).append)
+    return record, written, folder
+
+
+def test_a_large_effect_stops_at_the_first_look_and_a_null_runs_to_the_maximum(tmp_path):
+    lines = []
+    record, written, folder = waves_of(tmp_path / "large", alignment=0.01, lines=lines)
+    # O'Brien-Fleming spends almost nothing at the first look (|z| >= 3.92 on 3 seeds): the second stops it
+    assert [w["seeds"] for w in record["waves"]] == [3, 6] and len(written) == 6
+    assert record["stopped"] == "every claim's primary test resolved after 6 seeds"
+    assert {t["status"] for t in record["waves"][1]["tests"]} == {"supported", "undetermined"}  # no control arm
+    assert any(line.startswith("group-sequential design") for line in lines)
+    assert any("claim1 mean alignment against 0 (none/shared)" in line and "supported" in line for line in lines)
+    assert json.loads((folder.path / "sweep.json").read_text())["sequential"] == record
+
+    record, written, _ = waves_of(tmp_path / "null", alignment=0.0)
+    assert [w["seeds"] for w in record["waves"]] == [3, 6, 9, 12] and len(written) == 12
+    assert record["stopped"].startswith("the planned maximum of 12 seeds reached")
+
+
+def test_waves_continue_from_the_folder_and_keep_their_design(tmp_path):
+    record, written, folder = waves_of(tmp_path, alignment=0.0, max_seeds=6)
+    again, rewritten, _ = waves_of(tmp_path, alignment=0.0, max_seeds=6)
+    assert again == record and rewritten == []  # every wave replayed from its stored results
+    with pytest.raises(SweepError, match="a design cannot change once waves have run"):
+        waves_of(tmp_path, alignment=0.0, max_seeds=9)
+
+
+@pytest.mark.parametrize("max_seeds, wave", [(2, 1), (10, 0), (10, 11)])
+def test_a_plan_that_cannot_work_is_refused(max_seeds, wave):
+    spec = SweepSpec.from_dict({"name": "w", "seeds": [0, 1, 2], "arms": [{"mitigation": "none"}]})
+    with pytest.raises(SweepError, match="is not allowed"):
+        plan(spec, max_seeds, wave)

@@ -369,3 +369,16 @@ def test_a_grown_spec_runs_only_the_added_trials_and_keeps_earlier_outputs_byte_
     sweep = json.loads((folder / "sweep.json").read_text())
     assert len(sweep["trials"]) == 15 and sweep["extensions"][0]["added"] == sorted(ran, key=[
         t["trial_id"] for t in sweep["trials"]].index)
+
+
+def test_until_resolved_grows_a_real_sweep_in_waves_and_records_its_design(data_dir, tmp_path):
+    spec = write_spec(tmp_path, {**TINY, "name": "waves", "seeds": [0, 1, 2], "arms": [{"mitigation": "none"}],
+                                 "settings": {**TINY["settings"], "epochs": 2, "noise_count": 2048}})
+    storage = tmp_path / "results"
+    proc, log = start_sweep(spec, storage, data_dir, "--until-resolved", "--max-seeds", "6", "--wave", "3")
+    output = finish(proc, log)
+    record = json.loads((storage / "waves" / "sweep.json").read_text())["sequential"]
+    assert "group-sequential design" in output and f"stopped: {record['stopped']}" in output
+    assert record["design"]["seeds"] == [3, 6] and [w["seeds"] for w in record["waves"]][0] == 3
+    ran = len(record["waves"]) * 3
+    assert len(summaries(storage / "waves")) == ran and f"{ran} of {ran} trials finished" in output

@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "name and storage continues it too)")
     parser.add_argument("--data-dir", metavar="DIR",
                         help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR, else download)")
+    waves = parser.add_argument_group("growing in waves until the claims are resolved (a group-sequential design)")
+    waves.add_argument("--until-resolved", action="store_true",
+                       help="run the spec's arms over seeds in waves, stopping once every claim's primary test "
+                            "crosses its boundary, or at --max-seeds")
+    waves.add_argument("--max-seeds", type=int, metavar="N", help="the planned maximum number of seeds")
+    waves.add_argument("--wave", type=int, metavar="K", help="seeds per wave (default: the spec's number of seeds)")
 
 
 def shipped_specs() -> dict[str, Path]:
@@ -56,12 +62,20 @@ def spec_path(given: Path) -> Path:
 def main(args: argparse.Namespace) -> int:
     args.spec = spec_path(args.spec)
     spec = SweepSpec.load(args.spec)
+    if args.until_resolved != (args.max_seeds is not None) or (args.wave is not None and not args.until_resolved):
+        raise SweepError("--until-resolved needs --max-seeds N (and takes --wave K); they go together")
+    if args.until_resolved:
+        from .waves import plan
+
+        plan(spec, args.max_seeds, args.wave)  # a bad plan fails before any work
     name = args.name or spec.name
     if not NAME_PATTERN.match(name):
         raise SweepError(f"--name {name!r} is not allowed; letters, digits, '.', '_' and '-'")
     check_storage(args.storage)
     folder = ResultsFolder(Path(args.storage) / name)
-    if folder.exists():
+    if folder.exists() and args.until_resolved:
+        print(f"continuing the waves of sweep {name} in {folder.path}", flush=True)
+    elif folder.exists():
         added = folder.added_by(spec)
         print(f"extending sweep {name} in {folder.path} by {len(added)} trial(s); finished ones are kept"
               if added else f"continuing sweep {name} in {folder.path}", flush=True)
@@ -71,7 +85,20 @@ def main(args: argparse.Namespace) -> int:
     from sublim.sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
 
     mnist = load_mnist(args.data_dir)  # once, here: trials get it through Ray's object store
-    outcome = run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address)
+    if args.until_resolved:
+        from .waves import run_in_waves
+
+        outcomes = []
+
+        def run_wave(wave_spec: SweepSpec, text: str) -> None:
+            if folder.exists():
+                folder.added_by(wave_spec)  # a conflicting folder fails before Ray starts
+            outcomes.append(run_sweep(name, wave_spec, text, folder, mnist, address=args.address))
+
+        run_in_waves(args, spec, folder, run_wave)
+        outcome = outcomes[-1]
+    else:
+        outcome = run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address)
     print()
     print(closing_paragraph(name, args, outcome), flush=True)
     return 0 if outcome.finished == outcome.total else 1
