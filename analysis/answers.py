@@ -502,6 +502,7 @@ class Stats(Answer):
     update_alignment: UpdateAlignments
     per_layer: dict[str, dict[str, MeanTest | Refused]]
     power: list[PowerEntry]
+    sequential: dict[str, Any] | None  # as sweep.json records it, for a sweep grown in waves
 
 
 @dataclass(frozen=True)

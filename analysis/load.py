@@ -61,6 +61,7 @@ class Results:
     trials: pd.DataFrame
     steps: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    sequential: dict[str, Any] | None = None  # a sweep grown in waves: its design, each look, why it stopped
 
     @property
     def completed(self) -> pd.DataFrame:
@@ -327,7 +328,9 @@ def _load_sweep(path: Path) -> Results:
     strays = [p.name for p in (path / TRIALS_DIR).glob("*") if p.is_dir() and p.name not in known]
     if strays:
         loader.notes.append(f"{len(strays)} folder(s) under {TRIALS_DIR}/ not listed in {SWEEP_FILE} ignored")
-    return _checked(loader.results(path, str(sweep.get("name") or path.name), "sweep"))
+    results = loader.results(path, str(sweep.get("name") or path.name), "sweep")
+    results.sequential = sweep.get("sequential") if isinstance(sweep.get("sequential"), dict) else None
+    return _checked(results)
 
 
 def _load_run(path: Path) -> Results:

@@ -595,6 +595,25 @@ def _methods() -> list[Block]:
     ])]
 
 
+def _sequential_section(record: dict[str, Any] | None) -> list[Block]:
+    """How a sweep grown in waves decided to stop: its design, each look's boundary and tests, the reason."""
+    if not record:
+        return []
+    design = record["design"]
+    looks = {wave["look"]: wave for wave in record["waves"]}
+    rows = [[fmt(j + 1), fmt(n), fmt(c), fmt(p),
+             "; ".join(f"{t['claim']} {t['test']} ({t['arm']}): {t['status']}" for t in looks[j + 1]["tests"])
+             if j + 1 in looks else "not reached"]
+            for j, (n, c, p) in enumerate(zip(design["seeds"], design["boundaries_z"], design["nominal_p"]))]
+    return [Heading("Sequential design: how many seeds this sweep ran, and why"),
+            Paragraph(f"The sweep grew in waves of seeds under a group-sequential design planned before its first "
+                      f"wave: {design['method']}, two-sided alpha {fmt(design['alpha'])} per test. A test is resolved "
+                      "when its |z| (the z value with the test's two-sided p-value) crosses its look's boundary; "
+                      "looking after every wave then keeps each test's error rate at alpha. "
+                      f"**Stopped:** {record['stopped'] or 'not yet (interrupted)'}."),
+            Table(["look", "seeds", "|z| boundary", "nominal p", "tests at this look"], rows)]
+
+
 def document(stats: Stats, drawn: dict[str, Drawn | Refused], judged: list[dict[str, str]]) -> list[Block]:
     """The report's blocks, from the statistics, the figures drawn and the claims judged."""
     by_id = {claim["id"]: claim for claim in judged}
@@ -614,5 +633,6 @@ def document(stats: Stats, drawn: dict[str, Drawn | Refused], judged: list[dict[
         *_control_section(stats, by_id["control"]),
         *_layer_section(stats, drawn),
         *_power_section(stats),
+        *_sequential_section(stats.sequential),
         *_methods(),
     ]

@@ -739,6 +739,7 @@ def compute_stats(results: Results, mediation_sims: int = MEDIATION_SIMS, mediat
         update_alignment=update_alignment(completed),
         per_layer=per_layer(completed),
         power=power(primary_tests(positivity, critical, compared, noninferior, fits)),
+        sequential=results.sequential,
     )
 
 

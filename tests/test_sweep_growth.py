@@ -176,3 +176,15 @@ def test_a_plan_that_cannot_work_is_refused(max_seeds, wave):
     spec = SweepSpec.from_dict({"name": "w", "seeds": [0, 1, 2], "arms": [{"mitigation": "none"}]})
     with pytest.raises(SweepError, match="is not allowed"):
         plan(spec, max_seeds, wave)
+
+
+def test_the_report_states_the_design_each_look_and_why_it_stopped(tmp_path):
+    from sublim.analysis import build_report
+
+    record, _, folder = waves_of(tmp_path, alignment=0.01)
+    files = build_report(folder.path, tmp_path / "report", mediation_sims=20)
+    stats = json.loads(files.stats.read_text())
+    assert stats["sequential"] == record
+    markdown = files.markdown.read_text()
+    assert "## Sequential design" in markdown and f"**Stopped:** {record['stopped']}." in markdown
+    assert "| 4 | 12 | 2.04 | 0.0411 | not reached |" in markdown  # the planned look it never needed
