@@ -62,17 +62,41 @@ def spec_path(given: Path) -> Path:
 def main(args: argparse.Namespace) -> int:
     args.spec = spec_path(args.spec)
     spec = SweepSpec.load(args.spec)
-    if args.until_resolved != (args.max_seeds is not None) or (args.wave is not None and not args.until_resolved):
-        raise SweepError("--until-resolved needs --max-seeds N (and takes --wave K); they go together")
-    if args.until_resolved:
-        from .waves import plan
-
-        plan(spec, args.max_seeds, args.wave)  # a bad plan fails before any work
+    check_waves(args, spec)
     name = args.name or spec.name
     if not NAME_PATTERN.match(name):
         raise SweepError(f"--name {name!r} is not allowed; letters, digits, '.', '_' and '-'")
     check_storage(args.storage)
     folder = ResultsFolder(Path(args.storage) / name)
+    announce(args, name, spec, folder)
+
+    from sublim.sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
+
+    mnist = load_mnist(args.data_dir)  # once, here: trials get it through Ray's object store
+    if args.until_resolved:
+        from .waves import run_until_resolved
+
+        outcome = run_until_resolved(args, name, spec, folder, lambda *wave: run_sweep(
+            name, *wave, folder, mnist, address=args.address))
+    else:
+        outcome = run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address)
+    print()
+    print(closing_paragraph(name, args, outcome), flush=True)
+    return 0 if outcome.finished == outcome.total else 1
+
+
+def check_waves(args: argparse.Namespace, spec: SweepSpec) -> None:
+    """--until-resolved, --max-seeds and --wave go together, and their plan must work: checked before any work."""
+    if args.until_resolved != (args.max_seeds is not None) or (args.wave is not None and not args.until_resolved):
+        raise SweepError("--until-resolved needs --max-seeds N (and takes --wave K); they go together")
+    if args.until_resolved:
+        from .waves import plan
+
+        plan(spec, args.max_seeds, args.wave)
+
+
+def announce(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFolder) -> None:
+    """Say whether the sweep starts, continues or grows the folder (a conflicting spec fails here)."""
     if folder.exists() and args.until_resolved:
         print(f"continuing the waves of sweep {name} in {folder.path}", flush=True)
     elif folder.exists():
@@ -81,27 +105,6 @@ def main(args: argparse.Namespace) -> int:
               if added else f"continuing sweep {name} in {folder.path}", flush=True)
     elif args.resume:
         raise SweepError(f"--resume: nothing to resume in {folder.path} (no sweep.json); drop --resume to start it")
-
-    from sublim.sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
-
-    mnist = load_mnist(args.data_dir)  # once, here: trials get it through Ray's object store
-    if args.until_resolved:
-        from .waves import run_in_waves
-
-        outcomes = []
-
-        def run_wave(wave_spec: SweepSpec, text: str) -> None:
-            if folder.exists():
-                folder.added_by(wave_spec)  # a conflicting folder fails before Ray starts
-            outcomes.append(run_sweep(name, wave_spec, text, folder, mnist, address=args.address))
-
-        run_in_waves(args, spec, folder, run_wave)
-        outcome = outcomes[-1]
-    else:
-        outcome = run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address)
-    print()
-    print(closing_paragraph(name, args, outcome), flush=True)
-    return 0 if outcome.finished == outcome.total else 1
 
 
 def check_storage(storage: str) -> None:

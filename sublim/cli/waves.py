@@ -10,7 +10,7 @@ the finished waves' decisions from their results and continues with the next wav
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
@@ -19,6 +19,9 @@ from sublim.analysis.sequential import SequentialDesign, look, obrien_fleming
 from sublim.analysis.stats import ALPHA
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SweepSpec
+
+if TYPE_CHECKING:
+    from sublim.sweeps.tune_run import SweepOutcome
 
 
 def plan(spec: SweepSpec, max_seeds: int, wave: int | None) -> tuple[list[int], SequentialDesign]:
@@ -63,3 +66,17 @@ def run_in_waves(args: argparse.Namespace, spec: SweepSpec, folder: ResultsFolde
             break
     log(f"stopped: {record['stopped']}")
     return record
+
+
+def run_until_resolved(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFolder,
+                       run_sweep: Callable[[SweepSpec, str], SweepOutcome]) -> SweepOutcome:
+    """`run_in_waves` with each wave a sweep run (`run_sweep(spec, spec_text)`); the last wave's outcome."""
+    outcomes: list[SweepOutcome] = []
+
+    def run_wave(wave_spec: SweepSpec, text: str) -> None:
+        if folder.exists():
+            folder.added_by(wave_spec)  # a conflicting folder fails before Ray starts
+        outcomes.append(run_sweep(wave_spec, text))
+
+    run_in_waves(args, spec, folder, run_wave)
+    return outcomes[-1]
