@@ -84,6 +84,7 @@ def test_sublim_run_writes_valid_outputs(data_dir, tmp_path):
     (["--mitigation", "liminal", "--strength", "inf"], "strength: inf is not allowed; must be a finite number"),
     (["--temperature", "inf"], "temperature: inf is not allowed; must be a finite number"),
     (["--teacher-cache", __file__], "is a file; give a folder"),
+    (["--out", f"{__file__}/run"], f"--out {__file__}/run: {__file__} is a file; give a folder"),
     pytest.param(["--device", "cuda"], "device: 'cuda' is not allowed; this machine has 0 CUDA GPU(s)",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
 ])

@@ -29,7 +29,7 @@ TINY = {
 }
 EPOCHS = TINY["settings"]["epochs"]
 TIMING_FIELDS = ("teacher_seconds", "student_seconds", "seconds")  # the only fields allowed to differ
-SWEEP_TIMEOUT_S = 300
+SWEEP_TIMEOUT_S = 900  # a safety net only: every wait is on an event
 
 
 def write_spec(folder: Path, spec: dict = TINY) -> Path:
@@ -58,7 +58,7 @@ def finish(proc: subprocess.Popen, log: Path) -> str:
     return output
 
 
-def wait_for(condition, proc: subprocess.Popen, log: Path, what: str, timeout: float = 180):
+def wait_for(condition, proc: subprocess.Popen, log: Path, what: str, timeout: float = 900):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -295,12 +295,31 @@ def listening_addresses() -> set[str]:
     return found
 
 
-def freeze(node) -> None:
-    """Suspend a node's raylet and every process it started: its trials stop where they are."""
+def node_processes(node) -> list:
+    """A node's raylet and every process it started (its trials among them)."""
     import psutil
 
     raylet = psutil.Process(node.all_processes["raylet"][0].process.pid)
-    for process in [raylet, *raylet.children(recursive=True)]:
+    return [raylet, *raylet.children(recursive=True)]
+
+
+def running_on(node, trial_ids: set[str]) -> str | None:
+    """The trial among `trial_ids` that a process of `node` is running (Tune runs it in its own folder)."""
+    import psutil
+
+    for process in node_processes(node):
+        try:
+            name = Path(process.cwd()).name
+        except psutil.Error:  # ended meanwhile, or not ours to read
+            continue
+        if name in trial_ids:
+            return name
+    return None
+
+
+def freeze(node) -> None:
+    """Suspend a node's raylet and every process it started: its trials stop where they are."""
+    for process in node_processes(node):
         process.suspend()
 
 
@@ -322,12 +341,10 @@ def test_two_node_sweep_survives_losing_the_worker_node(data_dir, tmp_path):
         proc, log = start_sweep(spec, storage, data_dir, "--address", cluster.address)
 
         def checkpointed_on_worker():
-            """A trial that reported an epoch (so its checkpoint is written) from the worker node."""
-            for path in folder.glob("trials/*/checkpoint.pt"):
-                results = tune_results(folder, path.parent.name)
-                if results and results[-1]["node_id"] == worker_id and results[-1]["epoch"] < epochs:
-                    return path.parent.name
-            return None
+            """A trial with a checkpoint whose process runs on the worker node, known from that process's own
+            working directory (Tune's per-trial folder, named by the trial id): no lagging log involved."""
+            trial = running_on(worker, {p.parent.name for p in folder.glob("trials/*/checkpoint.pt")})
+            return trial if trial and (folder / "trials" / trial / "checkpoint.pt").exists() else None
 
         victim = wait_for(checkpointed_on_worker, proc, log, "a trial on the worker node with a checkpoint")
         freeze(worker)  # the event: the victim is mid-run from here on, however loaded the machine
