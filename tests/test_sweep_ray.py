@@ -361,7 +361,9 @@ def test_two_node_sweep_survives_losing_the_worker_node(data_dir, tmp_path):
     nodes = {r["node_id"] for t in found for r in tune_results(folder, t)}
     assert nodes == {head_id, worker_id}  # trials ran on both nodes
     after = [r for r in tune_results(folder, victim) if r["node_id"] == head_id]
-    assert after and after[0]["restored_from_epoch"] == frozen_at  # resumed from its checkpoint, not restarted
+    # Resumed from its checkpoint, not restarted: from the epoch it had when frozen (or a later one, should its
+    # last write have landed as the node went).
+    assert after and after[0]["restored_from_epoch"] >= frozen_at >= 1
     assert after[-1]["epoch"] == epochs
     assert len(list((folder / "teachers").glob("teacher-*.pt"))) == 2
 
