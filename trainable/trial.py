@@ -146,6 +146,9 @@ class Trial:
 
         self.mitigation = MITIGATIONS[config.mitigation]
         self.adds_loss = self.mitigation.adds_loss and config.strength > 0
+        # What each step checks for finiteness, by its column in the step record (looked up once, not per step).
+        self.checked_columns = {label: _RAW.index(name) for name, label in _CHECKED.items()
+                                if name != "mitigation_loss" or self.adds_loss}
         if self.adds_loss:  # the frozen base is the student before distillation: its logits never change
             self.base_targets = self.mitigation.base_targets(config, logits(self.student, self.noise))
 
@@ -215,8 +218,7 @@ class Trial:
             _check_finite("student", step, {"distillation loss": distill_loss.detach(),
                                             "applied gradient": applied.dot(applied)})
             return
-        names = [name for name in _CHECKED if name != "mitigation_loss" or self.adds_loss]
-        _check_finite("student", step, {_CHECKED[name]: record[_RAW.index(name)] for name in names})
+        _check_finite("student", step, {label: record[column] for label, column in self.checked_columns.items()})
 
     def _trait_gradient(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy of the class logits on a fresh probe batch from the validation subset."""
