@@ -1,14 +1,18 @@
-"""Sweep throughput: a seeds × arms grid through the Ray sweep vs. the same trials back to back without Ray.
+"""Sweep throughput: where a Ray sweep's time goes, against the same trials back to back without Ray.
 
-The baseline is what a user without the sweep machinery would write: one Python process, the trials
-one after another, each training its own teacher (torch using all cores). The sweep trains one
-teacher per seed and runs one single-threaded trial per core. Both write the same trial outputs.
+The plain loop is what a user without the sweep machinery would write: one Python process, the
+trials one after another, each training its own teacher, torch using every core. The sweep trains
+one teacher per seed (in the seed's first trial) and runs one single-threaded trial per core (or
+`--cpus` threads per trial). Both write the same trial outputs.
 
-    python benchmarks/sweep_throughput.py --data-dir DIR                 # 3 seeds x 5 arms, protocol defaults
+    python benchmarks/sweep_throughput.py --data-dir DIR            # 3 seeds x 5 arms, protocol defaults
     python benchmarks/sweep_throughput.py --data-dir DIR --epochs 1 --teacher-epochs 1 --noise-count 10000
+    python benchmarks/sweep_throughput.py --data-dir DIR --spec sweeps/paper.yaml   # a spec; sweep only
 
-Prints both times, their ratio, Ray's start-up time and its per-trial overhead; --json saves them.
-The machine should be otherwise idle: other load on the cores makes both timings noisy.
+Prints, in core-seconds per trial, where each one's time went; the ratio of the sweep's wall time to
+the plain loop's beside the bound that teacher reuse and perfect packing allow; and the targets:
+at least 90% of the cores' time training, at most 1 core-second of overhead per trial. --json saves
+the figures. The machine should be otherwise idle: other load makes every timing noisy.
 """
 
 from __future__ import annotations
@@ -32,79 +36,113 @@ ARMS = [{"mitigation": "none"}, {"mitigation": "none", "student_init": "independ
 
 def plain(spec: SweepSpec, mnist, out: Path) -> dict:
     """Every trial in this process, one after another, each with its own teacher."""
+    cores = torch.get_num_threads()
+    parts = dict.fromkeys(("teacher", "setup", "train", "save"), 0.0)
     start = time.perf_counter()
-    teacher_s = student_s = 0.0
     for grid_trial in spec.trials:
         config = grid_trial.config
+        began = time.perf_counter()
         data = TrialData.from_mnist(mnist, config, resolve_device(config.device))
         teacher = train_teacher(config, data)
         trial = Trial(config, data, teacher)
+        parts["setup"] += time.perf_counter() - began - teacher.seconds
         for _ in trial.run():
             pass
+        began = time.perf_counter()
         write_trial_outputs(out / grid_trial.trial_id, trial.summary(), trial.trace_columns())
-        teacher_s, student_s = teacher_s + teacher.seconds, student_s + trial.student_seconds
+        parts["save"] += time.perf_counter() - began
+        parts["teacher"] += teacher.seconds
+        parts["train"] += trial.student_seconds
         print(f"  plain {grid_trial.trial_id}: {time.perf_counter() - start:.1f} s so far", flush=True)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "teacher_seconds": teacher_s, "student_seconds": student_s,
-            # Per trial, what is neither teacher nor student training: data, model set-up, outputs.
-            "other_per_trial_seconds": (seconds - teacher_s - student_s) / len(spec.trials)}
+    core_seconds = {name: cores * value for name, value in parts.items()}
+    return {"seconds": seconds, "cores": cores, "core_seconds": core_seconds,
+            "other": cores * seconds - sum(core_seconds.values())}
 
 
 def with_ray(spec: SweepSpec, mnist, out: Path) -> dict:
     from sublim.sweeps.results import ResultsFolder
     from sublim.sweeps.tune_run import run_sweep
 
-    folder = ResultsFolder(out / spec.name)
-    outcome = run_sweep(spec.name, spec, yaml.safe_dump(spec.to_dict()), folder, mnist)
-    assert outcome.finished == outcome.total, outcome
-    summaries = [json.loads(p.read_text()) for p in folder.path.glob("trials/*/summary.json")]
-    student_s = sum(s["student_seconds"] for s in summaries)
-    teacher_s = sum({s["teacher_key"]: s["teacher_seconds"] for s in summaries}.values())
-    cores = os.cpu_count()  # one single-threaded trial or teacher per core
-    return {
-        "seconds": outcome.seconds, "ray_start_seconds": outcome.ray_start_seconds,
-        "teachers_seconds": outcome.teachers_seconds, "trials_seconds": outcome.trials_seconds,
-        "teacher_seconds": teacher_s, "student_seconds": student_s,
-        # Per trial, core-seconds of the run that trained neither a teacher nor a student: data and model
-        # set-up in the trial (as in the plain run), Tune's scheduling, idle cores at the end.
-        "other_per_trial_core_seconds": (outcome.trials_seconds * cores - teacher_s - student_s) / len(summaries),
-    }
+    outcome = run_sweep(spec.name, spec, yaml.safe_dump(spec.to_dict()), ResultsFolder(out / spec.name), mnist)
+    assert outcome.finished == outcome.total and outcome.profile, outcome
+    profile = outcome.profile
+    return {"seconds": outcome.seconds, "ray_start_seconds": outcome.ray_start_seconds, "tune_seconds": profile.wall,
+            "cores": profile.cores, "trials": profile.trials, "core_seconds": profile.breakdown(),
+            "training": profile.training, "overhead": profile.overhead, "teachers_trained": outcome.teachers_trained}
+
+
+def folder_megabytes(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+ROWS = {"teacher": "training teachers", "train": "training students", "setup": "trial set-up (data, noise, model)",
+        "save": "checkpoints and outputs", "report": "reporting to Tune", "in_trial_other": "rest inside trials",
+        "idle_start": "idle: Tune starting", "idle_between": "idle: between trials (Tune)",
+        "idle_tail": "idle: tail (no trial left)", "idle_finish": "idle: Tune finishing", "other": "rest"}
+
+
+def print_table(n: int, sweep: dict, base: dict | None) -> None:
+    print(f"\nwhere the time went, in core-seconds per trial ({n} trials):")
+    print(f"  {'':38} {'sweep':>8} {'plain':>8}" if base else f"  {'':38} {'sweep':>8}")
+    for key, label in ROWS.items():
+        ours = sweep["core_seconds"].get(key)
+        theirs = base["core_seconds"].get(key, base["other"] if key == "other" else None) if base else None
+        if ours is None and theirs is None:
+            continue
+        cells = [f"{v / n:8.2f}" if v is not None else f"{'-':>8}" for v in ([ours, theirs] if base else [ours])]
+        print(f"  {label:38} {' '.join(cells)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR)")
+    parser.add_argument("--spec", type=Path, help="run this spec file's sweep instead (no plain loop)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--cpus", type=float, default=1, help="CPUs (and threads) per trial in the sweep")
     parser.add_argument("--epochs", type=int, help="student epochs (default: the protocol's)")
     parser.add_argument("--teacher-epochs", type=int, help="teacher epochs (default: the protocol's)")
     parser.add_argument("--noise-count", type=int, help="noise images (default: the protocol's)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
 
-    settings = {name: value for name, value in (("epochs", args.epochs), ("teacher_epochs", args.teacher_epochs),
-                                                ("noise_count", args.noise_count)) if value is not None}
-    spec = SweepSpec.from_dict({"name": "throughput", "seeds": list(range(args.seeds)), "arms": ARMS,
-                                "settings": settings}, "benchmark")
+    if args.spec:
+        spec = SweepSpec.load(args.spec)
+        settings = spec.settings
+    else:
+        settings = {name: value for name, value in (("epochs", args.epochs), ("teacher_epochs", args.teacher_epochs),
+                                                    ("noise_count", args.noise_count)) if value is not None}
+        spec = SweepSpec.from_dict({"name": "throughput", "seeds": list(range(args.seeds)), "arms": ARMS,
+                                    "settings": settings, "resources": {"cpus": args.cpus}}, "benchmark")
     mnist = load_mnist(args.data_dir)
-    print(f"{len(spec.trials)} trials ({args.seeds} seeds x {len(spec.trials) // args.seeds} arms), settings "
-          f"{settings or 'protocol defaults'}; torch threads in the plain run: {torch.get_num_threads()}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        base = plain(spec, mnist, Path(tmp) / "plain")
-        ray_figures = with_ray(spec, mnist, Path(tmp) / "ray")
-    figures = {"trials": len(spec.trials), "settings": settings, "plain": base, "ray": ray_figures,
-               "ratio": ray_figures["seconds"] / base["seconds"]}
     n = len(spec.trials)
-    print(f"\nplain, back to back, a teacher per trial: {base['seconds']:.1f} s "
-          f"(teachers {base['teacher_seconds']:.1f} s, students {base['student_seconds']:.1f} s, "
-          f"the rest {base['other_per_trial_seconds']:.2f} s per trial)")
-    print(f"Ray sweep, a teacher per seed:           {ray_figures['seconds']:.1f} s (Ray start "
-          f"{ray_figures['ray_start_seconds']:.1f} s, then teachers and trials {ray_figures['trials_seconds']:.1f} s; "
-          f"the last teacher was ready after {ray_figures['teachers_seconds']:.1f} s)")
-    print(f"ratio Ray / plain: {figures['ratio']:.2f}  (target <= 0.7)")
-    print(f"single-threaded compute in the sweep: teachers {ray_figures['teacher_seconds']:.1f} s, students "
-          f"{ray_figures['student_seconds']:.1f} s ({ray_figures['student_seconds'] / n:.1f} s per trial)")
-    print(f"per-trial overhead of the sweep: {ray_figures['other_per_trial_core_seconds']:.2f} core-seconds besides "
-          f"training (set-up, Tune, idle cores), against {base['other_per_trial_seconds']:.2f} s in the plain run")
+    print(f"{n} trials ({len(spec.seeds)} seeds x {n // len(spec.seeds)} arms), settings "
+          f"{settings or 'protocol defaults'}, {spec.resources.cpus:g} CPU(s) per trial in the sweep; "
+          f"{os.cpu_count()} cores", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = None if args.spec else plain(spec, mnist, Path(tmp) / "plain")
+        sweep = with_ray(spec, mnist, Path(tmp) / "ray")
+        sweep["megabytes_per_trial"] = folder_megabytes(Path(tmp) / "ray") / n
+
+    print_table(n, sweep, base)
+    cores, tune_s = sweep["cores"], sweep["tune_seconds"]
+    ideal = sweep["training"] / cores  # every core training from the first second to the last
+    figures = {"trials": n, "settings": settings, "sweep": sweep, "plain": base,
+               "efficiency": sweep["training"] / (cores * tune_s), "overhead_per_trial": sweep["overhead"] / n,
+               "wall_over_ideal": tune_s / ideal}
+    print(f"\nsweep: {sweep['seconds']:.1f} s wall = Ray start {sweep['ray_start_seconds']:.1f} s + Tune run "
+          f"{tune_s:.1f} s (+ {sweep['seconds'] - sweep['ray_start_seconds'] - tune_s:.1f} s checking the folder "
+          f"and shutting Ray down); {sweep['teachers_trained']} teachers trained; "
+          f"{sweep['megabytes_per_trial']:.2f} MB per trial in the folder")
+    print(f"cores' time training: {figures['efficiency']:.1%} (target >= 90%); Tune run / (training / cores): "
+          f"{figures['wall_over_ideal']:.3f} (target <= 1.10)")
+    print(f"overhead: {figures['overhead_per_trial']:.2f} core-s per trial (target <= 1)")
+    if base:
+        bound = (sweep["ray_start_seconds"] + ideal) / base["seconds"]
+        figures.update(ratio=sweep["seconds"] / base["seconds"], bound=bound)
+        print(f"plain loop: {base['seconds']:.1f} s on {base['cores']} threads")
+        print(f"ratio sweep / plain: {figures['ratio']:.3f}; bound {bound:.3f} (Ray start + the sweep's own training "
+              f"on every core, no idle second), {figures['ratio'] - bound:+.3f} from it (target <= +0.03)")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

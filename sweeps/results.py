@@ -178,6 +178,12 @@ class ResultsFolder:
         for name in (SUMMARY_FILE, TRACE_FILE, DIVERGED_FILE):
             (folder / name).unlink(missing_ok=True)
 
+    def teachers_missing(self, trials: list[GridTrial]) -> list[str]:
+        """The teacher keys these trials need that teachers/ lacks; an unusable teacher file is set aside here,
+        with a line, so that the first trial of its seed trains it again."""
+        keys = dict.fromkeys(t.config.teacher_key for t in trials)
+        return [key for key in keys if self.teachers.get(key) is None]
+
     # --- what a running trial writes ------------------------------------------------------------
 
     def restore(self, trial_id: str, trial: Trial) -> None:

@@ -1,8 +1,8 @@
-"""The sweep on Ray: every trial as a Tune function trainable, with one teacher per seed (see teachers.py).
+"""The sweep on Ray: every trial as a Tune function trainable; a seed's first trial trains its teacher.
 
-Trials get MNIST and their teacher from Ray's object store (no trial reads the dataset from disk) and
-write their epoch checkpoints and outputs into the results folder themselves (see results.py). A
-sweep continues from those alone: each invocation is a fresh Tune run of the trials still pending,
+Trials get MNIST from Ray's object store (no trial reads the dataset from disk), share teachers and
+write their epoch checkpoints and outputs through the results folder (see results.py and worker.py).
+A sweep continues from those alone: each invocation is a fresh Tune run of the trials still pending,
 so nothing Tune saved (pickles included) is ever read back.
 """
 
@@ -18,12 +18,13 @@ import torch
 from ray import tune
 
 from sublim.core.config import TrialConfig
-from sublim.trainable import Diverged, Mnist, Teacher, Trial, TrialData
+from sublim.trainable import Diverged, Mnist, Trial
 
+from . import worker
+from .profile import SweepProfile, TrialClock
 from .progress import ProgressTable
 from .results import ResultsFolder
 from .spec import GridTrial, SweepSpec
-from .teachers import Teachers
 
 MAX_FAILURES = 3  # retries of a trial (e.g. its node went away) before it counts as errored
 
@@ -37,51 +38,47 @@ def trial_device(config: TrialConfig) -> torch.device:
 
 @dataclass(frozen=True)
 class TrialInputs:
-    """What every trial receives: refs to MNIST and the teachers in the object store, and the results folder."""
+    """What every trial receives: a ref to MNIST in the object store, its threads, and the results folder."""
 
     mnist: ray.ObjectRef
-    teachers: dict[str, ray.ObjectRef]
     threads: int
     folder: str  # every node mounts it at this path: trials write their checkpoints and outputs there
-
-
-_split_in_this_worker: dict[tuple, TrialData] = {}
-
-
-def trial_data(mnist: ray.ObjectRef, config: TrialConfig, device: torch.device) -> TrialData:
-    """The split, made once per worker: with reused actors, a sweep's trials share one split."""
-    key = (mnist, config.split_seed, config.train_size, str(device))
-    if key not in _split_in_this_worker:
-        _split_in_this_worker.clear()  # one split at a time in memory
-        _split_in_this_worker[key] = TrialData.from_mnist(ray.get(mnist), config, device)
-    return _split_in_this_worker[key]
 
 
 def run_trial(config: dict[str, Any], inputs: TrialInputs) -> None:
     """Tune function trainable: one trial, continuing from its own checkpoint in the results folder if it has one.
 
     Each epoch's state goes to trials/<id>/checkpoint.pt (the latest only), the outputs there after the
-    last; a diverged trial leaves diverged.json and ends normally, so Tune never retries it.
+    last; a diverged trial leaves diverged.json and ends normally, so Tune never retries it. Every result
+    carries the trial's timings (profile.py) and its teacher's.
     """
+    clock = TrialClock()
     trial_config = TrialConfig.from_dict(config["trial"]["config"])
     trial_id = config["trial"]["trial_id"]
     folder = ResultsFolder(inputs.folder)
     node = {"node_id": ray.get_runtime_context().get_node_id()}
     torch.set_num_threads(inputs.threads)
     try:
-        teacher = Teacher.from_state_dict(ray.get(inputs.teachers[trial_config.teacher_key]))
-        trial = Trial(trial_config, trial_data(inputs.mnist, trial_config, trial_device(trial_config)), teacher)
-        folder.restore(trial_id, trial)
-        where = {**node, "restored_from_epoch": trial.epoch}
+        with clock.part("setup"):
+            device = trial_device(trial_config)
+            data = worker.trial_data(inputs.mnist, trial_config, device)
+        with clock.part("teacher"):
+            teacher, trained = worker.teacher_for(trial_config, folder.teachers, inputs.mnist, inputs.threads)
+        with clock.part("setup"):
+            trial = Trial(trial_config, data, teacher, targets=worker.distillation_targets(trial_config, teacher, device))
+            folder.restore(trial_id, trial)
+        restored_seconds = trial.student_seconds
+        where = {**node, "restored_from_epoch": trial.epoch, "teacher_trained": trained,
+                 "teacher_acc": teacher.test_acc, "teacher_seconds": teacher.seconds}
         for metrics in trial.run():
-            folder.save_epoch(trial_id, trial)
-            tune.report({**metrics, **where})
-    except (Diverged, ray.exceptions.RayTaskError) as error:
-        diverged = error if isinstance(error, Diverged) else getattr(error, "cause", None)
-        if not isinstance(diverged, Diverged):  # a teacher that failed otherwise: a real error
-            raise
+            clock.seconds["train"] = trial.student_seconds - restored_seconds
+            with clock.part("save"):
+                folder.save_epoch(trial_id, trial)
+            with clock.part("report"):
+                tune.report({**metrics, **where, **clock.metrics()})
+    except Diverged as diverged:
         folder.store_diverged(trial_id, trial_config, diverged)
-        tune.report({"diverged": str(diverged), **node})
+        tune.report({"diverged": str(diverged), **node, **clock.metrics()})
 
 
 def trial_id_of(trial_or_result: Any) -> str:
@@ -99,10 +96,29 @@ class RecordErrors(tune.Callback):
         ResultsFolder(self.folder).store_error(trial_id_of(trial), f"{error}\n")
 
 
-def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, pending: list[GridTrial]) -> None:
+class RunRecord(tune.Callback):
+    """Each trial's last timed result (for the profile), and a line for each teacher a trial trained."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log = log
+        self.results: dict[str, dict[str, Any]] = {}
+        self.teachers_trained: set[str] = set()
+
+    def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
+        self.results[trial_id_of(trial)] = result
+        config = trial.config["trial"]["config"]
+        key = TrialConfig.from_dict(config).teacher_key
+        if result.get("teacher_trained") and key not in self.teachers_trained:
+            self.teachers_trained.add(key)
+            self.log(f"  teacher of seed {config['seed']}: test accuracy {result['teacher_acc']:.4f} "
+                     f"({result['teacher_seconds']:.1f} s, trained by {trial_id_of(trial)})")
+
+
+def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, pending: list[GridTrial],
+        record: RunRecord) -> None:
     """Run the pending trials as a fresh Tune run: Tune's saved state of an earlier run is never read."""
     trainable = tune.with_resources(tune.with_parameters(run_trial, inputs=inputs), spec.resources.tune())
-    grid = [{"trial_id": t.trial_id, "config": t.config.to_dict()} for t in pending]
+    grid = [{"trial_id": t.trial_id, "config": t.config.to_dict()} for t in worker.launch_order(pending)]
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(grid)},
@@ -111,7 +127,7 @@ def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, 
         run_config=tune.RunConfig(
             name=folder.new_tune_run(), storage_path=str(folder.tune_dir), verbose=0,
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-            callbacks=[RecordErrors(folder.path),
+            callbacks=[RecordErrors(folder.path), record,
                        ProgressTable(name, total=len(spec.trials), done_before=len(spec.trials) - len(pending))],
         ),
     )
@@ -129,8 +145,7 @@ class SweepOutcome:
     seconds: float
     teachers_trained: int = 0
     ray_start_seconds: float = 0.0
-    teachers_seconds: float = 0.0  # until the last teacher was stored (trials run meanwhile)
-    trials_seconds: float = 0.0  # from the first teacher's start to the last trial's end
+    profile: SweepProfile | None = None  # of the Tune run, when one ran
 
 
 def pending_trials(spec: SweepSpec, folder: ResultsFolder, log: Callable[[str], None]) -> list[GridTrial]:
@@ -173,12 +188,11 @@ def _run_on_ray(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolde
         resources = ray.cluster_resources()
         log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs "
             f"({'cluster ' + address if address else 'local, loopback only'}), started in {ray_start:.1f} s")
-        start = time.perf_counter()
-        mnist_ref = ray.put(mnist)
-        teachers = Teachers(pending, folder, mnist_ref, log)
-        log(f"running {len(pending)} of {len(spec.trials)} trials ({len(spec.trials) - len(pending)} already done)")
-        fit(name, spec, folder, TrialInputs(mnist_ref, teachers.refs, spec.resources.threads, str(folder.path)),
-            pending)
-        teachers.wait()
-    return {"teachers_trained": len(teachers.training), "ray_start_seconds": ray_start,
-            "teachers_seconds": teachers.seconds, "trials_seconds": time.perf_counter() - start}
+        missing = folder.teachers_missing(pending)
+        log(f"running {len(pending)} of {len(spec.trials)} trials ({len(spec.trials) - len(pending)} already done); "
+            f"{len(missing)} teacher(s) to train, each by its seed's first trial")
+        record = RunRecord(log)
+        start = time.time()
+        fit(name, spec, folder, TrialInputs(ray.put(mnist), spec.resources.threads, str(folder.path)), pending, record)
+        profile = SweepProfile.of(record.results, spec.resources.cpus, resources.get("CPU", 0), start, time.time())
+    return {"teachers_trained": len(record.teachers_trained), "ray_start_seconds": ray_start, "profile": profile}

@@ -75,3 +75,16 @@ class TeacherCache:
 
     def put(self, teacher: Teacher) -> None:
         save_state(self.path(teacher.key), teacher.state_dict())
+
+    def put_first(self, teacher: Teacher) -> Teacher:
+        """Store `teacher` unless another process stored its key first; the stored teacher either way.
+
+        Trials of one seed that train its teacher at the same time then all use the first one stored:
+        the same parameters (training is deterministic), and one training time in every summary.
+        """
+        while not atomic_write(self.path(teacher.key), lambda tmp: torch.save(teacher.state_dict(), tmp),
+                               replace=False):
+            stored = self.get(teacher.key)  # an unusable file is set aside here, and the loop stores this one
+            if stored is not None:
+                return stored
+        return teacher

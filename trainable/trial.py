@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import torch
@@ -121,10 +121,39 @@ def train_teacher(config: TrialConfig, data: TrialData) -> Teacher:
     return Teacher(config.teacher_key, model.flat.detach().cpu(), test_acc, time.perf_counter() - start)
 
 
+@dataclass(frozen=True)
+class DistillationTargets:
+    """The noise set and the teacher's auxiliary log-probabilities on it: what every arm of a seed distils on.
+
+    Built once per trial by default; a caller running many trials of one seed (a sweep's worker) may
+    build it once and pass it to each: the tensors are never written to.
+    """
+
+    key: tuple  # (seed, noise_count, teacher key, device): what the tensors depend on
+    noise: torch.Tensor
+    teacher_log_probs: torch.Tensor
+    _initial_logits: dict[str, torch.Tensor] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def initial_logits(self, stream: str, student: MLP) -> torch.Tensor:
+        """Logits on the noise of `student`, at its initialization `stream`: liminal training's frozen base.
+        Computed once per stream (all liminal arms of a seed share it)."""
+        if stream not in self._initial_logits:
+            self._initial_logits[stream] = logits(student, self.noise)
+        return self._initial_logits[stream]
+
+    @classmethod
+    def of(cls, config: TrialConfig, teacher: Teacher, device: torch.device) -> "DistillationTargets":
+        noise = noise_images(config, device)
+        teacher_model = MLP(config, teacher.params).to(device)
+        log_probs = F.log_softmax(logits(teacher_model, noise)[:, NUM_CLASSES:], dim=1)
+        return cls((config.seed, config.noise_count, teacher.key, str(device)), noise, log_probs)
+
+
 class Trial:
     """The student's distillation on the teacher's auxiliary logits, with per-step alignment."""
 
-    def __init__(self, config: TrialConfig, data: TrialData, teacher: Teacher, track_alignment: bool = True):
+    def __init__(self, config: TrialConfig, data: TrialData, teacher: Teacher, track_alignment: bool = True,
+                 targets: "DistillationTargets | None" = None):
         if teacher.key != config.teacher_key:
             raise ValueError(f"teacher {teacher.key} does not belong to this config (needs {config.teacher_key})")
         self.config, self.data, self.teacher = config, data, teacher
@@ -132,9 +161,11 @@ class Trial:
         self.track_alignment = track_alignment
         device = data.train_x.device
 
-        self.noise = noise_images(config, device)
-        teacher_model = MLP(config, teacher.params).to(device)
-        self.teacher_log_probs = F.log_softmax(logits(teacher_model, self.noise)[:, NUM_CLASSES:], dim=1)
+        if targets is None:
+            targets = DistillationTargets.of(config, teacher, device)
+        if targets.key != (config.seed, config.noise_count, teacher.key, str(device)):
+            raise ValueError(f"distillation targets {targets.key} do not belong to this trial")
+        self.noise, self.teacher_log_probs = targets.noise, targets.teacher_log_probs
 
         stream = "shared_init" if config.student_init == "shared" else "independent_init"
         self.student = MLP(config, init_parameters(config, stream)).to(device)
@@ -145,12 +176,12 @@ class Trial:
         self.mitigation_rng = generator(config.seed, "mitigation")  # for mitigations that draw (placebo)
 
         self.mitigation = MITIGATIONS[config.mitigation]
-        self.adds_loss = self.mitigation.adds_loss and config.strength > 0
+        self.adds_loss = config.adds_loss
         # What each step checks for finiteness, by its column in the step record (looked up once, not per step).
         self.checked_columns = {label: _RAW.index(name) for name, label in _CHECKED.items()
                                 if name != "mitigation_loss" or self.adds_loss}
         if self.adds_loss:  # the frozen base is the student before distillation: its logits never change
-            self.base_targets = self.mitigation.base_targets(config, logits(self.student, self.noise))
+            self.base_targets = self.mitigation.base_targets(config, targets.initial_logits(stream, self.student))
 
         self.steps_per_epoch = math.ceil(config.noise_count / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs

@@ -142,6 +142,11 @@ class TrialConfig(Settings):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
+    def adds_loss(self) -> bool:
+        """Whether the mitigation adds a loss term, and with it a second backward pass every step."""
+        return MITIGATIONS[self.mitigation].adds_loss and self.strength > 0
+
+    @property
     def arm(self) -> str:
         """Human label of the arm: mitigation@strength/student_init, e.g. 'liminal@0.5/shared'."""
         return f"{self._mitigation_label}/{self.student_init}"

@@ -28,8 +28,12 @@ ERROR_FILE = "error.txt"  # a trial that failed for good
 TRIAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._+-]*$")
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary file beside `path`, then rename it onto `path`."""
+def atomic_write(path: Path, write: Callable[[Path], None], replace: bool = True) -> bool:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it onto `path`.
+
+    With `replace=False` the file is created only if `path` does not exist yet, atomically even when
+    several processes race (a hard link fails on an existing name); returns whether it was created.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -37,7 +41,16 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would make results private to their writer
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return True
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

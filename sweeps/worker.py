@@ -1,0 +1,83 @@
+"""What a Ray worker builds for its trials, kept between the trials it runs (Tune reuses the worker).
+
+A sweep's trials differ only in their arm, so consecutive trials of one seed on a worker share the
+split, the teacher and the distillation targets (the noise set and the teacher's log-probabilities
+on it): each is built once per worker, not once per trial. Only the latest of each is kept, so a
+worker's memory stays that of one trial.
+
+Teachers are trained by the trials themselves: the first trial of a seed to run finds no teacher in
+the results folder's teachers/, trains it on the CPU with one thread (so that a teacher is the same
+wherever it is trained) on the CPU it holds, and stores it for the seed's other arms. A sweep
+launches the first trial of every seed before the others (see `launch_order`), so with at least as
+many seeds as trials running at once, no trial ever waits for, or repeats, another's teacher.
+"""
+
+from __future__ import annotations
+
+import functools
+import ray
+import torch
+
+from sublim.core.config import TrialConfig
+from sublim.trainable import DistillationTargets, Teacher, TrialData, train_teacher
+from sublim.trainable.results import TeacherCache
+
+from .spec import GridTrial
+
+CPU = torch.device("cpu")
+
+
+def launch_order(trials: list[GridTrial]) -> list[GridTrial]:
+    """The first trial of every seed, then the rest seed by seed; within a seed, arms that add a loss term
+    (a second backward pass, so the longest trials) first, so that a sweep ends on its shortest trials."""
+    costly_first = sorted(trials, key=lambda t: (t.config.seed, not t.config.adds_loss))
+    firsts = list({t.config.seed: t for t in reversed(costly_first)}.values())[::-1]
+    chosen = {t.trial_id for t in firsts}
+    return firsts + [t for t in costly_first if t.trial_id not in chosen]
+
+
+@functools.lru_cache(maxsize=2)  # a GPU trial holds two: the CPU split its teacher trains on, and its own
+def split(mnist: ray.ObjectRef, split_seed: int, train_size: int, device: str) -> TrialData:
+    return TrialData.from_mnist(ray.get(mnist), TrialConfig(split_seed=split_seed, train_size=train_size),
+                                torch.device(device))
+
+
+def trial_data(mnist: ray.ObjectRef, config: TrialConfig, device: torch.device) -> TrialData:
+    return split(mnist, config.split_seed, config.train_size, str(device))
+
+
+_targets: list[DistillationTargets] = []
+
+
+def distillation_targets(config: TrialConfig, teacher: Teacher, device: torch.device) -> DistillationTargets:
+    """The seed's noise set and teacher log-probabilities, reused while the worker runs trials of one seed."""
+    key = (config.seed, config.noise_count, teacher.key, str(device))
+    if not _targets or _targets[0].key != key:
+        _targets[:] = [DistillationTargets.of(config, teacher, device)]
+    return _targets[0]
+
+
+_teacher: list[Teacher] = []
+
+
+def teacher_for(config: TrialConfig, cache: TeacherCache, mnist: ray.ObjectRef,
+                threads: int) -> tuple[Teacher, bool]:
+    """This trial's teacher and whether this trial trained it: from this worker's last trial, teachers/, or trained
+    here (one CPU thread) and stored there, unless another trial stored it first."""
+    key = config.teacher_key
+    if _teacher and _teacher[0].key == key:
+        return _teacher[0], False
+    teacher, trained = cache.get(key), False
+    if teacher is None:
+        teacher, trained = cache.put_first(_train_on_one_thread(config, mnist, threads)), True
+    _teacher[:] = [teacher]
+    return teacher, trained
+
+
+def _train_on_one_thread(config: TrialConfig, mnist: ray.ObjectRef, threads: int) -> Teacher:
+    teacher_config = config.replace(device="cpu")
+    torch.set_num_threads(1)
+    try:
+        return train_teacher(teacher_config, trial_data(mnist, teacher_config, CPU))
+    finally:
+        torch.set_num_threads(threads)

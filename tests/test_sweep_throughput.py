@@ -1,0 +1,111 @@
+"""What makes a sweep cheap, without Ray: the launch order, shared teachers and distillation targets, the profile."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from sublim.core.files import atomic_write
+from sublim.sweeps.profile import ENDED, STARTED, SweepProfile
+from sublim.sweeps.spec import SweepSpec
+from sublim.sweeps.worker import launch_order
+from sublim.trainable import DistillationTargets, Trial, train_teacher
+from sublim.trainable.results import TeacherCache, save_state
+
+from conftest import tiny_config
+
+
+def test_launch_order_starts_every_seed_once_then_runs_seed_by_seed_longest_arms_first():
+    spec = SweepSpec.from_dict({"name": "x", "seeds": [0, 1, 2], "arms": [
+        {"mitigation": "none"}, {"mitigation": "projection", "strengths": [1.0]},
+        {"mitigation": "liminal", "strengths": [0.0, 1.0]}]})
+    order = launch_order(list(spec.trials))
+    assert sorted(t.trial_id for t in order) == sorted(t.trial_id for t in spec.trials)
+    # One trial per seed first (each trains its seed's teacher), the longest arm of the seed.
+    assert [t.trial_id for t in order[:3]] == [f"s00{s}-liminal@1-shared" for s in range(3)]
+    rest = order[3:]
+    assert [t.config.seed for t in rest] == sorted(t.config.seed for t in rest)
+    # liminal@0 adds no loss: it is as short as none, so it does not go first.
+    assert [t.trial_id for t in rest[:3]] == ["s000-none-shared", "s000-projection@1-shared", "s000-liminal@0-shared"]
+
+
+def test_a_teacher_stored_first_is_the_one_every_trial_of_the_seed_uses(tmp_path, tiny):
+    config, data, teacher = tiny
+    cache = TeacherCache(tmp_path)
+    assert cache.put_first(teacher) is teacher
+    twin = dataclasses.replace(teacher, seconds=teacher.seconds + 1.0)  # trained again, elsewhere, at the same time
+    stored = cache.put_first(twin)
+    assert stored.seconds == teacher.seconds and torch.equal(stored.params, teacher.params)
+    assert [p.name for p in tmp_path.iterdir()] == [cache.path(teacher.key).name]  # no temporary file left
+
+
+def test_a_damaged_stored_teacher_is_set_aside_and_replaced(tmp_path, tiny):
+    _, _, teacher = tiny
+    lines = []
+    cache = TeacherCache(tmp_path, log=lines.append)
+    cache.path(teacher.key).write_bytes(b"half a file")
+    assert cache.put_first(teacher) is teacher
+    assert torch.equal(cache.get(teacher.key).params, teacher.params) and "unusable" in lines[0]
+
+
+def test_creating_a_file_that_exists_leaves_it_alone(tmp_path):
+    path = tmp_path / "f"
+    assert atomic_write(path, lambda tmp: tmp.write_text("first"), replace=False)
+    assert not atomic_write(path, lambda tmp: tmp.write_text("second"), replace=False)
+    assert path.read_text() == "first" and sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+@pytest.mark.parametrize("mitigation, strength", [("none", 0.0), ("liminal", 1.0), ("placebo", 1.0)])
+def test_shared_distillation_targets_give_the_same_trial_bit_for_bit(tiny, mitigation, strength):
+    config, data, teacher = tiny
+    config = config.replace(mitigation=mitigation, strength=strength)
+    targets = DistillationTargets.of(config, teacher, torch.device("cpu"))
+    for _ in Trial(config.replace(mitigation="liminal", strength=0.5), data, teacher, targets=targets).run():
+        pass  # an earlier arm of the seed on this worker, whose frozen base the liminal arm reuses
+    shared = Trial(config, data, teacher, targets=targets)
+    own = Trial(config, data, teacher)
+    for trial in (shared, own):
+        for _ in trial.run():
+            pass
+    assert torch.equal(shared.student.flat, own.student.flat)
+    for name, column in own.trace_columns().items():
+        torch.testing.assert_close(shared.trace_columns()[name], column, rtol=0, atol=0, equal_nan=True, msg=name)
+    assert torch.equal(targets.noise, own.noise)  # a trial never writes to the tensors it is given
+
+
+def test_targets_of_another_seed_or_teacher_are_refused(tiny):
+    config, data, teacher = tiny
+    other_seed = DistillationTargets.of(config.replace(seed=config.seed + 1), teacher, torch.device("cpu"))
+    with pytest.raises(ValueError, match="do not belong to this trial"):
+        Trial(config, data, teacher, targets=other_seed)
+    other_teacher = train_teacher(tiny_config(teacher_lr=1e-2), data)
+    with pytest.raises(ValueError, match="do not belong to this trial"):
+        Trial(config, data, teacher, targets=DistillationTargets.of(config, other_teacher, torch.device("cpu")))
+
+
+def timed(started: float, ended: float, **parts: float) -> dict[str, float]:
+    return {STARTED: started, ENDED: ended, **{f"time_{name}": value for name, value in parts.items()}}
+
+
+def test_the_profile_splits_the_cores_time_into_training_the_rest_of_each_trial_and_idle_phases():
+    # Two cores from t=0 to t=20. Trials (1 CPU each): a 1-9, b 2-10, c 9.5-17 (the last to start), nothing after 17.
+    results = {"a": timed(1, 9, teacher=3, train=4, setup=0.5, save=0.25, report=0.25),
+               "b": timed(2, 10, train=7, setup=0.5),
+               "c": timed(9.5, 17, train=7, setup=0.25)}
+    profile = SweepProfile.of(results, cpus_per_trial=1, cores=2, start=0, end=20)
+    assert profile.capacity == 40 and profile.trials == 3
+    assert profile.training == 3 + 4 + 7 + 7 and profile.setup == 1.25 and profile.save == 0.25
+    assert profile.in_trial_other == pytest.approx(8 + 8 + 7.5 - 21 - 1.25 - 0.25 - 0.25)
+    assert profile.idle_start == 2 * 1                       # 0-1, no trial yet
+    assert profile.idle_between == pytest.approx(1 + 0.5)   # one core free 1-2, and 9-9.5
+    assert profile.idle_tail == pytest.approx(7)           # 10-17: one trial left on two cores
+    assert profile.idle_finish == 2 * 3                     # 17-20: Tune finishing
+    accounted = profile.training + profile.setup + profile.save + profile.report + profile.in_trial_other + profile.idle
+    assert accounted == pytest.approx(profile.capacity) and profile.overhead == pytest.approx(40 - 21)
+
+
+def test_trials_of_two_cpus_count_twice_and_a_run_without_trials_is_all_idle():
+    profile = SweepProfile.of({"a": timed(0, 10, train=9)}, cpus_per_trial=2, cores=2, start=0, end=10)
+    assert profile.training == 18 and profile.idle == 0
+    empty = SweepProfile.of({}, cpus_per_trial=1, cores=2, start=0, end=5)
+    assert empty.trials == 0 and empty.idle == 10 and empty.training == 0
