@@ -89,6 +89,14 @@ def checkpoint_epoch(folder: Path, trial_id: str) -> int | None:
     return torch.load(path, weights_only=True)["epoch"] if path.exists() else None
 
 
+def checkpoint_epoch_or_none(folder: Path, trial_id: str) -> int | None:
+    """`checkpoint_epoch`, or None when the checkpoint went (its trial finished) while being read."""
+    try:
+        return checkpoint_epoch(folder, trial_id)
+    except (FileNotFoundError, RuntimeError, EOFError):
+        return None
+
+
 EXPLOIT = "exploit-ran"
 
 
@@ -142,6 +150,7 @@ def test_smoke_sweep_writes_every_trial_and_trains_one_teacher_per_seed(referenc
     for trial_id, summary in found.items():
         assert summary["config"] == expected[trial_id]["config"] and summary["epochs_done"] == EPOCHS
         assert summary["teacher_key"] == expected[trial_id]["teacher_key"]
+        assert summary["ran_on"] == {"device": "cpu", "threads": 1}  # one CPU per trial, one thread
         trace = pd.read_parquet(folder / "trials" / trial_id / "trace.parquet")
         assert len(trace) == summary["steps"] == EPOCHS * 12
 
@@ -152,6 +161,7 @@ def test_smoke_sweep_writes_every_trial_and_trains_one_teacher_per_seed(referenc
     # Arms of one seed report the very same teacher (its training time is that one run's).
     assert len({(s["teacher_key"], s["teacher_seconds"]) for s in found.values()}) == 2
     assert "2 teacher(s) (2 trained in this run" in output
+    assert output.count("  teacher of seed") == 2 and "of the cores' time" in output  # where the time went
 
     assert "accuracy" in output and "alignment" in output and "done 8/8" in output
     assert output.rstrip().endswith(f"Next: sublim report {folder}")
@@ -192,10 +202,13 @@ def test_driver_killed_mid_sweep_resumes_from_its_own_checkpoints_and_never_unpi
     proc, log = start_sweep(spec, storage, data_dir)
 
     def kill_point():
-        """A finished trial, and a running one that reported epoch 2 or later with epochs to go."""
+        """A finished trial, and a running one checkpointed at epoch 2 or later with epochs to go (read from its
+        own checkpoint: Tune's logs lag the trials)."""
+        if not summaries(folder):
+            return None
         running = [path.parent.name for path in folder.glob("trials/*/checkpoint.pt")
-                   if 2 <= (tune_results(folder, path.parent.name) or [{}])[-1].get("epoch", 0) < EPOCHS - 1]
-        return running if running and summaries(folder) else None
+                   if 2 <= (checkpoint_epoch_or_none(folder, path.parent.name) or 0) < EPOCHS - 1]
+        return running or None
 
     wait_for(kill_point, proc, log, "a finished trial and a checkpointed running one")
     os.kill(proc.pid, signal.SIGKILL)
@@ -401,3 +414,16 @@ def test_until_resolved_grows_a_real_sweep_in_waves_and_records_its_design(data_
     assert record["design"]["seeds"] == [3, 6] and [w["seeds"] for w in record["waves"]][0] == 3
     ran = len(record["waves"]) * 3
     assert len(summaries(storage / "waves")) == ran and f"{ran} of {ran} trials finished" in output
+
+
+def test_trials_given_a_gpu_fraction_run_on_cuda(data_dir, tmp_path):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU here")
+    spec = write_spec(tmp_path, {**TINY, "name": "gpu", "resources": {"cpus": 1, "gpus": 0.25}})
+    proc, log = start_sweep(spec, tmp_path / "results", data_dir)
+    output = finish(proc, log)
+    found = summaries(tmp_path / "results" / "gpu")
+    assert len(found) == 8 and "8 of 8 trials finished" in output
+    assert {s["ran_on"]["device"] for s in found.values()} == {"cuda:0"}
