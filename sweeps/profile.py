@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass, fields
 from typing import Iterator
 
@@ -81,6 +82,11 @@ class SweepProfile:
     def overhead(self) -> float:
         """Every core-second that trained neither a teacher nor a student."""
         return self.capacity - self.training
+
+    def record(self) -> dict[str, float]:
+        """Every field, and the totals (what profile.json holds)."""
+        return {**dataclasses.asdict(self), "capacity": self.capacity, "training": self.training,
+                "overhead": self.overhead, "overhead_per_trial": self.overhead / max(self.trials, 1)}
 
     def breakdown(self) -> dict[str, float]:
         """Each part's core-seconds, in the order they are reported."""

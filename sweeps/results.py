@@ -7,7 +7,8 @@ Layout at `<storage>/<name>/`:
     trials/<trial_id>/          summary.json + trace.parquet of a finished trial; diverged.json of a
                                 diverged one; error.txt of a failed one; checkpoint.pt while it runs
     teachers/teacher-<key>.pt   the trained teachers (one per seed), reused by every arm and on resume
-    tune/run-<time>/            Ray Tune's own logs of each invocation (TensorBoard); never read back
+    tune/run-<time>/            Ray Tune's own logs of each invocation (TensorBoard) and profile.json
+                                (where its cores' time went); never read back
 Trials write their own checkpoints and outputs here, from whichever node runs them: on a cluster
 the folder must be one that every node mounts at the same path. Nothing here is ever unpickled:
 checkpoints and teachers load with `weights_only=True` and are checked against the trial's config.

@@ -18,6 +18,7 @@ import torch
 from ray import tune
 
 from sublim.core.config import TrialConfig
+from sublim.core.files import PROFILE_FILE, write_json
 from sublim.trainable import Diverged, Mnist, Trial
 
 from . import worker
@@ -115,7 +116,7 @@ class RunRecord(tune.Callback):
 
 
 def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, pending: list[GridTrial],
-        record: RunRecord) -> None:
+        record: RunRecord, run_name: str) -> None:
     """Run the pending trials as a fresh Tune run: Tune's saved state of an earlier run is never read."""
     trainable = tune.with_resources(tune.with_parameters(run_trial, inputs=inputs), spec.resources.tune())
     grid = [{"trial_id": t.trial_id, "config": t.config.to_dict()} for t in worker.launch_order(pending)]
@@ -125,7 +126,7 @@ def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, 
         tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=trial_id_of,
                                     trial_dirname_creator=trial_id_of),
         run_config=tune.RunConfig(
-            name=folder.new_tune_run(), storage_path=str(folder.tune_dir), verbose=0,
+            name=run_name, storage_path=str(folder.tune_dir), verbose=0,
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
             callbacks=[RecordErrors(folder.path), record,
                        ProgressTable(name, total=len(spec.trials), done_before=len(spec.trials) - len(pending))],
@@ -191,8 +192,10 @@ def _run_on_ray(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolde
         missing = folder.teachers_missing(pending)
         log(f"running {len(pending)} of {len(spec.trials)} trials ({len(spec.trials) - len(pending)} already done); "
             f"{len(missing)} teacher(s) to train, each by its seed's first trial")
-        record = RunRecord(log)
+        record, run_name = RunRecord(log), folder.new_tune_run()
         start = time.time()
-        fit(name, spec, folder, TrialInputs(ray.put(mnist), spec.resources.threads, str(folder.path)), pending, record)
+        fit(name, spec, folder, TrialInputs(ray.put(mnist), spec.resources.threads, str(folder.path)), pending, record,
+            run_name)
         profile = SweepProfile.of(record.results, spec.resources.cpus, resources.get("CPU", 0), start, time.time())
+        write_json(folder.tune_dir / run_name / PROFILE_FILE, {"ray_start_seconds": ray_start, **profile.record()})
     return {"teachers_trained": len(record.teachers_trained), "ray_start_seconds": ray_start, "profile": profile}

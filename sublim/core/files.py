@@ -23,6 +23,7 @@ TRACE_FILE = "trace.parquet"  # its step trace
 CHECKPOINT_FILE = "checkpoint.pt"  # a running trial's latest epoch state (tensors only; gone once it finishes)
 DIVERGED_FILE = "diverged.json"  # a trial stopped by a non-finite loss, gradient or parameter
 ERROR_FILE = "error.txt"  # a trial that failed for good
+PROFILE_FILE = "profile.json"  # in each Tune run's folder: where that invocation's core-seconds went (for people)
 
 # A trial id is a folder name: no path separator, no leading dot. Checked before any file is opened.
 TRIAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._+-]*$")
