@@ -54,7 +54,14 @@ def _is_loopback(address: str) -> bool:
 
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[float]:
-    """Ray for the length of a sweep; yields the seconds its start took. Shut down on exit."""
+    """Ray for the length of a sweep; yields the seconds its start took. Shut down on exit.
+
+    Inside an outer session (the waves of `--until-resolved` share one), Ray is already up: that
+    session is used as it is (0 seconds to start) and left running.
+    """
+    if ray.is_initialized():
+        yield 0.0
+        return
     settings = {"RAY_USAGE_STATS_ENABLED": "0",
                 # The sweep prints its own live table; Tune's would interleave with it.
                 "RAY_AIR_NEW_OUTPUT": "0"}

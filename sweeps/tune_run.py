@@ -188,7 +188,8 @@ def _run_on_ray(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolde
         folder.record(name, spec, spec_text)
         resources = ray.cluster_resources()
         log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs "
-            f"({'cluster ' + address if address else 'local, loopback only'}), started in {ray_start:.1f} s")
+            f"({'cluster ' + address if address else 'local, loopback only'}), "
+            + (f"started in {ray_start:.1f} s" if ray_start else "already running"))
         missing = folder.teachers_missing(pending)
         log(f"running {len(pending)} of {len(spec.trials)} trials ({len(spec.trials) - len(pending)} already done); "
             f"{len(missing)} teacher(s) to train, each by its seed's first trial")

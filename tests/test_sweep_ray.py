@@ -414,6 +414,7 @@ def test_until_resolved_grows_a_real_sweep_in_waves_and_records_its_design(data_
     assert record["design"]["seeds"] == [3, 6] and [w["seeds"] for w in record["waves"]][0] == 3
     ran = len(record["waves"]) * 3
     assert len(summaries(storage / "waves")) == ran and f"{ran} of {ran} trials finished" in output
+    assert output.count("started in") == 1 and output.count("already running") == len(record["waves"])  # one Ray
 
 
 def test_trials_given_a_gpu_fraction_run_on_cuda(data_dir, tmp_path):

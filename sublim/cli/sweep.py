@@ -74,10 +74,14 @@ def main(args: argparse.Namespace) -> int:
 
     mnist = load_mnist(args.data_dir)  # once, here: trials get it through Ray's object store
     if args.until_resolved:
+        from sublim.sweeps.session import ray_session
+
         from .waves import run_until_resolved
 
-        outcome = run_until_resolved(args, name, spec, folder, lambda *wave: run_sweep(
-            name, *wave, folder, mnist, address=args.address))
+        with ray_session(args.address) as seconds:  # one Ray for every wave, not a start per wave
+            print(f"Ray started in {seconds:.1f} s, for every wave", flush=True)
+            outcome = run_until_resolved(args, name, spec, folder, lambda *wave: run_sweep(
+                name, *wave, folder, mnist, address=args.address))
     else:
         outcome = run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address)
     print()
