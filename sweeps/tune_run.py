@@ -107,9 +107,11 @@ class RunRecord(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
         self.results[trial_id_of(trial)] = result
+        if not result.get("teacher_trained"):
+            return
         config = trial.config["trial"]["config"]
         key = TrialConfig.from_dict(config).teacher_key
-        if result.get("teacher_trained") and key not in self.teachers_trained:
+        if key not in self.teachers_trained:
             self.teachers_trained.add(key)
             self.log(f"  teacher of seed {config['seed']}: test accuracy {result['teacher_acc']:.4f} "
                      f"({result['teacher_seconds']:.1f} s, trained by {trial_id_of(trial)})")

@@ -2,8 +2,8 @@
 
 A sweep's trials differ only in their arm, so consecutive trials of one seed on a worker share the
 split, the teacher and the distillation targets (the noise set and the teacher's log-probabilities
-on it): each is built once per worker, not once per trial. Only the latest of each is kept, so a
-worker's memory stays that of one trial.
+on it): each is built once per worker, not once per trial. Only the latest of each is kept (and a
+GPU trial's CPU split for its teacher), so a worker's memory stays that of one trial.
 
 Teachers are trained by the trials themselves: the first trial of a seed to run finds no teacher in
 the results folder's teachers/, trains it on the CPU with one thread (so that a teacher is the same
@@ -15,6 +15,7 @@ many seeds as trials running at once, no trial ever waits for, or repeats, anoth
 from __future__ import annotations
 
 import functools
+
 import ray
 import torch
 
