@@ -55,6 +55,17 @@ def test_creating_a_file_that_exists_leaves_it_alone(tmp_path):
     assert path.read_text() == "first" and sorted(p.name for p in tmp_path.iterdir()) == ["f"]
 
 
+def test_creating_a_file_works_where_hard_links_do_not(tmp_path, monkeypatch):
+    def no_links(source, target):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("os.link", no_links)
+    path = tmp_path / "f"
+    assert atomic_write(path, lambda tmp: tmp.write_text("first"), replace=False)
+    assert not atomic_write(path, lambda tmp: tmp.write_text("second"), replace=False)
+    assert path.read_text() == "first" and sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
 @pytest.mark.parametrize("mitigation, strength", [("none", 0.0), ("liminal", 1.0), ("placebo", 1.0)])
 def test_shared_distillation_targets_give_the_same_trial_bit_for_bit(tiny, mitigation, strength):
     config, data, teacher = tiny

@@ -49,6 +49,10 @@ def atomic_write(path: Path, write: Callable[[Path], None], replace: bool = True
             os.link(tmp, path)
         except FileExistsError:
             return False
+        except OSError:  # a file system without hard links: checked, then renamed (a race may then replace)
+            if path.exists():
+                return False
+            os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)
         return True
