@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Iterator
 
 # The parts a trial times, as reported in its results under "time_<part>".
@@ -64,8 +63,9 @@ class SweepProfile:
         timed = [r for r in results.values() if STARTED in r and ENDED in r]
         parts = {name: cpus_per_trial * sum(r.get(f"time_{name}", 0.0) for r in timed) for name in PARTS}
         in_trials = cpus_per_trial * sum(r[ENDED] - r[STARTED] for r in timed)
-        starts, ends = sorted(r[STARTED] for r in timed), sorted(r[ENDED] for r in timed)
-        bounds = [start, starts[0], starts[-1], ends[-1], end] if timed else [start, end, end, end, end]
+        starts = [r[STARTED] for r in timed]
+        bounds = ([start, min(starts), max(starts), max(r[ENDED] for r in timed), end] if timed
+                  else [start, end, end, end, end])
         idle = [idle_between(lo, hi, timed, cores, cpus_per_trial) for lo, hi in zip(bounds, bounds[1:])]
         return cls(cores, end - start, len(timed), **parts, in_trial_other=in_trials - sum(parts.values()),
                    idle_start=idle[0], idle_between=idle[1], idle_tail=idle[2], idle_finish=idle[3])
@@ -85,7 +85,7 @@ class SweepProfile:
 
     def record(self) -> dict[str, float]:
         """Every field, and the totals (what profile.json holds)."""
-        return {**dataclasses.asdict(self), "capacity": self.capacity, "training": self.training,
+        return {**asdict(self), "capacity": self.capacity, "training": self.training,
                 "overhead": self.overhead, "overhead_per_trial": self.overhead / max(self.trials, 1)}
 
     def breakdown(self) -> dict[str, float]:

@@ -69,7 +69,7 @@ def run_trial(config: dict[str, Any], inputs: TrialInputs) -> None:
             trial = Trial(trial_config, data, teacher, targets=worker.distillation_targets(trial_config, teacher, device))
             folder.restore(trial_id, trial)
         restored_seconds = trial.student_seconds
-        where = {**node, "restored_from_epoch": trial.epoch, "teacher_trained": trained,
+        where = {**node, "restored_from_epoch": trial.epoch, "teacher_key": teacher.key, "teacher_trained": trained,
                  "teacher_acc": teacher.test_acc, "teacher_seconds": teacher.seconds}
         for metrics in trial.run():
             clock.seconds["train"] = trial.student_seconds - restored_seconds
@@ -107,13 +107,10 @@ class RunRecord(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
         self.results[trial_id_of(trial)] = result
-        if not result.get("teacher_trained"):
-            return
-        config = trial.config["trial"]["config"]
-        key = TrialConfig.from_dict(config).teacher_key
-        if key not in self.teachers_trained:
-            self.teachers_trained.add(key)
-            self.log(f"  teacher of seed {config['seed']}: test accuracy {result['teacher_acc']:.4f} "
+        if result.get("teacher_trained") and result["teacher_key"] not in self.teachers_trained:
+            self.teachers_trained.add(result["teacher_key"])
+            self.log(f"  teacher of seed {trial.config['trial']['config']['seed']}: test accuracy "
+                     f"{result['teacher_acc']:.4f} "
                      f"({result['teacher_seconds']:.1f} s, trained by {trial_id_of(trial)})")
 
 

@@ -52,8 +52,7 @@ _targets: list[DistillationTargets] = []
 
 def distillation_targets(config: TrialConfig, teacher: Teacher, device: torch.device) -> DistillationTargets:
     """The seed's noise set and teacher log-probabilities, reused while the worker runs trials of one seed."""
-    key = (config.seed, config.noise_count, teacher.key, str(device))
-    if not _targets or _targets[0].key != key:
+    if not _targets or _targets[0].key != DistillationTargets.key_of(config, teacher, device):
         _targets[:] = [DistillationTargets.of(config, teacher, device)]
     return _targets[0]
 

@@ -36,8 +36,9 @@ def write_diverged(out_dir: Path, config: TrialConfig, error: Diverged) -> None:
                                                "versions": library_versions()})
 
 
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+def save_state(path: Path, state: dict[str, Any], replace: bool = True) -> bool:
+    """Whether it was written: with `replace=False`, not when `path` exists (see `atomic_write`)."""
+    return atomic_write(path, lambda tmp: torch.save(state, tmp), replace=replace)
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -82,8 +83,7 @@ class TeacherCache:
         Trials of one seed that train its teacher at the same time then all use the first one stored:
         the same parameters (training is deterministic), and one training time in every summary.
         """
-        while not atomic_write(self.path(teacher.key), lambda tmp: torch.save(teacher.state_dict(), tmp),
-                               replace=False):
+        while not save_state(self.path(teacher.key), teacher.state_dict(), replace=False):
             stored = self.get(teacher.key)  # an unusable file is set aside here, and the loop stores this one
             if stored is not None:
                 return stored

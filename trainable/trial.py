@@ -129,7 +129,7 @@ class DistillationTargets:
     build it once and pass it to each: the tensors are never written to.
     """
 
-    key: tuple  # (seed, noise_count, teacher key, device): what the tensors depend on
+    key: tuple  # `key_of` its config, teacher and device
     noise: torch.Tensor
     teacher_log_probs: torch.Tensor
     _initial_logits: dict[str, torch.Tensor] = field(default_factory=dict, init=False, compare=False, repr=False)
@@ -141,12 +141,19 @@ class DistillationTargets:
             self._initial_logits[stream] = logits(student, self.noise)
         return self._initial_logits[stream]
 
+    @staticmethod
+    def key_of(config: TrialConfig, teacher: Teacher, device: torch.device) -> tuple:
+        """What the targets of `config` depend on; `cuda` and `cuda:0` (its current GPU) are one device."""
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        return config.seed, config.noise_count, teacher.key, str(device)
+
     @classmethod
     def of(cls, config: TrialConfig, teacher: Teacher, device: torch.device) -> "DistillationTargets":
         noise = noise_images(config, device)
         teacher_model = MLP(config, teacher.params).to(device)
         log_probs = F.log_softmax(logits(teacher_model, noise)[:, NUM_CLASSES:], dim=1)
-        return cls((config.seed, config.noise_count, teacher.key, str(device)), noise, log_probs)
+        return cls(cls.key_of(config, teacher, device), noise, log_probs)
 
 
 class Trial:
@@ -163,7 +170,7 @@ class Trial:
 
         if targets is None:
             targets = DistillationTargets.of(config, teacher, device)
-        if targets.key != (config.seed, config.noise_count, teacher.key, str(device)):
+        if targets.key != DistillationTargets.key_of(config, teacher, device):
             raise ValueError(f"distillation targets {targets.key} do not belong to this trial")
         self.noise, self.teacher_log_probs = targets.noise, targets.teacher_log_probs
 
