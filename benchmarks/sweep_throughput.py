@@ -8,11 +8,12 @@ one teacher per seed (in the seed's first trial) and runs one single-threaded tr
     python benchmarks/sweep_throughput.py --data-dir DIR            # 3 seeds x 5 arms, protocol defaults
     python benchmarks/sweep_throughput.py --data-dir DIR --epochs 1 --teacher-epochs 1 --noise-count 10000
     python benchmarks/sweep_throughput.py --data-dir DIR --spec sweeps/paper.yaml   # a spec; sweep only
+    python benchmarks/sweep_throughput.py --data-dir DIR --spec sweeps/paper.yaml --seeds 4 --gpus 0.25
 
 Prints, in core-seconds per trial, where each one's time went; the ratio of the sweep's wall time to
 the plain loop's beside the bound that teacher reuse and perfect packing allow; and the targets:
-at least 90% of the cores' time training, at most 1 core-second of overhead per trial. --json saves
-the figures. The machine should be otherwise idle: other load makes every timing noisy.
+at least 90% of the cores' time training, at most 1 core-second of overhead per trial; and trials
+per second (per GPU, with --gpus: the fraction of a GPU each trial holds). --json saves the figures. The machine should be otherwise idle: other load makes every timing noisy.
 """
 
 from __future__ import annotations
@@ -98,8 +99,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR)")
     parser.add_argument("--spec", type=Path, help="run this spec file's sweep instead (no plain loop)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--cpus", type=float, default=1, help="CPUs (and threads) per trial in the sweep")
+    parser.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 3; with --spec, its first N seeds)")
+    parser.add_argument("--cpus", type=float, help="CPUs (and threads) per trial in the sweep (default 1 or the spec's)")
+    parser.add_argument("--gpus", type=float, help="fraction of a GPU per trial in the sweep (default 0 or the spec's)")
     parser.add_argument("--epochs", type=int, help="student epochs (default: the protocol's)")
     parser.add_argument("--teacher-epochs", type=int, help="teacher epochs (default: the protocol's)")
     parser.add_argument("--noise-count", type=int, help="noise images (default: the protocol's)")
@@ -107,18 +109,22 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.spec:
-        spec = SweepSpec.load(args.spec)
-        settings = spec.settings
+        raw = SweepSpec.load(args.spec).to_dict()
+        raw["seeds"] = raw["seeds"][:args.seeds]
     else:
         settings = {name: value for name, value in (("epochs", args.epochs), ("teacher_epochs", args.teacher_epochs),
                                                     ("noise_count", args.noise_count)) if value is not None}
-        spec = SweepSpec.from_dict({"name": "throughput", "seeds": list(range(args.seeds)), "arms": ARMS,
-                                    "settings": settings, "resources": {"cpus": args.cpus}}, "benchmark")
+        raw = {"name": "throughput", "seeds": list(range(args.seeds or 3)), "arms": ARMS, "settings": settings,
+               "resources": {"cpus": 1, "gpus": 0}}
+    raw["resources"] = {"cpus": args.cpus or raw["resources"]["cpus"],
+                        "gpus": raw["resources"]["gpus"] if args.gpus is None else args.gpus}
+    spec = SweepSpec.from_dict(raw, str(args.spec or "benchmark"))
+    settings = spec.settings
     mnist = load_mnist(args.data_dir)
     n = len(spec.trials)
     print(f"{n} trials ({len(spec.seeds)} seeds x {n // len(spec.seeds)} arms), settings "
-          f"{settings or 'protocol defaults'}, {spec.resources.cpus:g} CPU(s) per trial in the sweep; "
-          f"{os.cpu_count()} cores", flush=True)
+          f"{settings or 'protocol defaults'}, {spec.resources.cpus:g} CPU(s) and {spec.resources.gpus:g} GPU per trial "
+          f"in the sweep; {os.cpu_count()} cores, {torch.cuda.device_count()} GPUs", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         base = None if args.spec else plain(spec, mnist, Path(tmp) / "plain")
         sweep = with_ray(spec, mnist, Path(tmp) / "ray")
@@ -137,6 +143,10 @@ def main() -> None:
     print(f"cores' time training: {figures['efficiency']:.1%} (target >= 90%); Tune run / (training / cores): "
           f"{figures['wall_over_ideal']:.3f} (target <= 1.10)")
     print(f"overhead: {figures['overhead_per_trial']:.2f} core-s per trial (target <= 1)")
+    figures["trials_per_second"] = n / tune_s
+    gpus = torch.cuda.device_count() if spec.resources.gpus else 0
+    print(f"throughput: {n / tune_s:.3f} trials/s during the Tune run, {n / sweep['seconds']:.3f} end to end"
+          + (f"; {n / tune_s / gpus:.3f} trials/s per GPU at {spec.resources.gpus:g} GPU per trial" if gpus else ""))
     if base:
         bound = (sweep["ray_start_seconds"] + ideal) / base["seconds"]
         # The plain loop's own work per trial, with one teacher per seed instead of per trial, on every core.

@@ -26,8 +26,10 @@ from .profile import SweepProfile, TrialClock
 from .progress import ProgressTable
 from .results import ResultsFolder
 from .spec import GridTrial, SweepSpec
+from .target_store import TargetStore
 
 MAX_FAILURES = 3  # retries of a trial (e.g. its node went away) before it counts as errored
+TARGETS_SHARE = 0.25  # of the object store, at most, for the seeds' distillation targets (oldest dropped first)
 
 
 def trial_device(config: TrialConfig) -> torch.device:
@@ -43,6 +45,7 @@ class TrialInputs:
 
     mnist: ray.ObjectRef
     threads: int
+    targets: ray.actor.ActorHandle  # a TargetStore: each seed's distillation targets, built once for the sweep
     folder: str  # every node mounts it at this path: trials write their checkpoints and outputs there
 
 
@@ -66,11 +69,12 @@ def run_trial(config: dict[str, Any], inputs: TrialInputs) -> None:
         with clock.part("teacher"):
             teacher, trained = worker.teacher_for(trial_config, folder.teachers, inputs.mnist, inputs.threads)
         with clock.part("setup"):
-            trial = Trial(trial_config, data, teacher, targets=worker.distillation_targets(trial_config, teacher, device))
+            targets, built = worker.distillation_targets(trial_config, teacher, device, inputs.targets)
+            trial = Trial(trial_config, data, teacher, targets=targets)
             folder.restore(trial_id, trial)
         restored_seconds = trial.student_seconds
         where = {**node, "restored_from_epoch": trial.epoch, "teacher_key": teacher.key, "teacher_trained": trained,
-                 "teacher_acc": teacher.test_acc, "teacher_seconds": teacher.seconds}
+                 "teacher_acc": teacher.test_acc, "teacher_seconds": teacher.seconds, "targets_built": built}
         for metrics in trial.run():
             clock.seconds["train"] = trial.student_seconds - restored_seconds
             with clock.part("save"):
@@ -194,8 +198,12 @@ def _run_on_ray(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolde
             f"{len(missing)} teacher(s) to train, each by its seed's first trial")
         record, run_name = RunRecord(log), folder.new_tune_run()
         start = time.time()
-        fit(name, spec, folder, TrialInputs(ray.put(mnist), spec.resources.threads, str(folder.path)), pending, record,
-            run_name)
+        targets = TargetStore.remote(int(TARGETS_SHARE * resources.get("object_store_memory", 0)))
+        try:
+            fit(name, spec, folder, TrialInputs(ray.put(mnist), spec.resources.threads, targets, str(folder.path)),
+                pending, record, run_name)
+        finally:
+            ray.kill(targets)
         profile = SweepProfile.of(record.results, spec.resources.cpus, resources.get("CPU", 0), start, time.time())
         write_json(folder.tune_dir / run_name / PROFILE_FILE, {"ray_start_seconds": ray_start, **profile.record()})
     return {"teachers_trained": len(record.teachers_trained), "ray_start_seconds": ray_start, "profile": profile}

@@ -2,8 +2,10 @@
 
 A sweep's trials differ only in their arm, so consecutive trials of one seed on a worker share the
 split, the teacher and the distillation targets (the noise set and the teacher's log-probabilities
-on it): each is built once per worker, not once per trial. Only the latest of each is kept (and a
-GPU trial's CPU split for its teacher), so a worker's memory stays that of one trial.
+on it, and liminal training's base). The split is built once per worker; the targets once per sweep:
+the first trial to build a seed's puts them in Ray's object store for every worker (target_store.py).
+A worker keeps only the latest of each (and a GPU trial's CPU split for its teacher), so its memory
+stays that of one trial.
 
 Teachers are trained by the trials themselves: the first trial of a seed to run finds no teacher in
 the results folder's teachers/, trains it on the CPU with one thread (so that a teacher is the same
@@ -15,12 +17,14 @@ many seeds as trials running at once, no trial ever waits for, or repeats, anoth
 from __future__ import annotations
 
 import functools
+import warnings
 
+import numpy as np
 import ray
 import torch
 
 from sublim.core.config import TrialConfig
-from sublim.trainable import DistillationTargets, Teacher, TrialData, train_teacher
+from sublim.trainable import DistillationTargets, Teacher, TrialData, student_init_stream, train_teacher
 from sublim.trainable.results import TeacherCache
 
 from .spec import GridTrial
@@ -50,11 +54,48 @@ def trial_data(mnist: ray.ObjectRef, config: TrialConfig, device: torch.device) 
 _targets: list[DistillationTargets] = []
 
 
-def distillation_targets(config: TrialConfig, teacher: Teacher, device: torch.device) -> DistillationTargets:
-    """The seed's noise set and teacher log-probabilities, reused while the worker runs trials of one seed."""
-    if not _targets or _targets[0].key != DistillationTargets.key_of(config, teacher, device):
-        _targets[:] = [DistillationTargets.of(config, teacher, device)]
-    return _targets[0]
+def distillation_targets(config: TrialConfig, teacher: Teacher, device: torch.device,
+                         store: ray.actor.ActorHandle) -> tuple[DistillationTargets, bool]:
+    """The seed's noise set and teacher log-probabilities (and, for an arm that adds a loss, its initial student's
+    logits), and whether this trial built them: this worker's last, else the sweep's `store` (built by another
+    worker), else built here and shared."""
+    key, built = DistillationTargets.key_of(config, teacher, device), False
+    if not _targets or _targets[0].key != key:
+        shared = _fetch(store, key)
+        if shared:
+            _targets[:] = [DistillationTargets(key, *(_tensor(array, device) for array in shared))]
+        else:
+            _targets[:], built = [DistillationTargets.of(config, teacher, device)], True
+            _share(store, key, _targets[0].noise, _targets[0].teacher_log_probs)
+    targets = _targets[0]
+    stream = student_init_stream(config)
+    if config.adds_loss and stream not in targets.initial_logits_by_stream:
+        shared = _fetch(store, (*key, stream))
+        if shared:
+            targets.initial_logits_by_stream[stream] = _tensor(shared[0], device)
+        else:
+            _share(store, (*key, stream), targets.initial_logits(config))
+    return targets, built
+
+
+def _fetch(store: ray.actor.ActorHandle, key: tuple) -> tuple[np.ndarray, ...] | None:
+    found = ray.get(store.get.remote(key))
+    try:
+        return ray.get(found[0]) if found else None
+    except ray.exceptions.RayError:  # the worker that built them has exited, and its objects with it
+        return None
+
+
+def _share(store: ray.actor.ActorHandle, key: tuple, *tensors: torch.Tensor) -> None:
+    arrays = tuple(tensor.cpu().numpy() for tensor in tensors)
+    store.put.remote(key, [ray.put(arrays)], sum(array.nbytes for array in arrays))
+
+
+def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A tensor on the object store's read-only shared memory (on the CPU; a GPU gets a copy): never written to."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array).to(device)
 
 
 _teacher: list[Teacher] = []

@@ -161,6 +161,9 @@ def test_smoke_sweep_writes_every_trial_and_trains_one_teacher_per_seed(referenc
     # Arms of one seed report the very same teacher (its training time is that one run's).
     assert len({(s["teacher_key"], s["teacher_seconds"]) for s in found.values()}) == 2
     assert "2 teacher(s) (2 trained in this run" in output
+    # Each seed's distillation targets were built by one trial; every other arm, on either worker, reused them.
+    built = [t for t in found if tune_results(folder, t)[-1]["targets_built"]]
+    assert sorted(expected[t]["config"]["seed"] for t in built) == [0, 1], built
     assert output.count("  teacher of seed") == 2 and "of the cores' time" in output  # where the time went
 
     assert "accuracy" in output and "alignment" in output and "done 8/8" in output

@@ -1,4 +1,4 @@
-"""What makes a sweep cheap, without Ray: the launch order, shared teachers and distillation targets, the profile."""
+"""What makes a sweep cheap: the launch order, shared teachers and distillation targets, the profile (Ray only where\nthe targets are shared between workers)."""
 
 import dataclasses
 
@@ -92,6 +92,78 @@ def test_targets_of_another_seed_or_teacher_are_refused(tiny):
     other_teacher = train_teacher(tiny_config(teacher_lr=1e-2), data)
     with pytest.raises(ValueError, match="do not belong to this trial"):
         Trial(config, data, teacher, targets=DistillationTargets.of(config, other_teacher, torch.device("cpu")))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    from sublim.sweeps.session import ray_session
+
+    with ray_session(num_cpus=1):
+        yield
+
+
+@pytest.mark.ray
+def test_a_seeds_targets_are_built_once_and_shared_with_other_workers_bit_for_bit(tiny, local_ray):
+    import ray
+
+    from sublim.sweeps import worker
+    from sublim.sweeps.target_store import TargetStore
+
+    config, data, teacher = tiny
+    liminal, cpu = config.replace(mitigation="liminal", strength=1.0), torch.device("cpu")
+    store = TargetStore.remote(10**9)
+    worker._targets.clear()
+    built, built_here = worker.distillation_targets(liminal, teacher, cpu, store)
+    worker._targets.clear()  # as if on another worker: only the store holds them
+    fetched, built_there = worker.distillation_targets(liminal, teacher, cpu, store)
+    assert built_here and not built_there and fetched is not built
+    fresh = DistillationTargets.of(liminal, teacher, cpu)
+    assert torch.equal(fetched.noise, fresh.noise) and torch.equal(fetched.teacher_log_probs, fresh.teacher_log_probs)
+    assert torch.equal(fetched.initial_logits_by_stream["shared_init"], fresh.initial_logits(liminal))
+    shared, own = Trial(liminal, data, teacher, targets=fetched), Trial(liminal, data, teacher)
+    for trial in (shared, own):
+        for _ in trial.run():
+            pass
+    assert torch.equal(shared.student.flat, own.student.flat)
+    ray.kill(store)
+
+
+@pytest.mark.ray
+def test_targets_the_store_cannot_deliver_are_built_again(tiny, local_ray):
+    import ray
+
+    from sublim.sweeps import worker
+    from sublim.sweeps.target_store import TargetStore
+
+    config, _, teacher = tiny
+    cpu = torch.device("cpu")
+
+    @ray.remote
+    def lost():  # stands for an object whose node or owner went away: reading it raises a RayError
+        raise OSError("gone")
+
+    store = TargetStore.remote(10**9)
+    ray.get(store.put.remote(DistillationTargets.key_of(config, teacher, cpu), [lost.remote()], 1))
+    worker._targets.clear()
+    targets, built = worker.distillation_targets(config, teacher, cpu, store)
+    assert built and torch.equal(targets.noise, DistillationTargets.of(config, teacher, cpu).noise)
+    worker._targets.clear()
+    assert not worker.distillation_targets(config, teacher, cpu, store)[1]  # the rebuilt ones replaced the entry
+    ray.kill(store)
+
+
+@pytest.mark.ray
+def test_the_target_store_drops_its_oldest_entries_beyond_its_budget(local_ray):
+    import ray
+
+    from sublim.sweeps.target_store import TargetStore
+
+    store = TargetStore.remote(250)
+    refs = {key: ray.put(key) for key in "abc"}
+    for key in "abc":
+        ray.get(store.put.remote((key,), [refs[key]], 100))
+    assert [bool(ray.get(store.get.remote((key,)))) for key in "abc"] == [False, True, True]
+    ray.kill(store)
 
 
 def timed(started: float, ended: float, **parts: float) -> dict[str, float]:

@@ -121,6 +121,15 @@ def train_teacher(config: TrialConfig, data: TrialData) -> Teacher:
     return Teacher(config.teacher_key, model.flat.detach().cpu(), test_acc, time.perf_counter() - start)
 
 
+def student_init_stream(config: TrialConfig) -> str:
+    """The seeding stream of the student's initial parameters: the teacher's init (shared) or its own."""
+    return "shared_init" if config.student_init == "shared" else "independent_init"
+
+
+def initial_student(config: TrialConfig, device: torch.device) -> MLP:
+    return MLP(config, init_parameters(config, student_init_stream(config))).to(device)
+
+
 @dataclass(frozen=True)
 class DistillationTargets:
     """The noise set and the teacher's auxiliary log-probabilities on it: what every arm of a seed distils on.
@@ -132,14 +141,17 @@ class DistillationTargets:
     key: tuple  # `key_of` its config, teacher and device
     noise: torch.Tensor
     teacher_log_probs: torch.Tensor
-    _initial_logits: dict[str, torch.Tensor] = field(default_factory=dict, init=False, compare=False, repr=False)
+    # The initial students' logits on the noise, by init stream: computed on first use, or supplied by a caller.
+    initial_logits_by_stream: dict[str, torch.Tensor] = field(default_factory=dict, init=False, compare=False,
+                                                              repr=False)
 
-    def initial_logits(self, stream: str, student: MLP) -> torch.Tensor:
-        """Logits on the noise of `student`, at its initialization `stream`: liminal training's frozen base.
-        Computed once per stream (all liminal arms of a seed share it)."""
-        if stream not in self._initial_logits:
-            self._initial_logits[stream] = logits(student, self.noise)
-        return self._initial_logits[stream]
+    def initial_logits(self, config: TrialConfig) -> torch.Tensor:
+        """Logits on the noise of the student of `config` at its initialization: liminal training's frozen base.
+        Computed once per init stream (all liminal arms of a seed share it)."""
+        stream = student_init_stream(config)
+        if stream not in self.initial_logits_by_stream:
+            self.initial_logits_by_stream[stream] = logits(initial_student(config, self.noise.device), self.noise)
+        return self.initial_logits_by_stream[stream]
 
     @staticmethod
     def key_of(config: TrialConfig, teacher: Teacher, device: torch.device) -> tuple:
@@ -174,8 +186,7 @@ class Trial:
             raise ValueError(f"distillation targets {targets.key} do not belong to this trial")
         self.noise, self.teacher_log_probs = targets.noise, targets.teacher_log_probs
 
-        stream = "shared_init" if config.student_init == "shared" else "independent_init"
-        self.student = MLP(config, init_parameters(config, stream)).to(device)
+        self.student = initial_student(config, device)
         self.layer_sizes = self.student.layer_index().bincount().tolist()
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.lr)
         self.shuffle = generator(config.seed, "student_shuffle")
@@ -188,7 +199,7 @@ class Trial:
         self.checked_columns = {label: _RAW.index(name) for name, label in _CHECKED.items()
                                 if name != "mitigation_loss" or self.adds_loss}
         if self.adds_loss:  # the frozen base is the student before distillation: its logits never change
-            self.base_targets = self.mitigation.base_targets(config, targets.initial_logits(stream, self.student))
+            self.base_targets = self.mitigation.base_targets(config, targets.initial_logits(config))
 
         self.steps_per_epoch = math.ceil(config.noise_count / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
