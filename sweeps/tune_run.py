@@ -16,6 +16,7 @@ from typing import Any, Callable
 import ray
 import torch
 from ray import tune
+from ray.tune.logger import JsonLoggerCallback
 
 from sublim.core.config import TrialConfig
 from sublim.core.files import PROFILE_FILE, write_json
@@ -131,7 +132,7 @@ def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, 
         run_config=tune.RunConfig(
             name=run_name, storage_path=str(folder.tune_dir), verbose=0,
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-            callbacks=[RecordErrors(folder.path), record,
+            callbacks=[JsonLoggerCallback(), RecordErrors(folder.path), record,
                        ProgressTable(name, total=len(spec.trials), done_before=len(spec.trials) - len(pending))],
         ),
     )
@@ -188,18 +189,19 @@ def _run_on_ray(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolde
     from .session import ray_session
 
     with ray_session(address, num_cpus) as ray_start:
-        folder.record(name, spec, spec_text)
         resources = ray.cluster_resources()
-        log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs "
-            f"({'cluster ' + address if address else 'local, loopback only'}), "
-            + (f"started in {ray_start:.1f} s" if ray_start else "already running"))
-        missing = folder.teachers_missing(pending)
-        log(f"running {len(pending)} of {len(spec.trials)} trials ({len(spec.trials) - len(pending)} already done); "
-            f"{len(missing)} teacher(s) to train, each by its seed's first trial")
-        record, run_name = RunRecord(log), folder.new_tune_run()
-        start = time.time()
+        # Started first, so that its process starts while the driver checks the folder.
         targets = TargetStore.remote(int(TARGETS_SHARE * resources.get("object_store_memory", 0)))
         try:
+            folder.record(name, spec, spec_text)
+            log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs "
+                f"({'cluster ' + address if address else 'local, loopback only'}), "
+                + (f"started in {ray_start:.1f} s" if ray_start else "already running"))
+            missing = folder.teachers_missing(pending)
+            log(f"running {len(pending)} of {len(spec.trials)} trials ({len(spec.trials) - len(pending)} already "
+                f"done); {len(missing)} teacher(s) to train, each by its seed's first trial")
+            record, run_name = RunRecord(log), folder.new_tune_run()
+            start = time.time()
             fit(name, spec, folder, TrialInputs(ray.put(mnist), spec.resources.threads, targets, str(folder.path)),
                 pending, record, run_name)
         finally:

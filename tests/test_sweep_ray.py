@@ -186,8 +186,8 @@ def test_local_ray_listens_on_loopback_only_and_reports_no_usage():
 
     from sublim.sweeps.session import ray_session
 
-    names = ("RAY_USAGE_STATS_ENABLED", "RAY_AIR_NEW_OUTPUT",
-             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    names = ("RAY_USAGE_STATS_ENABLED", "RAY_AIR_NEW_OUTPUT", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS",
+             "TUNE_GLOBAL_CHECKPOINT_S", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
     environ = {name: os.environ.get(name) for name in names}
     with ray_session(num_cpus=1):
         assert not usage_lib.usage_stats_enabled()
