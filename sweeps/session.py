@@ -65,8 +65,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     settings = {"RAY_USAGE_STATS_ENABLED": "0",
                 # The sweep prints its own live table; Tune's would interleave with it.
                 "RAY_AIR_NEW_OUTPUT": "0",
-                # Tune's default CSV and TensorBoard logs of every result cost the driver CPU that the trials
-                # need; the sweep keeps Tune's result.json only (tune_run.fit adds it back).
+                # Tune's default loggers, less its CSV copy of result.json (tune_run.fit adds the others back).
                 "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
                 # A sweep never reads Tune's experiment state back (it continues from the results folder), so
                 # Tune writes it at the end only, not every 10 s (for 240 trials, a second of driver CPU each time).

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import ray
 import torch
 from ray import tune
-from ray.tune.logger import JsonLoggerCallback
+from ray.tune.logger import JsonLoggerCallback, TBXLoggerCallback
 
 from sublim.core.config import TrialConfig
 from sublim.core.files import PROFILE_FILE, write_json
@@ -132,7 +132,7 @@ def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, 
         run_config=tune.RunConfig(
             name=run_name, storage_path=str(folder.tune_dir), verbose=0,
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-            callbacks=[JsonLoggerCallback(), RecordErrors(folder.path), record,
+            callbacks=[JsonLoggerCallback(), TBXLoggerCallback(), RecordErrors(folder.path), record,
                        ProgressTable(name, total=len(spec.trials), done_before=len(spec.trials) - len(pending))],
         ),
     )
