@@ -3,8 +3,9 @@
 A seed's noise set and teacher log-probabilities cost about half a second to build and are the same
 for every arm of the seed. The first trial of a seed to build them puts them in the object store and
 records the reference here; a trial of that seed on any other worker then maps them from shared
-memory instead of rebuilding them. The objects stay owned by the worker that built them, so an entry
-whose builder has exited can no longer be read: the reader then builds its own (see worker.py).
+memory instead of rebuilding them. The objects stay owned by the worker that built them; one that
+can no longer be read (its node went away) is built again by the reader (see worker.py), so the
+store only ever saves time and never changes a number.
 """
 
 from __future__ import annotations

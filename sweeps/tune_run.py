@@ -17,6 +17,7 @@ import ray
 import torch
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback, TBXLoggerCallback
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from sublim.core.config import TrialConfig
 from sublim.core.files import PROFILE_FILE, write_json
@@ -190,8 +191,11 @@ def _run_on_ray(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolde
 
     with ray_session(address, num_cpus) as ray_start:
         resources = ray.cluster_resources()
-        # Started first, so that its process starts while the driver checks the folder.
-        targets = TargetStore.remote(int(TARGETS_SHARE * resources.get("object_store_memory", 0)))
+        # On the driver's node, which lasts as long as the sweep; started first, so that its process starts
+        # while the driver checks the folder.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        targets = TargetStore.options(scheduling_strategy=here).remote(
+            int(TARGETS_SHARE * resources.get("object_store_memory", 0)))
         try:
             folder.record(name, spec, spec_text)
             log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs "

@@ -79,10 +79,12 @@ def distillation_targets(config: TrialConfig, teacher: Teacher, device: torch.de
 
 
 def _fetch(store: ray.actor.ActorHandle, key: tuple) -> tuple[np.ndarray, ...] | None:
-    found = ray.get(store.get.remote(key))
+    """The arrays stored under `key`; None when there are none or they cannot be read (their builder's node, or
+    the store's, went away): the trial then builds its own, so the store only ever saves time."""
     try:
+        found = ray.get(store.get.remote(key))
         return ray.get(found[0]) if found else None
-    except ray.exceptions.RayError:  # the worker that built them has exited, and its objects with it
+    except ray.exceptions.RayError:
         return None
 
 

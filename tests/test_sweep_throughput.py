@@ -150,6 +150,10 @@ def test_targets_the_store_cannot_deliver_are_built_again(tiny, local_ray):
     worker._targets.clear()
     assert not worker.distillation_targets(config, teacher, cpu, store)[1]  # the rebuilt ones replaced the entry
     ray.kill(store)
+    with pytest.raises(ray.exceptions.RayActorError):  # returns once the store is gone
+        ray.get(store.get.remote(()))
+    worker._targets.clear()
+    assert worker.distillation_targets(config, teacher, cpu, store)[1]  # without a store, a trial builds its own
 
 
 @pytest.mark.ray
