@@ -58,6 +58,7 @@ def run_trial(config: dict[str, Any], inputs: TrialInputs) -> None:
     last; a diverged trial leaves diverged.json and ends normally, so Tune never retries it. Every result
     carries the trial's timings (profile.py) and its teacher's.
     """
+    worker.start_up()
     clock = TrialClock()
     trial_config = TrialConfig.from_dict(config["trial"]["config"])
     trial_id = config["trial"]["trial_id"]
