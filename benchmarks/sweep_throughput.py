@@ -13,7 +13,8 @@ one teacher per seed (in the seed's first trial) and runs one single-threaded tr
 Prints, in core-seconds per trial, where each one's time went; the ratio of the sweep's wall time to
 the plain loop's beside the bound that teacher reuse and perfect packing allow; and the targets:
 at least 90% of the cores' time training, at most 1 core-second of overhead per trial; and trials
-per second (per GPU, with --gpus: the fraction of a GPU each trial holds). --json saves the figures. The machine should be otherwise idle: other load makes every timing noisy.
+per second (per GPU, with --gpus: the fraction of a GPU each trial holds). --json saves the figures.
+The machine should be otherwise idle: other load makes every timing noisy.
 """
 
 from __future__ import annotations
@@ -100,8 +101,8 @@ def main() -> None:
     parser.add_argument("--data-dir", help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR)")
     parser.add_argument("--spec", type=Path, help="run this spec file's sweep instead (no plain loop)")
     parser.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 3; with --spec, its first N seeds)")
-    parser.add_argument("--cpus", type=float, help="CPUs (and threads) per trial in the sweep (default 1 or the spec's)")
-    parser.add_argument("--gpus", type=float, help="fraction of a GPU per trial in the sweep (default 0 or the spec's)")
+    parser.add_argument("--cpus", type=float, help="CPUs (threads) per trial in the sweep (default 1 or the spec's)")
+    parser.add_argument("--gpus", type=float, help="GPU fraction per trial in the sweep (default 0 or the spec's)")
     parser.add_argument("--epochs", type=int, help="student epochs (default: the protocol's)")
     parser.add_argument("--teacher-epochs", type=int, help="teacher epochs (default: the protocol's)")
     parser.add_argument("--noise-count", type=int, help="noise images (default: the protocol's)")
@@ -123,8 +124,8 @@ def main() -> None:
     mnist = load_mnist(args.data_dir)
     n = len(spec.trials)
     print(f"{n} trials ({len(spec.seeds)} seeds x {n // len(spec.seeds)} arms), settings "
-          f"{settings or 'protocol defaults'}, {spec.resources.cpus:g} CPU(s) and {spec.resources.gpus:g} GPU per trial "
-          f"in the sweep; {os.cpu_count()} cores, {torch.cuda.device_count()} GPUs", flush=True)
+          f"{settings or 'protocol defaults'}, {spec.resources.cpus:g} CPU(s) and {spec.resources.gpus:g} GPU per "
+          f"trial in the sweep; {os.cpu_count()} cores, {torch.cuda.device_count()} GPUs", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         base = None if args.spec else plain(spec, mnist, Path(tmp) / "plain")
         sweep = with_ray(spec, mnist, Path(tmp) / "ray")

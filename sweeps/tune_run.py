@@ -43,7 +43,8 @@ def trial_device(config: TrialConfig) -> torch.device:
 
 @dataclass(frozen=True)
 class TrialInputs:
-    """What every trial receives: a ref to MNIST in the object store, its threads, and the results folder."""
+    """What every trial receives: a ref to MNIST in the object store, its threads, the sweep's target store, and the
+    results folder."""
 
     mnist: ray.ObjectRef
     threads: int

@@ -1,4 +1,5 @@
-"""What makes a sweep cheap: the launch order, shared teachers and distillation targets, the profile (Ray only where\nthe targets are shared between workers)."""
+"""What makes a sweep cheap: the launch order, shared teachers and distillation targets, the profile (Ray only where
+the targets are shared between workers)."""
 
 import dataclasses
 
