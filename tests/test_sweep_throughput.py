@@ -150,9 +150,14 @@ def test_targets_the_store_cannot_deliver_are_built_again(tiny, local_ray):
     assert built and torch.equal(targets.noise, DistillationTargets.of(config, teacher, cpu).noise)
     worker._targets.clear()
     assert not worker.distillation_targets(config, teacher, cpu, store)[1]  # the rebuilt ones replaced the entry
-    ray.kill(store)
-    with pytest.raises(ray.exceptions.RayActorError):  # returns once the store is gone
-        ray.get(store.get.remote(()))
+    ray.kill(store)  # takes effect asynchronously: wait until the store answers with its death
+    for _ in range(1000):
+        try:
+            ray.get(store.get.remote(()))
+        except ray.exceptions.RayActorError:
+            break
+    else:
+        pytest.fail("the killed store kept answering")
     worker._targets.clear()
     assert worker.distillation_targets(config, teacher, cpu, store)[1]  # without a store, a trial builds its own
 
