@@ -113,13 +113,12 @@ _teacher: list[Teacher] = []
 def teacher_for(config: TrialConfig, cache: TeacherCache, mnist: ray.ObjectRef,
                 threads: int) -> tuple[Teacher, bool]:
     """This trial's teacher and whether this trial trained it: from this worker's last trial, teachers/, or trained
-    here (one CPU thread) and stored there, unless another trial stored it first."""
+    here (one CPU thread) and stored there, unless another trial stored it first. A teacher that diverged raises
+    `Diverged`, from teachers/ once another trial of its seed has recorded it."""
     key = config.teacher_key
     if _teacher and _teacher[0].key == key:
         return _teacher[0], False
-    teacher, trained = cache.get(key), False
-    if teacher is None:
-        teacher, trained = cache.put_first(_train_on_one_thread(config, mnist, threads)), True
+    teacher, trained = cache.get_or_train(key, lambda: _train_on_one_thread(config, mnist, threads))
     _teacher[:] = [teacher]
     return teacher, trained
 

@@ -47,7 +47,7 @@ def test_teacher_cache_round_trip(tmp_path, tiny):
     config, _, teacher = tiny
     cache = TeacherCache(tmp_path)
     assert cache.get(config.teacher_key) is None
-    cache.put(teacher)
+    assert cache.put_first(teacher) is teacher
     again = cache.get(config.teacher_key)
     assert torch.equal(again.params, teacher.params) and again.test_acc == teacher.test_acc
 

@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from sublim.core.config import TrialConfig
+
 pytestmark = [pytest.mark.ray, pytest.mark.mnist]
 
 TINY = {
@@ -296,6 +298,21 @@ def test_a_diverging_trial_is_recorded_once_and_never_retried(data_dir, tmp_path
     assert proc.returncode == 1 and "0 of 1 trials finished" in log.read_text()
     assert len(list((storage / "diverge" / "tune").glob("run-*"))) == 1  # nothing was run again
 
+
+def test_a_diverging_teacher_stops_every_arm_of_its_seed_and_leaves_its_record(data_dir, tmp_path):
+    spec = write_spec(tmp_path, {**TINY, "name": "teacher", "seeds": [0],
+                                 "arms": [{"mitigation": "none"}, {"mitigation": "projection", "strengths": 1.0}],
+                                 "settings": {**TINY["settings"], "teacher_lr": 1e30}})
+    storage = tmp_path / "results"
+    proc, log = start_sweep(spec, storage, data_dir)
+    proc.wait(timeout=SWEEP_TIMEOUT_S)
+    assert proc.returncode == 1 and "2 trial(s) diverged" in log.read_text(), log.read_text()[-3000:]
+    folder = storage / "teacher"
+    records = [json.loads((folder / "trials" / t / "diverged.json").read_text())
+               for t in ("s000-none-shared", "s000-projection@1-shared")]
+    assert [r["model"] for r in records] == ["teacher", "teacher"] and records[0]["step"] == records[1]["step"]
+    key = TrialConfig.from_dict(records[0]["config"]).teacher_key
+    assert [p.name for p in (folder / "teachers").iterdir()] == [f"teacher-{key}.diverged.json"]  # no teacher
 
 def listening_addresses() -> set[str]:
     """The addresses that processes started by this test process listen on."""

@@ -55,6 +55,45 @@ def test_a_diverging_teacher_is_named_too():
         train_teacher(tiny_config(teacher_lr=1e30, teacher_epochs=2), tiny_data())
 
 
+def test_a_teacher_that_diverged_is_recorded_and_never_trained_again(tmp_path):
+    config, data, calls = tiny_config(teacher_lr=1e30, teacher_epochs=2), tiny_data(), []
+
+    def train():
+        calls.append(1)
+        return train_teacher(config, data)
+
+    cache = TeacherCache(tmp_path)
+    with pytest.raises(Diverged) as trained:
+        cache.get_or_train(config.teacher_key, train)
+    with pytest.raises(Diverged) as recorded:  # another arm of the seed: the record, not a second training
+        cache.get_or_train(config.teacher_key, train)
+    assert len(calls) == 1 and recorded.value.record() == trained.value.record()
+    assert trained.value.model == "teacher" and not cache.path(config.teacher_key).exists()
+
+
+@pytest.mark.parametrize("damage", [
+    lambda text: text[:20],  # cut short
+    lambda text: text.replace('"teacher"', '"student"', 1),  # not a teacher's record
+    lambda text: text.replace('"step": ', '"step": 1', 1),  # a step its message does not name
+])
+def test_a_damaged_divergence_record_is_set_aside_and_the_teacher_trained_again(tmp_path, tiny, damage):
+    _, _, teacher = tiny
+    lines = []
+    cache = TeacherCache(tmp_path, log=lines.append)
+
+    def diverges():
+        raise Diverged("teacher", 3, "loss")
+
+    with pytest.raises(Diverged):
+        cache.get_or_train(teacher.key, diverges)
+    path = cache.divergence_path(teacher.key)
+    path.write_text(damage(path.read_text()))
+    assert cache.get_or_train(teacher.key, lambda: teacher) == (teacher, True)
+    assert path.with_name(path.name + ".bad").exists() and len(lines) == 1 and "unusable" in lines[0]
+    stored, trained = cache.get_or_train(teacher.key, lambda: pytest.fail("a stored teacher was trained again"))
+    assert not trained and torch.equal(stored.params, teacher.params)
+
+
 def test_finished_outputs_are_verified_against_the_trial(folder):
     results, grid_trial, _ = folder
     assert results.status(grid_trial) == ("finished", None)
@@ -147,7 +186,7 @@ def test_an_unusable_teacher_file_is_set_aside_with_a_line(tmp_path, tiny, conte
     assert cache.get(key) is None
     assert not cache.path(key).exists() and cache.path(key).with_name(cache.path(key).name + ".bad").exists()
     assert len(lines) == 1 and "unusable" in lines[0] and "training it again" in lines[0]
-    cache.put(teacher)
+    assert cache.put_first(teacher) is teacher
     assert torch.equal(cache.get(teacher.key).params, teacher.params)
 
 

@@ -5,6 +5,7 @@ All written atomically (see sublim.core.files); states load without unpickling a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,7 +48,11 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 class TeacherCache:
-    """Trained teachers on disk, one file per teacher key, so arms of a seed share one teacher."""
+    """Trained teachers on disk, one file per teacher key, so arms of a seed share one teacher.
+
+    A teacher that diverged leaves its record instead (`teacher-<key>.diverged.json`): training is
+    deterministic, so the seed's other arms take the record rather than train it to the same step again.
+    """
 
     def __init__(self, folder: Path, log: Callable[[str], None] = print):
         self.folder = Path(folder)
@@ -74,8 +79,44 @@ class TeacherCache:
             return None
         return teacher
 
-    def put(self, teacher: Teacher) -> None:
-        save_state(self.path(teacher.key), teacher.state_dict())
+    def get_or_train(self, key: str, train: Callable[[], Teacher]) -> tuple[Teacher, bool]:
+        """The stored teacher of `key`, else `train()`'s, stored (the first stored when several trials trained it at
+        once), and whether this call trained it. Raises the recorded `Diverged` of a teacher that diverged before;
+        one that diverges now is recorded, then raised."""
+        teacher = self.get(key)
+        if teacher is not None:
+            return teacher, False
+        diverged = self.divergence(key)
+        if diverged is not None:
+            raise diverged
+        try:
+            teacher = train()
+        except Diverged as error:
+            write_json(self.divergence_path(key), {"key": key, **error.record()})
+            raise
+        return self.put_first(teacher), True
+
+    def divergence_path(self, key: str) -> Path:
+        return self.folder / f"teacher-{key}.{DIVERGED_FILE}"
+
+    def divergence(self, key: str) -> Diverged | None:
+        """The recorded divergence of `key`'s teacher; None when there is none, or when the record is unusable,
+        which is then set aside (renamed `*.bad`) so that the teacher is trained again."""
+        path = self.divergence_path(key)
+        if not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            error = Diverged(record["model"], record["step"], record["quantity"])
+            if record != {"key": key, **error.record()} or error.model != "teacher" or type(error.step) is not int:
+                raise ValueError(f"not the divergence record of teacher {key}")
+        except (OSError, ValueError, KeyError, TypeError) as problem:
+            aside = path.with_name(path.name + ".bad")
+            path.replace(aside)
+            self.log(f"teacher record {path} unusable ({type(problem).__name__}: {problem}); set aside as "
+                     f"{aside.name}, training the teacher again")
+            return None
+        return error
 
     def put_first(self, teacher: Teacher) -> Teacher:
         """Store `teacher` unless another process stored its key first; the stored teacher either way.

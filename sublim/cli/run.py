@@ -111,13 +111,11 @@ def check_before_work(args: argparse.Namespace, out: Path) -> None:
 
 def teacher_for(config: TrialConfig, data: TrialData, cache_folder: Path | None) -> Teacher:
     """The cached teacher of this config when there is a usable one, else a newly trained one (then cached)."""
-    cache = TeacherCache(cache_folder) if cache_folder else None
-    teacher = cache.get(config.teacher_key) if cache else None
-    if teacher is None:
+    def train() -> Teacher:
         print(f"training teacher ({config.teacher_epochs} epochs on {data.train_x.device}) ...", flush=True)
-        teacher = train_teacher(config, data)
-        if cache:
-            cache.put(teacher)
+        return train_teacher(config, data)
+
+    teacher = TeacherCache(cache_folder).get_or_train(config.teacher_key, train)[0] if cache_folder else train()
     print(f"teacher test accuracy {teacher.test_acc:.4f} ({teacher.seconds:.1f} s)", flush=True)
     return teacher
 
