@@ -181,10 +181,10 @@ class ResultsFolder:
             (folder / name).unlink(missing_ok=True)
 
     def teachers_missing(self, trials: list[GridTrial]) -> list[str]:
-        """The teacher keys these trials need that teachers/ lacks; an unusable teacher file is set aside here,
-        with a line, so that the first trial of its seed trains it again."""
+        """The teacher keys these trials need that teachers/ lacks (neither a teacher nor its divergence record); an
+        unusable file is set aside here, with a line, so that the first trial of its seed trains it again."""
         keys = dict.fromkeys(t.config.teacher_key for t in trials)
-        return [key for key in keys if self.teachers.get(key) is None]
+        return [key for key in keys if self.teachers.get(key) is None and self.teachers.divergence(key) is None]
 
     # --- what a running trial writes ------------------------------------------------------------
 

@@ -71,6 +71,20 @@ def test_a_teacher_that_diverged_is_recorded_and_never_trained_again(tmp_path):
     assert trained.value.model == "teacher" and not cache.path(config.teacher_key).exists()
 
 
+def diverges():
+    """A teacher's training that stops at step 3 on a non-finite loss."""
+    raise Diverged("teacher", 3, "loss")
+
+
+def test_a_teacher_with_a_divergence_record_is_not_counted_as_one_to_train(folder):
+    results, grid_trial, _ = folder
+    key = grid_trial.config.teacher_key
+    assert results.teachers_missing([grid_trial]) == [key]
+    with pytest.raises(Diverged):
+        results.teachers.get_or_train(key, diverges)
+    assert results.teachers_missing([grid_trial]) == []
+
+
 @pytest.mark.parametrize("damage", [
     lambda text: text[:20],  # cut short
     lambda text: text.replace('"teacher"', '"student"', 1),  # not a teacher's record
@@ -80,10 +94,6 @@ def test_a_damaged_divergence_record_is_set_aside_and_the_teacher_trained_again(
     _, _, teacher = tiny
     lines = []
     cache = TeacherCache(tmp_path, log=lines.append)
-
-    def diverges():
-        raise Diverged("teacher", 3, "loss")
-
     with pytest.raises(Diverged):
         cache.get_or_train(teacher.key, diverges)
     path = cache.divergence_path(teacher.key)
