@@ -1,0 +1,411 @@
+"""Every inferential statement of the report, declared once as data and answered as one row of the tests table.
+
+A `Contrast` says which claim it serves, on which arms, of which per-trial metric, with which test, and what
+the claim expects (> 0, < 0, equivalent within a margin, non-inferior, ≠ 0). `plan` expands the list over a
+sweep's arms (without data: the sequential design counts its family from it); `tests_table` answers each
+planned row from the completed trials. The tables, verdicts, seeds-needed, the sequential looks and the
+figures all read that table. A mitigation adds its own comparisons by appending to `CONTRASTS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.multitest import multipletests
+
+from sublim.core.schema import LAYER_NAMES
+
+from . import inference as inf
+from .errors import Refusal
+from .load import arm_order
+
+BASELINE = "none/shared"
+CONTROL = "none/independent"
+MITIGATIONS_WITH_DOSE = ("projection", "placebo", "liminal")
+MEDIATORS = ("mean_alignment", "mean_update_alignment")  # the raw gradient's cosine; the step Adam applied
+ZERO_BY_CONSTRUCTION = {"mean_alignment_out": "the distillation gradient reaches only the output layer's auxiliary "
+                        "rows and the trait gradient only its class rows, so their dot product there is exactly 0"}
+FIRST_ORDER_NULL = 0.5  # "the first-order drive dominates": it predicts more than half the measured change
+
+SUPPORTED, CONTRADICTED, NOT_SHOWN, REFUSED = "supported", "contradicted", "not shown", "refused"
+PARTLY, UNDETERMINED, ZERO = "partly supported", "undetermined", "zero by construction"
+VERDICTS = {
+    SUPPORTED: "the test shows what the row expects at alpha (after the multiplicity adjustment of primary tests)",
+    CONTRADICTED: "the test shows the opposite of what the row expects (a directional effect of the other sign, "
+                  "a difference beyond the equivalence margin, or an arm shown inferior)",
+    NOT_SHOWN: "the data do not decide at alpha: neither what the row expects nor its opposite is shown",
+    REFUSED: "the data cannot support the test (too few seeds, no spread, an arm missing); the note says why",
+    ZERO: "the quantity is exactly 0 by the model's construction, so nothing is tested",
+    PARTLY: "(claims) some primary tests supported, others not shown; or supported but not in every epoch",
+    UNDETERMINED: "(claims) no primary test could be computed from this folder's arms and trials",
+}
+COLUMNS = ("claim", "role", "arm", "reference", "metric", "test", "expect", "alternative", "margin", "n",
+           "estimate", "ci_low", "ci_high", "ci_level", "statistic", "df", "p", "p_adjusted", "alpha", "verdict",
+           "flip_margin", "seeds_needed", "note")
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """One declared comparison. `arms`: an arm label, a mitigation name (its shared-init arms with a dose), or
+    'shared' (every shared-init arm) or 'all'. `reference`: '0' (or `null`), an arm label, or 'same-strength
+    KIND' (the KIND arm of the row arm's strength); the estimate is arm minus reference. `role`: primary (a
+    claim's verdict, in the multiplicity family), sustained (joins the claim's verdict as an intersection-union
+    test: every one must hold), secondary (reported, not judged into a claim)."""
+
+    claim: str
+    metric: str
+    test: str
+    expect: str  # ">", "<", "=", "<=", "!="
+    arms: str = BASELINE
+    reference: str = "0"
+    role: str = "secondary"
+    null: float = 0.0
+    x: str | None = None  # a slope's regressor, a mediation's mediator
+    epochs: bool = False  # expand `metric` (holding "{epoch}") over the folder's epochs
+
+
+CONTRASTS: list[Contrast] = [
+    # Claim 1: alignment is positive, and in every epoch
+    Contrast("claim1", "mean_alignment", "t-test", ">", role="primary"),
+    Contrast("claim1", "alignment_epoch_{epoch}", "t-test", ">", role="sustained", epochs=True),
+    Contrast("claim1", "frac_positive_steps", "t-test", ">", arms="all", null=0.5),
+    Contrast("claim1", "mean_alignment", "t-test", ">", arms="all"),
+    Contrast("update", "mean_update_alignment", "t-test", ">", arms="all"),
+    Contrast("update", "update_alignment_epoch_{epoch}", "t-test", ">", epochs=True),
+    # Claim 2: projection suppresses acquisition without hurting distillation
+    Contrast("claim2", "trait_gain", "paired t-test", "<", arms="projection", reference=BASELINE, role="primary"),
+    Contrast("claim2", "final_distill_loss", "non-inferiority", "<=", arms="projection", reference=BASELINE,
+             role="primary"),
+    Contrast("claim2", "mean_applied_alignment", "paired t-test", "<", arms="projection", reference=BASELINE),
+    # Claim 3: acquisition is fastest in the first epoch
+    Contrast("claim3", "epoch1_gain_minus_later", "t-test", ">", role="primary"),
+    # Claim 4: liminal training attenuates early alignment but acquisition continues
+    Contrast("claim4", "alignment_epoch_1", "paired t-test", "<", arms="liminal", reference=BASELINE, role="primary"),
+    Contrast("claim4", "trait_gain", "t-test", ">", arms="liminal", role="primary"),
+    # The referee: does alignment cause acquisition? The intervention first, at equal step norm.
+    Contrast("referee", "trait_gain", "paired t-test", "<", arms="projection", reference="same-strength placebo",
+             role="primary"),
+    Contrast("referee", "trait_gain", "TOST equivalence", "=", arms="placebo", reference=BASELINE, role="primary"),
+    Contrast("referee", "final_distill_loss", "non-inferiority", "<=", arms="placebo", reference=BASELINE),
+    *(c for x in MEDIATORS for c in (
+        Contrast("referee", "trait_gain", "slope", ">", arms="shared", x=x),
+        Contrast("referee", "trait_gain", "slope heterogeneity", "!=", arms="shared", x=x),
+        Contrast("referee", "trait_gain", "common slope", ">", arms="shared", x=x),
+        *(Contrast("mediation", "trait_gain", f"mediation {effect}", "!=", arms=kind, x=x)
+          for kind in MITIGATIONS_WITH_DOSE for effect in ("ACME", "ADE", "total")),
+    )),
+    # First-order accounting: does Σ g_t·Δθ account for the measured change of the trait loss?
+    Contrast("first-order", "predicted_trait_loss_change", "first-order share", ">", arms="all",
+             null=FIRST_ORDER_NULL),
+    # Which layer carries the drive?
+    *(Contrast("layers", f"mean_alignment_{layer}", "t-test", ">", arms="all") for layer in LAYER_NAMES),
+    # Control: transfer needs the shared initialization
+    Contrast("control", "trait_gain", "paired t-test", ">", reference=CONTROL, role="primary"),
+    Contrast("control", "trait_gain", "TOST equivalence", "=", arms=CONTROL, role="primary"),
+]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a researcher may set: the smallest trait_gain of interest for "no effect", the non-inferiority
+    margin, and the mediation's simulations."""
+
+    equivalence_margin: float = 0.03
+    noninferiority_margin: float = 0.05
+    mediation_sims: int = 500
+    mediation_seed: int = 0
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A contrast placed on a sweep's arms: one row of the tests table before any data."""
+
+    contrast: Contrast
+    arm: str
+    reference: str
+    metric: str
+    arms: tuple[str, ...] = field(default=())  # the arms a slope or mediation pools
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.contrast.claim, self.arm, self.reference, self.metric, self.contrast.test)
+
+
+def _selected(arms: pd.DataFrame, selector: str) -> list[str]:
+    shared = arms[arms["student_init"] == "shared"]
+    if selector == "all":
+        return list(arms["arm"])
+    if selector == "shared":
+        return list(shared["arm"])
+    if selector in MITIGATIONS_WITH_DOSE:
+        return list(shared.loc[(shared["mitigation"] == selector) & (shared["strength"] > 0), "arm"])
+    return [selector] if selector in set(arms["arm"]) else []
+
+
+def _reference(arms: pd.DataFrame, arm: str, reference: str) -> str | None:
+    if not reference.startswith("same-strength "):
+        return reference
+    kind = reference.split()[1]
+    strength = float(arms.loc[arms["arm"] == arm, "strength"].iloc[0])
+    match = arms[(arms["mitigation"] == kind) & (arms["student_init"] == "shared")
+                 & np.isclose(arms["strength"].astype(float), strength)]
+    return str(match["arm"].iloc[0]) if len(match) else None
+
+
+def arm_frame(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per arm (label, mitigation, strength, student_init) in reading order."""
+    firsts = trials.groupby("arm", sort=False)[["mitigation", "strength", "student_init"]].first()
+    return firsts.loc[arm_order(trials)].reset_index()
+
+
+def plan(arms: pd.DataFrame, epochs: int, contrasts: list[Contrast] | None = None) -> list[Planned]:
+    """Every row the tests table will hold for these arms (`arm_frame`) and number of epochs."""
+    rows = []
+    for c in CONTRASTS if contrasts is None else contrasts:
+        metrics = [c.metric.format(epoch=e) for e in range(1, epochs + 1)] if c.epochs else [c.metric]
+        chosen = _selected(arms, c.arms)
+        if c.test in ("slope heterogeneity", "common slope"):
+            if len(chosen) >= 2:
+                rows.append(Planned(c, "shared-init arms", "0", f"{c.metric} ~ {c.x}", tuple(chosen)))
+            continue
+        if c.test == "slope":
+            rows += [Planned(c, arm, "0", f"{c.metric} ~ {c.x}", (arm,)) for arm in chosen]
+            continue
+        if c.test.startswith("mediation"):
+            if chosen and BASELINE in set(arms["arm"]):
+                rows.append(Planned(c, c.arms, "0", f"strength → {c.x} → {c.metric}", (BASELINE, *chosen)))
+            continue
+        for arm in chosen:
+            reference = _reference(arms, arm, c.reference)
+            if reference is None or reference == arm:
+                continue
+            rows += [Planned(c, arm, reference if reference != "0" else f"{c.null:g}", metric) for metric in metrics]
+    return rows
+
+
+# --- answering one planned row ----------------------------------------------------------------------
+
+def _values(trials: pd.DataFrame, p: Planned) -> pd.Series:
+    """Per seed: the arm's metric, or the arm minus its reference arm (paired by seed)."""
+    reference = p.reference if p.reference in set(trials["arm"]) else None
+    if p.contrast.reference not in ("0",) and reference is None:
+        raise Refusal(f"needs completed trials of {p.reference}, has none")
+    table = inf.per_seed(trials, [p.arm] + ([reference] if reference else []), p.metric)
+    return table[p.arm] - table[reference] if reference else table[p.arm]
+
+
+def _mean_test(trials: pd.DataFrame, p: Planned, options: Options) -> dict[str, Any]:
+    c, what = p.contrast, f"{p.metric} in {p.arm}" + (f" and {p.reference}" if p.reference in set(trials["arm"]) else "")
+    values = _values(trials, p)
+    if c.test == "TOST equivalence":
+        return inf.equivalence(values - c.null, what, options.equivalence_margin)
+    if c.test == "non-inferiority":
+        reference_mean = float(inf.per_seed(trials, [p.reference], p.metric)[p.reference].mean())
+        if not reference_mean > 0:
+            raise Refusal(f"the margin is a fraction of {p.reference}'s mean {p.metric}, which is {reference_mean:g}")
+        row = inf.noninferiority(values, what, options.noninferiority_margin * reference_mean)
+        return {**row, "note": f"margin {options.noninferiority_margin:g} × {p.reference}'s mean {reference_mean:.4g}; "
+                               f"flips at {row['flip_margin'] / reference_mean:.3g} × that mean"}
+    return inf.one_sample(values, what, c.null)
+
+
+def _slope_trials(trials: pd.DataFrame, p: Planned) -> pd.DataFrame:
+    return trials[trials["arm"].isin(p.arms)]
+
+
+def _slope_test(trials: pd.DataFrame, p: Planned, options: Options, context: dict[str, Any]) -> dict[str, Any]:
+    c = p.contrast
+    chosen = _slope_trials(trials, p)
+    if c.test == "slope heterogeneity":
+        row = inf.heterogeneity(chosen, c.x, c.metric)
+        context[("heterogeneity", c.x)] = row
+        return {**row, "note": f"Wald F over {row['df']:.0f} arm × {c.x} terms, seeds clustered"}
+    if c.test == "common slope":
+        het = context.get(("heterogeneity", c.x))
+        if het is not None and het["p"] <= inf.ALPHA:
+            raise Refusal(f"the arms' slopes differ (heterogeneity p = {het['p']:.2g}): no common slope; "
+                          "read the per-arm slopes")
+    row, _ = inf.slope(chosen, c.x, c.metric)
+    return {**row, "note": f"OLS, {'intercept per arm, ' if len(p.arms) > 1 else ''}"
+                           f"{'SEs clustered by seed' if row['cov'] == 'cluster' else 'HC3 SEs'}"}
+
+
+def mitigation_sample(trials: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Shared-init trials of `kind` at every strength, with none/shared as strength 0."""
+    shared = trials[trials["student_init"] == "shared"]
+    sample = shared[shared["mitigation"].isin([kind, "none"])].copy()
+    sample.loc[sample["mitigation"] == "none", "strength"] = 0.0
+    return sample
+
+
+def _mediation_test(trials: pd.DataFrame, p: Planned, options: Options, context: dict[str, Any]) -> dict[str, Any]:
+    c = p.contrast
+    key = ("mediation", p.arm, c.x)
+    if key not in context:
+        sample = mitigation_sample(trials, p.arm)
+        try:
+            scale, aic = inf.dose_model(sample.dropna(subset=["trait_gain", "strength"]))
+            context[key] = (inf.mediation(sample, c.x, scale, options.mediation_sims, options.mediation_seed), aic)
+        except Refusal as refusal:
+            context[key] = refusal
+        except (ValueError, np.linalg.LinAlgError) as error:
+            context[key] = Refusal(f"the mediation models could not be fitted ({error})")
+    answer = context[key]
+    if isinstance(answer, Refusal):
+        raise answer
+    rows, aic = answer
+    row = rows[c.test.split()[1]]
+    return {**row, "note": f"dose {row['dose']} (AIC linear {aic['linear']:.1f}, log {aic['log']:.1f}); "
+                           f"strength 0 → {row['contrast_to']:g}; {options.mediation_sims} simulations"}
+
+
+def _first_order_test(trials: pd.DataFrame, p: Planned, options: Options, context: dict[str, Any]) -> dict[str, Any]:
+    both = trials[trials["arm"] == p.arm].groupby("seed")[["predicted_trait_loss_change",
+                                                           "measured_trait_loss_change"]].mean()
+    return inf.ratio(both["predicted_trait_loss_change"], both["measured_trait_loss_change"],
+                     f"first-order trait-loss change in {p.arm}", p.contrast.null)
+
+
+def _answer(trials: pd.DataFrame, p: Planned, options: Options, context: dict[str, Any]) -> dict[str, Any]:
+    test = p.contrast.test
+    if p.metric in ZERO_BY_CONSTRUCTION and (finite := inf.finite(trials.loc[trials["arm"] == p.arm, p.metric])).size \
+            and not finite.any():
+        raise _Zero(ZERO_BY_CONSTRUCTION[p.metric])
+    if "slope" in test:
+        return _slope_test(trials, p, options, context)
+    if test.startswith("mediation"):
+        return _mediation_test(trials, p, options, context)
+    if test == "first-order share":
+        return _first_order_test(trials, p, options, context)
+    return _mean_test(trials, p, options)
+
+
+class _Zero(Refusal):
+    """A quantity that is 0 by construction: named as such, never tested."""
+
+
+# --- verdicts -------------------------------------------------------------------------------------
+
+def judge(row: dict[str, Any], alpha: float) -> str:
+    """The row's verdict at `alpha` from its p-value, the sign of its estimate and its interval."""
+    p, expect = row["p"], row["expect"]
+    if not np.isfinite(p):
+        return REFUSED
+    shown = p <= alpha
+    if expect in (">", "<"):
+        sign = 1 if expect == ">" else -1
+        if not shown:
+            return NOT_SHOWN
+        return SUPPORTED if sign * (row["estimate"] - row["null"]) > 0 else CONTRADICTED
+    if expect == "=":
+        beyond = row["ci_low"] > row["margin"] or row["ci_high"] < -row["margin"]
+        return SUPPORTED if shown else CONTRADICTED if beyond else NOT_SHOWN
+    if expect == "<=":
+        return SUPPORTED if shown else CONTRADICTED if row["ci_low"] > row["margin"] else NOT_SHOWN
+    return SUPPORTED if shown else NOT_SHOWN
+
+
+def _seeds(row: dict[str, Any]) -> tuple[Any, str | None]:
+    """Seeds needed by a primary directional row, or why not (e.g. the effect opposes the claim)."""
+    if row["role"] != "primary" or row["verdict"] in (REFUSED, ZERO) or row["expect"] == "=":
+        return None, None
+    effect = row["estimate"] - row["null"] if row["expect"] != "<=" else row["margin"] - row["estimate"]
+    wanted = -1 if row["expect"] == "<" else 1
+    if np.sign(effect) != wanted:
+        return None, "the observed effect opposes the claim: no number of seeds would show the claim if it is the truth"
+    try:
+        return inf.seeds_needed(row), None
+    except Refusal as refusal:
+        return None, str(refusal)
+
+
+def tests_table(trials: pd.DataFrame, options: Options = Options(), rows: list[Planned] | None = None,
+                alphas: dict[tuple, float] | None = None) -> pd.DataFrame:
+    """Answer `rows` (default: every planned row for these trials' arms) from completed `trials` (with the
+    per-trial metrics of `descriptives.trial_metrics`). Primary rows are judged on Holm-adjusted p-values,
+    or at `alphas[row key]` where a sequential design sets each test's level."""
+    epochs = int(trials["epochs_done"].max()) if "epochs_done" in trials and len(trials) else 0
+    planned = plan(arm_frame(trials), epochs) if rows is None else rows
+    context: dict[str, Any] = {}
+    out = []
+    for p in planned:
+        c = p.contrast
+        row = {"claim": c.claim, "role": c.role, "arm": p.arm, "reference": p.reference, "metric": p.metric,
+               "test": c.test, "expect": c.expect, "null": c.null, "margin": np.nan, "note": None}
+        try:
+            row.update(_answer(trials, p, options, context))
+        except _Zero as zero:
+            row.update(verdict=ZERO, note=str(zero), p=np.nan)
+        except Refusal as refusal:
+            row.update(verdict=REFUSED, note=str(refusal), p=np.nan)
+        out.append(row)
+    table = pd.DataFrame(out)
+    for column in (*COLUMNS, "null", "effect_size"):
+        if column not in table:
+            table[column] = np.nan
+    table["alternative"] = table["test"].map(_alternative)
+    _adjust(table, planned, alphas)
+    table[["seeds_needed", "seeds_note"]] = [_seeds(row) for row in table.to_dict("records")] or np.empty((0, 2))
+    table["note"] = table["note"].where(table["seeds_note"].isna(),
+                                        table["note"].fillna("").str.cat(table["seeds_note"], sep="; ").str.strip("; "))
+    return table[list(COLUMNS) + ["null", "effect_size"]]
+
+
+def _alternative(test: str) -> str:
+    return {"TOST equivalence": "equivalence", "non-inferiority": "non-inferiority"}.get(test, "two-sided")
+
+
+def _adjust(table: pd.DataFrame, planned: list[Planned], alphas: dict[tuple, float] | None) -> None:
+    """Holm over the primary rows (or each test's sequential level), then every row's verdict."""
+    table["alpha"] = inf.ALPHA
+    table["p_adjusted"] = table["p"]
+    primary = (table["role"] == "primary") & table["p"].notna()
+    if alphas is not None:
+        table["alpha"] = [alphas.get(p.key, inf.ALPHA) for p in planned]
+    elif primary.sum() > 1:
+        table.loc[primary, "p_adjusted"] = multipletests(table.loc[primary, "p"], alpha=inf.ALPHA, method="holm")[1]
+    judged = [row["verdict"] if row.get("verdict") in (REFUSED, ZERO) else judge(
+        {**row, "p": row["p_adjusted"]}, row["alpha"]) for row in table.to_dict("records")]
+    table["verdict"] = judged
+
+
+# --- claims ------------------------------------------------------------------------------------------
+
+CLAIMS: dict[str, tuple[str, str]] = {
+    "claim1": ("Claim 1: alignment stays weakly but consistently positive",
+               "Alignment between the distillation gradient and the trait gradient stays weakly but consistently "
+               "positive throughout multi-step training."),
+    "claim2": ("Claim 2: projection suppresses acquisition without hurting distillation",
+               "Removing the trait-aligned component of the distillation gradient suppresses trait acquisition "
+               "without hurting distillation progress."),
+    "claim3": ("Claim 3: acquisition is fastest early (a critical period)",
+               "Trait acquisition is fastest early: a critical period in the first epoch."),
+    "claim4": ("Claim 4: liminal training attenuates alignment early but does not stop acquisition",
+               "Liminal training attenuates alignment (early on) but does not stop acquisition."),
+    "referee": ("The referee: the step's direction, not its size, carries the trait",
+                "Projection suppresses acquisition against a placebo of equal step norm, and the placebo leaves "
+                "acquisition as it is (equivalent within the margin)."),
+    "control": ("Control: transfer needs the shared initialization",
+                "Shared-init students acquire more than independent-init ones, which do not acquire "
+                "(equivalent to 0 within the margin)."),
+}
+
+
+def claim_verdict(table: pd.DataFrame, claim: str) -> str:
+    """A claim's verdict from its primary rows (see VERDICTS), with its sustained rows as an intersection-union
+    test: every one must be supported for the claim to be supported in full."""
+    rows = table[table["claim"] == claim]
+    primary = rows.loc[rows["role"] == "primary", "verdict"]
+    judged = primary[primary != REFUSED]
+    if judged.empty:
+        return UNDETERMINED
+    if (judged == CONTRADICTED).any() and not (judged == SUPPORTED).any():
+        return CONTRADICTED
+    if not (judged == SUPPORTED).all():
+        return PARTLY if (judged == SUPPORTED).any() else NOT_SHOWN
+    sustained = rows.loc[rows["role"] == "sustained", "verdict"]
+    return PARTLY if len(primary) > len(judged) or (sustained != SUPPORTED).any() else SUPPORTED
+

@@ -1,0 +1,143 @@
+"""What the report describes without testing: per-trial numbers the traces add, per-arm and per-epoch means
+with intervals, dose-response levels, the trials no statistic sees, and the settings the sweep ran.
+
+Step-level quantities appear here as descriptives only; every test is one number per seed (`contrasts`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sublim.core.config import TrialConfig
+from sublim.core.schema import LAYER_NAMES
+
+from .contrasts import arm_frame, mitigation_sample
+from .inference import mean_ci
+from .load import DIVERGED_COLUMNS, STATUSES, Results
+
+ARM_METRICS = ("teacher_acc", "student_acc_before", "student_acc", "trait_gain", "mean_alignment",
+               "frac_positive_steps", "mean_applied_alignment", "mean_update_alignment", "final_distill_loss")
+EPOCH_METRICS = ("acc_epoch", "alignment_epoch", "frac_positive_epoch", "update_alignment_epoch")
+IDENTITY_SETTINGS = ("seed", "mitigation", "strength", "student_init")  # what makes an arm and a seed
+
+
+def trial_metrics(completed: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
+    """The completed trials with what the step traces and per-epoch accuracies add, per trial:
+    each layer's mean alignment; the positive share of update-alignment steps; the first-order change of
+    the probe trait loss that the steps predict (Σ g_t·Δθ over every step but the last) beside the change
+    measured over the same steps (the last step's probe loss minus the first's, each before its update);
+    and epoch 1's accuracy gain minus the mean gain of later epochs."""
+    steps = steps.dropna(subset=["trial_id"]).sort_values(["trial_id", "step"])
+    by_trial = steps.groupby("trial_id")
+    extra = pd.DataFrame({f"mean_alignment_{layer}": by_trial[f"alignment_{layer}"].mean() for layer in LAYER_NAMES})
+    extra["frac_positive_update_steps"] = by_trial["update_alignment"].apply(
+        lambda a: (a.dropna() > 0).mean() if a.notna().any() else np.nan)
+    extra["predicted_trait_loss_change"] = by_trial["update_trait_change"].apply(
+        lambda c: c.iloc[:-1].sum(min_count=1) if len(c) > 1 else np.nan)
+    extra["measured_trait_loss_change"] = by_trial["trait_loss"].apply(
+        lambda c: c.iloc[-1] - c.iloc[0] if len(c) > 1 else np.nan)
+    out = completed.merge(extra, left_on="trial_id", right_index=True, how="left").set_axis(completed.index)
+    epochs = [int(c.rsplit("_", 1)[1]) for c in completed if c.startswith("acc_epoch_")]
+    if max(epochs, default=0) >= 2:
+        gains = {e: out[f"acc_epoch_{e}"] - out[f"acc_epoch_{e - 1}"] for e in range(1, max(epochs) + 1)}
+        out["epoch1_gain_minus_later"] = gains[1] - pd.concat(
+            [gains[e] for e in range(2, max(epochs) + 1)], axis=1).mean(axis=1, skipna=False)
+    else:
+        out["epoch1_gain_minus_later"] = np.nan
+    return out
+
+
+def _status_counts(trials: pd.DataFrame) -> dict[str, int]:
+    return {"expected": len(trials), **{status: int((trials["status"] == status).sum()) for status in STATUSES}}
+
+
+def arm_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per arm: counts by status and, over completed trials, mean and interval of each metric."""
+    rows = []
+    for arm in arm_frame(trials).itertuples():
+        group = trials[trials["arm"] == arm.arm]
+        done = group[group["status"] == "completed"]
+        row = {"arm": arm.arm, "mitigation": arm.mitigation, "strength": arm.strength,
+               "student_init": arm.student_init, **_status_counts(group)}
+        for metric in ARM_METRICS:
+            summary = mean_ci(done[metric] if metric in done else [])
+            row.update({f"{metric}_{key}": value for key, value in summary.items() if key != "n"})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def epoch_table(completed: pd.DataFrame) -> pd.DataFrame:
+    """One row per arm and epoch (0 = before distillation): accuracy after it, alignment during it."""
+    rows = []
+    epochs = [int(c.rsplit("_", 1)[1]) for c in completed if c.startswith("acc_epoch_")]
+    for arm in arm_frame(completed)["arm"] if len(completed) else []:
+        group = completed[completed["arm"] == arm]
+        for epoch in range(max(epochs, default=-1) + 1):
+            row: dict[str, Any] = {"arm": arm, "epoch": epoch}
+            for prefix in EPOCH_METRICS:
+                summary = mean_ci(group.get(f"{prefix}_{epoch}", []))
+                row.update({f"{prefix.rsplit('_', 1)[0]}_{key}": value for key, value in summary.items()})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def dose_table(completed: pd.DataFrame, kinds: tuple[str, ...]) -> pd.DataFrame:
+    """Per mitigation and strength (none/shared as strength 0): trait_gain and both alignments, mean and interval."""
+    rows = []
+    for kind in kinds:
+        sample = mitigation_sample(completed, kind)
+        if not (sample["mitigation"] == kind).any():
+            continue
+        for strength, group in sample.groupby("strength"):
+            row = {"mitigation": kind, "strength": float(strength)}
+            for metric in ("trait_gain", "mean_alignment", "mean_update_alignment"):
+                row.update({f"{metric}_{key}": value for key, value in mean_ci(group[metric]).items()})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def first_order_table(completed: pd.DataFrame) -> pd.DataFrame:
+    """Per trial: the predicted and measured change of the probe trait loss (the first-order accounting)."""
+    return completed[["trial_id", "arm", "seed", "predicted_trait_loss_change", "measured_trait_loss_change"]]
+
+
+def data_summary(results: Results) -> dict[str, Any]:
+    """What there is to analyse: counts by status, the trials no statistic sees and why, teachers, warnings."""
+    trials, completed = results.trials, results.completed
+
+    def listed(status: str, columns: dict[str, str]) -> list[dict[str, Any]]:
+        rows = trials.loc[trials["status"] == status, ["trial_id", "arm", *columns]].rename(columns=columns)
+        return rows.astype(object).where(rows.notna(), None).to_dict("records")
+
+    teachers = completed.drop_duplicates("teacher_key") if completed["teacher_key"].notna().all() else completed
+    repeated = completed.groupby(["arm", "seed"]).size()
+    notes = list(results.warnings) + (["some arms have several completed trials for one seed; tests average them "
+                                       "per seed"] if (repeated > 1).any() else [])
+    return {
+        "source": results.kind, "totals": _status_counts(trials), "seeds": int(completed["seed"].nunique()),
+        "failed": listed("failed", {"error": "error"}),
+        "diverged": listed("diverged", {**{c: c.removeprefix("diverged_") for c in DIVERGED_COLUMNS.values()},
+                                        "error": "message"}),
+        "invalid": listed("invalid", {"error": "reason"}),
+        "teacher_acc": {**mean_ci(teachers["teacher_acc"]), "min": float(teachers["teacher_acc"].min()),
+                        "max": float(teachers["teacher_acc"].max())},
+        "warnings": notes,
+    }
+
+
+def settings(completed: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every trial setting that differs from the protocol's default in some completed trial: the values used,
+    and the default (seed and arm settings aside: they make the grid)."""
+    rows = []
+    for f in dataclasses.fields(TrialConfig):
+        if f.name in IDENTITY_SETTINGS or f.name not in completed:
+            continue
+        used = sorted({repr(v) if not isinstance(v, (int, float, str)) else v
+                       for v in completed[f.name].dropna()}, key=str)
+        if used and used != [f.default]:
+            rows.append({"setting": f.name, "values": used, "default": f.default, "help": f.metadata["help"]})
+    return rows
