@@ -183,7 +183,8 @@ def plan(arms: pd.DataFrame, epochs: int, contrasts: list[Contrast] | None = Non
             if reference is None or reference == arm:
                 continue
             rows += [Planned(c, arm, reference if reference != "0" else f"{c.null:g}", metric) for metric in metrics]
-    return rows
+    unique = {(p.arm, p.reference, p.metric, p.contrast.test): p for p in reversed(rows)}  # the first declared wins
+    return [p for p in rows if unique[(p.arm, p.reference, p.metric, p.contrast.test)] is p]
 
 
 # --- answering one planned row ----------------------------------------------------------------------
@@ -348,9 +349,12 @@ def tests_table(trials: pd.DataFrame, options: Options = Options(), rows: list[P
             table[column] = np.nan
     table["alternative"] = table["test"].map(_alternative)
     _adjust(table, planned, alphas)
-    table[["seeds_needed", "seeds_note"]] = [_seeds(row) for row in table.to_dict("records")] or np.empty((0, 2))
+    needed = [_seeds(row) for row in table.to_dict("records")]
+    table["seeds_needed"] = pd.to_numeric(pd.Series([n for n, _ in needed], index=table.index, dtype=object))
+    table["seeds_note"] = [why for _, why in needed]
     table["note"] = table["note"].where(table["seeds_note"].isna(),
                                         table["note"].fillna("").str.cat(table["seeds_note"], sep="; ").str.strip("; "))
+    table["note"] = table["note"].where(table["note"].astype(bool) & table["note"].notna(), None)
     return table[list(COLUMNS) + ["null", "effect_size"]]
 
 

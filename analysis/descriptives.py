@@ -22,7 +22,8 @@ from .load import DIVERGED_COLUMNS, STATUSES, Results
 ARM_METRICS = ("teacher_acc", "student_acc_before", "student_acc", "trait_gain", "mean_alignment",
                "frac_positive_steps", "mean_applied_alignment", "mean_update_alignment", "final_distill_loss")
 EPOCH_METRICS = ("acc_epoch", "alignment_epoch", "frac_positive_epoch", "update_alignment_epoch")
-IDENTITY_SETTINGS = ("seed", "mitigation", "strength", "student_init")  # what makes an arm and a seed
+# what makes an arm and a seed, and where a trial ran (recorded, but not a setting of the experiment)
+NOT_SETTINGS = ("seed", "mitigation", "strength", "student_init", "device")
 
 
 def trial_metrics(completed: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
@@ -134,7 +135,7 @@ def settings(completed: pd.DataFrame) -> list[dict[str, Any]]:
     and the default (seed and arm settings aside: they make the grid)."""
     rows = []
     for f in dataclasses.fields(TrialConfig):
-        if f.name in IDENTITY_SETTINGS or f.name not in completed:
+        if f.name in NOT_SETTINGS or f.name not in completed:
             continue
         used = sorted({repr(v) if not isinstance(v, (int, float, str)) else v
                        for v in completed[f.name].dropna()}, key=str)

@@ -5,29 +5,32 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sublim.analysis import ReportError, build_report
-from sublim.analysis.stats import MARGIN, MEDIATION_SIMS
+from sublim.analysis import Options, ReportError, build_report
 
 USER_ERRORS = (ReportError,)
+DEFAULTS = Options()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", type=Path, metavar="RESULTS",
                         help="results folder: a sweep's (holding sweep.json) or a run's (holding summary.json)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="report folder (default: RESULTS/report)")
-    parser.add_argument("--mediation-sims", type=int, default=MEDIATION_SIMS, metavar="N",
-                        help="simulations per mediation analysis (default: %(default)s)")
-    parser.add_argument("--mediation-seed", type=int, default=0, metavar="SEED",
-                        help="seed of the mediation simulations, for reproducible intervals (default: %(default)s)")
-    parser.add_argument("--margin", type=float, default=MARGIN, metavar="FRACTION",
+    parser.add_argument("--equivalence-margin", type=float, default=DEFAULTS.equivalence_margin, metavar="GAIN",
+                        help="smallest trait_gain of interest: \"no effect\" (placebo vs none, independent init) "
+                             "means equivalent within +-GAIN by TOST (default: %(default)s, 3 points of test accuracy)")
+    parser.add_argument("--margin", type=float, default=DEFAULTS.noninferiority_margin, metavar="FRACTION",
                         help="non-inferiority margin of the final distillation loss, as a fraction of none/shared's "
-                             "mean: an arm is non-inferior when the one-sided upper bound of its paired difference "
-                             "lies below it (default: %(default)s)")
+                             "mean (default: %(default)s)")
+    parser.add_argument("--mediation-sims", type=int, default=DEFAULTS.mediation_sims, metavar="N",
+                        help="simulations per mediation analysis (default: %(default)s)")
+    parser.add_argument("--mediation-seed", type=int, default=DEFAULTS.mediation_seed, metavar="SEED",
+                        help="seed of the mediation simulations, for reproducible intervals (default: %(default)s)")
 
 
 def main(args: argparse.Namespace) -> int:
-    files = build_report(args.results, args.out, mediation_sims=args.mediation_sims,
-                         mediation_seed=args.mediation_seed, margin=args.margin)
+    options = Options(equivalence_margin=args.equivalence_margin, noninferiority_margin=args.margin,
+                      mediation_sims=args.mediation_sims, mediation_seed=args.mediation_seed)
+    files = build_report(args.results, args.out, options)
     print(f"wrote {files.markdown}, {files.html} and {files.stats}\n"
           f"  tables: {', '.join(p.name for p in files.tables)} in {files.folder / 'tables'}\n"
           f"  figures: {len(files.figures)} in {files.folder / 'figures'}")
