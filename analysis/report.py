@@ -99,10 +99,12 @@ def analyse(results: Results, options: Options = Options()) -> tuple[pd.DataFram
     return completed, tests_table(completed, options, planned, alphas)
 
 
-def build_report(results_path: str | Path, out: str | Path | None = None, options: Options = Options()
-                 ) -> ReportFiles:
-    """Write the report of `results_path` into `out` (default `results_path/report`). Bad input is refused
-    before any work; the report is built in a temporary sibling folder and renamed into place."""
+def build_report(results_path: str | Path, out: str | Path | None = None, options: Options = Options(),
+                 **changes: Any) -> ReportFiles:
+    """Write the report of `results_path` into `out` (default `results_path/report`); `changes` are Options
+    fields (e.g. mediation_sims=100). Bad input is refused before any work; the report is built in a temporary
+    sibling folder and renamed into place."""
+    options = dataclasses.replace(options, **changes)
     check_options(options)
     folder = Path(os.path.abspath(out if out is not None else Path(results_path) / "report"))
     _check_out(folder)

@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sublim.analysis import ReportError, build_report, load_results
+from sublim.analysis import Options, ReportError, analyse, build_report, load_results
 from sublim.analysis.document import fmt
-from sublim.analysis.answers import jsonable
 
 from synthetic import ARMS, EPOCHS, GAIN_PER_ALIGNMENT, REPO, arm_label, trial_outputs, write_sweep, write_trial  # noqa: F401
 
@@ -32,24 +31,48 @@ def sweep_report(tmp_path_factory):
 
 # --- a complete report -----------------------------------------------------------------------------
 
+FIGURES = {"alignment_steps.png", "update_alignment_steps.png", "accuracy_epochs.png", "gain_vs_alignment.png",
+           "dose_response.png", "per_layer_alignment.png", "first_order.png"}
+
+
+def rows(stats: dict, **where) -> list[dict]:
+    return [row for row in stats["tests"] if all(row[k] == v for k, v in where.items())]
+
+
 def test_report_has_every_part(sweep_report):
     root, files = sweep_report
     assert files.folder == root / "report"
     for path in (files.markdown, files.html, files.stats, *files.tables, *files.figures):
         assert path.is_file() and path.stat().st_size > 0, path
-    assert {p.name for p in files.tables} == {"trials.csv", "arms.csv", "arm_epochs.csv", "dose_response.csv",
-                                              "per_layer.csv", "power.csv"}
-    assert {p.name for p in files.figures} == {"alignment_steps.png", "accuracy_epochs.png",
-                                               "gain_vs_alignment.png", "dose_response.png",
-                                               "update_alignment_steps.png", "per_layer_alignment.png"}
+    assert {p.name for p in files.tables} == {"tests.csv", "trials.csv", "arms.csv", "arm_epochs.csv",
+                                              "dose_response.csv", "first_order.csv"}
+    assert {p.name for p in files.figures} == FIGURES
     markdown = files.markdown.read_text()
-    for heading in ("## Data", "## Claim 1", "## Update alignment", "## Claim 2", "## Claim 3", "## Claim 4",
-                    "## Referee", "## Control", "## Which layer carries the drive?", "## Seeds needed"):
+    for heading in ("## Settings", "## Data", "## Claim 1", "## Update alignment", "## Claim 2", "## Claim 3",
+                    "## Claim 4", "## The referee", "## Control", "## First-order accounting",
+                    "## Which layer carries the drive?", "## Seeds needed", "## Methods"):
         assert heading in markdown
     assert markdown.count("**Verdict: ") == 6
+    for level in ("supported", "contradicted", "not shown", "refused", "zero by construction", "partly supported"):
+        assert f"**{level}**:" in markdown  # every verdict level is defined in Methods
     html = files.html.read_text()
-    assert html.count('src="data:image/png;base64,') == 6 and "figures/" not in html.split("<body>")[1]
+    assert html.count('src="data:image/png;base64,') == len(FIGURES) and "figures/" not in html.split("<body>")[1]
     assert not list(files.folder.rglob("*.tmp"))
+
+
+def test_tests_table_is_the_csv_and_stats_json(sweep_report):
+    _, files = sweep_report
+    stats = json.loads(files.stats.read_text())
+    assert stats["schema"] == 2
+    table = pd.read_csv(files.folder / "tables" / "tests.csv")
+    assert len(table) == len(stats["tests"]) > 50
+    for column in ("claim", "arm", "reference", "metric", "test", "alternative", "margin", "n", "estimate", "ci_low",
+                   "ci_high", "p", "verdict"):
+        assert column in table
+    assert set(table["alternative"]) == {"two-sided", "equivalence", "non-inferiority"}
+    assert set(table["verdict"]) <= {"supported", "contradicted", "not shown", "refused", "zero by construction"}
+    # no p-value from pooled steps: every tested row's n is a number of seeds
+    assert table.loc[table["p"].notna(), "n"].max() <= 6
 
 
 def test_report_counts_failed_and_missing_trials(sweep_report):
@@ -57,12 +80,12 @@ def test_report_counts_failed_and_missing_trials(sweep_report):
     stats = json.loads(files.stats.read_text())
     assert stats["data"]["totals"] == {"expected": 30, "completed": 28, "incomplete": 0, "diverged": 0, "invalid": 0,
                                        "failed": 1, "missing": 1}
-    arms = {row["arm"]: row for row in stats["data"]["arms"]}
+    arms = {row["arm"]: row for row in stats["arms"]}
     assert arms["liminal@2/shared"]["failed"] == 1 and arms["projection@1/shared"]["missing"] == 1
-    assert stats["data"]["failures"][0]["error"] == "RuntimeError: CUDA out of memory"
+    assert stats["data"]["failed"][0]["error"] == "RuntimeError: CUDA out of memory"
     markdown = files.markdown.read_text()
-    # expected, completed, incomplete, diverged, invalid, failed, missing
-    assert "| liminal@2/shared | 6 | 5 | 0 | 0 | 0 | 1 | 0 |" in markdown
+    # completed, incomplete, diverged, invalid, failed, missing
+    assert "| liminal@2/shared | 5 | 0 | 0 | 0 | 1 | 0 |" in markdown
     trials = pd.read_csv(files.folder / "tables" / "trials.csv")
     assert len(trials) == 30 and set(trials["status"]) == {"completed", "failed", "missing"}
 
@@ -72,10 +95,19 @@ def test_planted_synthetic_sweep_gets_the_planted_verdicts(sweep_report):
     verdicts = {claim["id"]: claim["verdict"] for claim in files.claims}
     assert verdicts["claim1"] == "supported"  # alignment planted positive in every epoch
     assert verdicts["claim3"] == "supported"  # most of the gain planted in epoch 1
-    assert verdicts["control"] == "supported"  # independent init planted at zero gain
+    assert verdicts["control"] == "supported"  # independent init planted at zero gain, shared well above
     stats = json.loads(files.stats.read_text())
-    ols = stats["regression"]["ols"]
-    assert ols["ci_low"] < GAIN_PER_ALIGNMENT < ols["ci_high"]
+    (slope,) = rows(stats, test="slope", arm="none/shared", metric="trait_gain ~ mean_alignment")
+    assert slope["ci_low"] < GAIN_PER_ALIGNMENT < slope["ci_high"]
+
+
+def test_settings_section_names_what_differs_from_the_protocol(sweep_report):
+    _, files = sweep_report
+    stats = json.loads(files.stats.read_text())
+    assert {row["setting"]: (row["values"], row["default"]) for row in stats["settings"]} == {
+        "epochs": ([EPOCHS], 5), "noise_count": ([8192], 50000)}
+    markdown = files.markdown.read_text()
+    assert "| epochs | 3 | 5 |" in markdown and "This sweep is too small for its verdicts: 6 seed(s)" in markdown
 
 
 def _flatten(value) -> list:
@@ -86,41 +118,39 @@ def _flatten(value) -> list:
     return [value]
 
 
-NUMBER = re.compile(r"(?<![\w@.])-?\d+(?:\.\d+)?(?:e[-+]\d+)?")
+NUMBER = re.compile(r"(?<![\w@.=])-?\d+(?:\.\d+)?(?:e[-+]\d+)?")
+WORDS = ("note", "what it is", "metric", "test", "tests at this look", "question")  # columns of words
 
 
 def assert_table_numbers_in_stats(files) -> int:
-    """Every number in a report.md table cell (but the first, naming the row) is a number of stats.json; returns
-    how many were checked."""
+    """Every number in a report.md table cell (but the first, naming the row, and columns of words) is a number
+    of stats.json; returns how many were checked."""
     stats = json.loads(files.stats.read_text())
     known = {fmt(v) for v in _flatten(stats) if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    rows = [line for line in files.markdown.read_text().splitlines() if line.startswith("| ") and "---" not in line]
-    headers = set()
-    for line in files.markdown.read_text().split("\n\n"):
-        if line.startswith("| "):
-            headers.add(line.splitlines()[0])
     checked = 0
-    for row in rows:
-        if row in headers:
+    for block in files.markdown.read_text().split("\n\n"):
+        lines = block.splitlines()
+        if not lines or not lines[0].startswith("| "):
             continue
-        cells = [c.strip() for c in row.strip("|").split(" | ")][1:]  # the first cell names the arm or model
-        for cell in cells:
-            for number in NUMBER.findall(cell.replace("0 → ", "")):
-                assert number in known, f"{number} in {row!r} is not in stats.json"
-                checked += 1
+        header = [c.strip() for c in lines[0].strip("|").split(" | ")]
+        for row in lines[2:]:
+            cells = list(zip(header, (c.strip() for c in row.strip("|").split(" | "))))[1:]
+            for name, cell in cells:
+                if name in WORDS:
+                    continue
+                for number in NUMBER.findall(cell.replace("(90%)", "")):
+                    assert number in known, f"{number} in {row!r} is not in stats.json"
+                    checked += 1
     return checked
 
 
 def test_every_number_in_the_report_tables_is_in_stats_json(sweep_report):
     _, files = sweep_report
     stats = json.loads(files.stats.read_text())
-    assert assert_table_numbers_in_stats(files) > 200
-    # and the headline numbers are the ones stats.json holds
-    m = stats["positivity"]["none/shared"]["mean_alignment"]
-    assert f"| none/shared | {m['n']} | {fmt(m['mean'])} [{fmt(m['ci_low'])}, {fmt(m['ci_high'])}] | {fmt(m['p'])} |" \
+    assert assert_table_numbers_in_stats(files) > 300
+    (m,) = rows(stats, claim="claim1", role="primary")
+    assert f"{fmt(m['estimate'])} [{fmt(m['ci_low'])}, {fmt(m['ci_high'])}] | {fmt(m['p'])}" \
         in files.markdown.read_text()
-    slope = stats["regression"]["ols"]
-    assert f"{fmt(slope['slope'])} [{fmt(slope['ci_low'])}, {fmt(slope['ci_high'])}]" in files.markdown.read_text()
 
 
 def test_stats_json_is_strict_json(sweep_report):
@@ -129,10 +159,18 @@ def test_stats_json_is_strict_json(sweep_report):
     json.loads(text, parse_constant=lambda name: pytest.fail(f"stats.json holds {name}"))
 
 
-def test_report_is_reproducible(sweep_report):
+def test_report_is_reproducible(sweep_report, tmp_path):
     root, files = sweep_report
-    again = jsonable(compute_stats(load_results(root), mediation_sims=100))
-    assert again["mediation"] == json.loads(files.stats.read_text())["mediation"]
+    again = build_report(root, tmp_path / "again", mediation_sims=100)
+    assert json.loads(again.stats.read_text())["tests"] == json.loads(files.stats.read_text())["tests"]
+
+
+def test_notebook_api_gives_trials_steps_and_tests(sweep_report):
+    root, _ = sweep_report
+    results = load_results(root)
+    trials, tests = analyse(results, Options(mediation_sims=20))
+    assert len(trials) == 28 and "predicted_trait_loss_change" in trials and len(results.steps) == 28 * 24
+    assert {"claim", "estimate", "verdict"} <= set(tests.columns)
 
 
 # --- the command -------------------------------------------------------------------------------------
@@ -209,24 +247,13 @@ def test_one_trial_run_folder_reports_and_refuses_the_rest(tmp_path):
     files = build_report(tmp_path / "run", mediation_sims=20)
     stats = json.loads(files.stats.read_text())
     assert stats["data"]["totals"]["completed"] == 1
-    m = stats["positivity"]["none/shared"]["mean_alignment"]
-    assert m == {"refused": "needs at least 3 trials with a finite mean_alignment, has 1"}
-    assert stats["regression"]["ols"]["refused"].startswith("needs at least 4 trials")
+    (m,) = rows(stats, claim="claim1", role="primary")
+    reason = "needs at least 3 seeds with a finite mean_alignment in none/shared, has 1"
+    assert m["verdict"] == "refused" and m["note"] == reason
     assert all(claim["verdict"] == "undetermined" for claim in files.claims)
     markdown = files.markdown.read_text()
-    assert "needs at least 3 trials with a finite mean_alignment, has 1" in markdown
-    assert "nan" not in markdown.lower().replace("nakagawa", "")
-    assert {p.name for p in files.figures} == {"alignment_steps.png", "accuracy_epochs.png", "gain_vs_alignment.png",
-                                               "update_alignment_steps.png"}
+    assert reason in markdown and "nan" not in markdown.lower()
     assert "Figure `dose_response` not drawn" in markdown
-    assert "Figure `per_layer_alignment` not drawn: needs at least 3 trials" in markdown
-
-
-def test_two_seeds_refuse_regression_with_reason(tmp_path):
-    root = write_sweep(tmp_path / "two", seeds=2, arms=ARMS[:1])
-    stats = json.loads(build_report(root, mediation_sims=20).stats.read_text())
-    assert stats["regression"]["ols"] == {"refused": "needs at least 4 trials with finite trait_gain and "
-                                                     "mean_alignment, has 2"}
 
 
 def test_missing_columns_are_reported_not_crashed(tmp_path):
@@ -240,11 +267,12 @@ def test_missing_columns_are_reported_not_crashed(tmp_path):
     stats = json.loads(files.stats.read_text())
     assert "summary.json 'mean_alignment' absent in 12 trial(s)" in " ".join(stats["data"]["warnings"])
     assert "trace column 'alignment' absent in 12 trial(s)" in " ".join(stats["data"]["warnings"])
-    assert stats["positivity"]["none/shared"]["mean_alignment"]["refused"].startswith("needs at least 3 trials")
+    (m,) = rows(stats, claim="claim1", role="primary")
+    assert m["verdict"] == "refused"
     assert "refused" in stats["figures"]["alignment_steps"]
     assert "file" in stats["figures"]["accuracy_epochs"]  # what does not need the column still reports
-    assert "refused" in stats["regression"]["ols"] and "refused" in stats["mediation"]["projection"]
-    assert stats["comparisons"]["shared_vs_independent"]["n"] == 4
+    (control,) = rows(stats, claim="control", test="paired t-test")
+    assert control["n"] == 4 and control["verdict"] == "supported"
 
 
 def test_incomplete_trial_is_counted_but_not_analysed(tmp_path):

@@ -52,11 +52,13 @@ def stats_of(files) -> dict:
 
 def assert_one_left_out(stats: dict, status: str) -> None:
     """The trial counts under `status` in its arm and is absent from every statistic over that arm."""
-    arms = {row["arm"]: row for row in stats["data"]["arms"]}
+    arms = {row["arm"]: row for row in stats["arms"]}
     assert arms["none/shared"][status] == 1 and arms["none/shared"]["completed"] == SEEDS - 1
     assert stats["data"]["totals"][status] == 1
-    assert stats["positivity"]["none/shared"]["mean_alignment"]["n"] == SEEDS - 1
-    assert stats["comparisons"]["shared_vs_independent"]["n"] == SEEDS - 1
+    tested = [row for row in stats["tests"] if row["arm"] == "none/shared" and row["metric"] == "mean_alignment"]
+    assert tested and all(row["n"] == SEEDS - 1 for row in tested)
+    (control,) = [row for row in stats["tests"] if row["reference"] == "none/independent"]
+    assert control["n"] == SEEDS - 1
 
 
 # --- statuses ----------------------------------------------------------------------------------------
@@ -161,7 +163,8 @@ def test_out_that_is_a_file_is_one_line_exit_2_and_nothing_written(tmp_path, mon
     assert siblings(tmp_path) == before
 
 
-@pytest.mark.parametrize("held", [["notes.txt"], ["stats.json", "notes.txt"], ["figures"]])
+@pytest.mark.parametrize("held", [["notes.txt"], ["stats.json", "notes.txt"], ["figures"],
+                                  ["report.md", "stats.json"]])  # report-like names, but not a report sublim made
 def test_out_holding_other_files_is_refused_and_left_alone(tmp_path, held):
     root = sweep(tmp_path)
     out = tmp_path / "mine"
@@ -176,6 +179,21 @@ def test_out_holding_other_files_is_refused_and_left_alone(tmp_path, held):
     assert siblings(tmp_path) == before
 
 
+def test_out_holding_a_users_report_and_plots_is_refused_and_left_alone(tmp_path):
+    """Names are no proof: only a folder holding the marker a report writes is replaced."""
+    root = sweep(tmp_path)
+    out = tmp_path / "mine"
+    (out / "figures").mkdir(parents=True)
+    (out / "report.md").write_text("my own notes\n")
+    (out / "figures" / "my_plot.png").write_bytes(b"png")
+    with pytest.raises(ReportError, match="is not a report sublim made"):
+        build_report(root, out, mediation_sims=20)
+    assert (out / "report.md").read_text() == "my own notes\n" and (out / "figures" / "my_plot.png").is_file()
+    build_report(root, tmp_path / "made", mediation_sims=20)
+    assert (tmp_path / "made" / ".sublim-report.json").is_file()
+    build_report(root, tmp_path / "made", mediation_sims=20)  # its own report it replaces
+
+
 def test_crash_while_writing_keeps_the_earlier_report_and_leaves_no_temporary(tmp_path, monkeypatch):
     root = sweep(tmp_path)
     out = tmp_path / "reports" / "latest"
@@ -185,7 +203,7 @@ def test_crash_while_writing_keeps_the_earlier_report_and_leaves_no_temporary(tm
     def crash(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(figures, "gain_vs_alignment", crash)
+    monkeypatch.setattr(figures, "draw_all", crash)
     with pytest.raises(RuntimeError, match="disk on fire"):
         build_report(root, out, mediation_sims=20, mediation_seed=1)
     assert siblings(tmp_path / "reports") == before

@@ -1,0 +1,106 @@
+"""The report's options and the controls' tests on synthetic folders: non-inferiority against a one-sided t-test
+by hand, margins that reach their rows, bad options refused before any work, old folders still reporting."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from sublim import cli
+from sublim.analysis import build_report, load_results, report
+from synthetic import write_sweep
+
+CONTROLS = [("none", 0.0, "shared"), ("none", 0.0, "independent"), ("projection", 1.0, "shared"),
+            ("placebo", 1.0, "shared")]
+
+
+def rows(stats: dict, **where) -> list[dict]:
+    return [row for row in stats["tests"] if all(row[k] == v for k, v in where.items())]
+
+
+@pytest.fixture(scope="module")
+def controls(tmp_path_factory):
+    root = write_sweep(tmp_path_factory.mktemp("c") / "controls", seeds=6, arms=CONTROLS)
+    files = build_report(root, mediation_sims=20, noninferiority_margin=0.2, equivalence_margin=0.05)
+    return root, json.loads(files.stats.read_text())
+
+
+def test_non_inferiority_matches_a_one_sided_t_test_by_hand(controls):
+    root, stats = controls
+    trials = load_results(root).completed.set_index(["arm", "seed"])["final_distill_loss"]
+    difference = (trials["projection@1/shared"] - trials["none/shared"]).to_numpy()
+    margin = 0.2 * trials["none/shared"].mean()
+    t = (difference.mean() - margin) / scipy_stats.sem(difference)
+    (row,) = rows(stats, arm="projection@1/shared", metric="final_distill_loss")
+    assert row["margin"] == pytest.approx(margin) and row["alternative"] == "non-inferiority"
+    assert row["p"] == pytest.approx(scipy_stats.t.cdf(t, len(difference) - 1))
+    upper = difference.mean() + scipy_stats.t.ppf(0.95, len(difference) - 1) * scipy_stats.sem(difference)
+    assert row["flip_margin"] == pytest.approx(upper)
+    assert f"flips at {upper / trials['none/shared'].mean():.3g} × that mean" in row["note"]
+
+
+def test_margins_reach_their_rows(controls):
+    _, stats = controls
+    assert stats["meta"]["noninferiority_margin"] == 0.2 and stats["meta"]["equivalence_margin"] == 0.05
+    assert {row["margin"] for row in rows(stats, test="TOST equivalence")} == {0.05}
+    assert [row["arm"] for row in rows(stats, test="TOST equivalence")] == ["placebo@1/shared", "none/independent"]
+
+
+@pytest.mark.parametrize("option, value, words", [("--margin", "0", "noninferiority margin"),
+                                                  ("--margin", "nan", "noninferiority margin"),
+                                                  ("--equivalence-margin", "-0.1", "equivalence margin"),
+                                                  ("--equivalence-margin", "inf", "equivalence margin"),
+                                                  ("--mediation-sims", "3", "mediation simulations")])
+def test_bad_option_is_one_line_exit_2_before_any_work(tmp_path, monkeypatch, capsys, option, value, words):
+    root = write_sweep(tmp_path / "m", seeds=3, arms=CONTROLS[:1])
+    monkeypatch.setattr(report, "load_results", lambda *a: pytest.fail("results read before the options were checked"))
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["report", str(root), option, value])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err
+    assert not (root / "report").exists()
+
+
+def test_old_results_folder_without_update_alignment_still_reports(tmp_path):
+    root = write_sweep(tmp_path / "old", seeds=4, arms=CONTROLS[:3])
+    for folder in (root / "trials").iterdir():
+        summary = json.loads((folder / "summary.json").read_text())
+        del summary["mean_update_alignment"], summary["update_alignment_by_epoch"]
+        (folder / "summary.json").write_text(json.dumps(summary))
+        trace = pd.read_parquet(folder / "trace.parquet").drop(columns=["update_alignment", "update_trait_change"])
+        trace.to_parquet(folder / "trace.parquet", index=False)
+    assert (load_results(root).trials["status"] == "completed").all()
+    stats = json.loads(build_report(root, mediation_sims=20).stats.read_text())
+    warnings = " ".join(stats["data"]["warnings"])
+    assert "summary.json 'mean_update_alignment' absent in 12 trial(s)" in warnings
+    (update,) = rows(stats, arm="none/shared", metric="mean_update_alignment")
+    assert update["verdict"] == "refused" and update["note"].startswith("needs at least 3 seeds")
+    assert "refused" in stats["figures"]["update_alignment_steps"]
+    (first_order,) = rows(stats, arm="none/shared", test="first-order share")
+    assert first_order["verdict"] == "refused"
+    assert rows(stats, arm="projection@1/shared", metric="final_distill_loss")[0]["verdict"] != "refused"
+
+
+def test_null_update_alignment_is_missing_not_invalid(tmp_path):
+    root = write_sweep(tmp_path / "nulls", seeds=3, arms=CONTROLS[:1])
+    path = root / "trials" / "t0_none_0_shared" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary.update(mean_update_alignment=None, update_alignment_by_epoch=[None, None, None])
+    path.write_text(json.dumps(summary))
+    trials = load_results(root).trials.set_index("trial_id")
+    assert trials.at["t0_none_0_shared", "status"] == "completed"
+    assert math.isnan(trials.at["t0_none_0_shared", "mean_update_alignment"])
+
+
+def test_projection_against_placebo_is_the_primary_causal_row(controls):
+    _, stats = controls
+    (row,) = rows(stats, claim="referee", test="paired t-test")
+    assert (row["arm"], row["reference"], row["role"], row["expect"]) == (
+        "projection@1/shared", "placebo@1/shared", "primary", "<")
+    assert np.isfinite(row["p"])
