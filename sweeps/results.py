@@ -26,14 +26,14 @@ from typing import Any, Callable
 import pyarrow.parquet as pq
 
 from sublim.core.config import TrialConfig
-from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE,
-                               TRIAL_ID_PATTERN, TRIALS_DIR, write_json, write_text)
+from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE, MAX_NAME_LENGTH, SUMMARY_FILE, SWEEP_FILE,
+                               TRACE_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, write_json, write_text)
 from sublim.core.schema import SUMMARY_FIELDS, TRACE_SCHEMA
 from sublim.core.versions import library_versions
 from sublim.trainable import Diverged, Trial, write_trial_outputs
 from sublim.trainable.results import TeacherCache, load_state, save_state, write_diverged
 
-from .spec import GridTrial, SweepSpec
+from .spec import GridTrial, SweepSpec, short_repr
 
 SPEC_FILE = "spec.yaml"
 TUNE_DIR = "tune"
@@ -64,7 +64,8 @@ class ResultsFolder:
 
     def trial_dir(self, trial_id: str) -> Path:
         if not TRIAL_ID_PATTERN.fullmatch(trial_id):
-            raise SweepError(f"trial id {trial_id!r} is not allowed; letters, digits, '@', '.', '_', '+', '-'")
+            raise SweepError(f"trial id {short_repr(trial_id)} is not allowed; letters, digits, '@', '.', '_', '+', "
+                             f"'-', at most {MAX_NAME_LENGTH} characters")
         return self.path / TRIALS_DIR / trial_id
 
     def exists(self) -> bool:

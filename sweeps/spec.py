@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from sublim.core.config import ConfigError, TrialConfig, accepts, field_types
+from sublim.core.files import MAX_NAME_LENGTH
 from sublim.core.mitigations import MITIGATIONS
 
 SPEC_KEYS = ("name", "description", "seeds", "arms", "settings", "resources")
@@ -23,11 +24,42 @@ ARM_KEYS = ("mitigation", "strengths", "student_init")
 RESOURCE_KEYS = ("cpus", "gpus")
 GRID_FIELDS = ("seed", "mitigation", "strength", "student_init")  # set by seeds × arms, not by settings
 MAX_TRIALS = 50_000  # per sweep: sweep.json lists every trial, and Tune holds them all in one run
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}}")  # fullmatch: no "a\n"
+NAME_RULE = (f"letters, digits, '.', '_' and '-', starting with a letter or digit, at most {MAX_NAME_LENGTH} "
+             "characters (it names the results folder)")
+MAX_YAML_DEPTH = 20  # a spec nests 4 levels deep; PyYAML composes nested nodes recursively
+
+
+def name_problem(name: Any) -> str | None:
+    """Why `name` cannot name a sweep's results folder, or None."""
+    if isinstance(name, str) and NAME_PATTERN.fullmatch(name):
+        return None
+    return f"{short_repr(name)} is not allowed; {NAME_RULE}"
 
 
 class SpecError(ValueError):
     """A spec cannot be run: the message names the file, the key and what is allowed."""
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """safe_load without aliases and with bounded nesting: a spec is small, so a few lines that expand to
+    gigabytes (an alias bomb) or thousands of nested brackets fail in one line instead of exhausting memory
+    or the stack."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a spec; write the "
+                                              "value out", mark)
+        if self.depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 @dataclass(frozen=True)
@@ -81,7 +113,7 @@ class SweepSpec:
         except UnicodeDecodeError as error:
             raise SpecError(f"{path}: not UTF-8 text (byte {error.start}); a spec is a YAML text file") from None
         try:
-            raw = yaml.safe_load(text)
+            raw = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 (a SafeLoader)
         except yaml.YAMLError as error:
             where = getattr(error, "problem_mark", None)
             line = f" at line {where.line + 1}" if where else ""
@@ -135,9 +167,8 @@ class _Parser:
             raise SpecError(f"{self.source}: the spec is empty; it needs at least name, seeds and arms")
         raw = self.mapping(raw, "", SPEC_KEYS, required=("name", "seeds", "arms"))
         name = raw["name"]
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            self.fail("name", f"{name!r} is not allowed; letters, digits, '.', '_' and '-', starting with a "
-                              "letter or digit (it names the results folder)")
+        if name_problem(name):
+            self.fail("name", name_problem(name))
         description = raw.get("description", "")
         if not isinstance(description, str):
             self.fail("description", f"expected text; got {_kind(description)}")
@@ -254,7 +285,10 @@ class _Parser:
 
 
 def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
+    return "nothing" if value is None else f"{type(value).__name__} {short_repr(value)}"
+
+
+def short_repr(value: Any) -> str:
+    """repr of `value`, cut to fit in a one-line message."""
     text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+    return text if len(text) <= 40 else text[:37] + "..."

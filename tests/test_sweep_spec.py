@@ -138,6 +138,40 @@ def test_cli_rejects_a_bad_spec_with_exit_2_and_writes_nothing(tmp_path, capsys,
     assert not storage.exists()
 
 
+def alias_bomb() -> str:
+    """A 1.3 KB spec whose settings expand, through aliases, to 10**10 strings."""
+    levels = ["&l0 [" + ", ".join(['"lol-lol-lol"'] * 10) + "]"]
+    levels += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    return "name: bomb\nseeds: [0]\narms: [{mitigation: none}]\nsettings:\n  epochs: [" + ",\n    ".join(levels) + "]\n"
+
+
+@pytest.mark.parametrize("text, message", [
+    (alias_bomb(), "not valid YAML at line 6: aliases (*name) are not allowed in a spec"),
+    ("name: deep\nseeds: [0]\narms: [{mitigation: none}]\ndescription: " + "[" * 100_000 + "]" * 100_000,
+     "not valid YAML at line 4: nested deeper than 20 levels"),
+    (yaml.safe_dump(spec_with(name="tiny\n")), "key 'name': 'tiny\\n' is not allowed; letters, digits"),
+    (yaml.safe_dump(spec_with(name="a" * 101)), "key 'name': 'aaaa"),
+])
+def test_alias_bombs_deep_nesting_and_names_that_do_not_paste_are_one_line(tmp_path, capsys, text, message):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text)
+    assert len(alias_bomb()) < 1400
+    code, err = _sweep_cli([spec, "--storage", tmp_path / "results"], capsys)
+    assert code == 2 and err.startswith(f"sublim sweep: error: {spec}: ") and message in err, err
+    assert err.count("\n") == 1 and len(err) < 300
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("name", ["tiny\n", "a" * 101, "../up", ".hidden"])
+def test_names_must_match_in_full_and_are_at_most_100_characters(tmp_path, capsys, name):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(GOOD))
+    code, err = _sweep_cli([spec, "--storage", tmp_path / "results", "--name", name], capsys)
+    assert code == 2 and err.startswith("sublim sweep: error: --name ") and "at most 100 characters" in err
+    assert err.count("\n") == 1 and not (tmp_path / "results").exists()
+    assert SweepSpec.from_dict(spec_with(name="a" * 100)).name == "a" * 100
+
+
 def test_cli_rejects_a_missing_spec_and_a_resume_of_nothing(tmp_path, capsys):
     code, err = _sweep_cli([tmp_path / "nope.yaml"], capsys)
     assert code == 2 and "nope.yaml: cannot read the spec file" in err
@@ -171,6 +205,9 @@ def test_cli_checks_storage_text_and_an_earlier_sweep_before_any_work(tmp_path, 
     (damaged / "sweep.json").write_text(json.dumps({"trials": [{"trial_id": "../../escape"}]}))
     code, err = _sweep_cli([spec, "--storage", tmp_path / "results"], capsys)
     assert code == 2 and "trial id '../../escape' is not allowed" in err
+    (damaged / "sweep.json").write_text(json.dumps({"trials": [{"trial_id": "s" * 300}]}))  # ENAMETOOLONG as a folder
+    code, err = _sweep_cli([spec, "--storage", tmp_path / "results"], capsys)
+    assert code == 2 and "trial id 'ssss" in err and "at most 100 characters" in err and err.count("\n") == 1
     code, err = _sweep_cli(["no-such-shipped-spec"], capsys)
     assert code == 2 and "no shipped spec of that name; shipped: paper, smoke" in err
     assert sorted(p.name for p in damaged.iterdir()) == ["sweep.json"]

@@ -144,7 +144,7 @@ def test_a_diverged_record_is_a_status_for_its_config_only(folder):
     assert results.status(other) == ("pending", "diverged.json belongs to another config")
 
 
-@pytest.mark.parametrize("trial_id", ["../escape", "a/b", ".hidden", ""])
+@pytest.mark.parametrize("trial_id", ["../escape", "a/b", ".hidden", "", "a\n", "s" * 300])
 def test_trial_ids_that_are_not_plain_folder_names_are_refused(tmp_path, trial_id):
     with pytest.raises(SweepError, match="is not allowed"):
         ResultsFolder(tmp_path).trial_dir(trial_id)

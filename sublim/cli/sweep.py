@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sublim.sweeps.results import ResultsFolder, SweepError
-from sublim.sweeps.spec import NAME_PATTERN, SpecError, SweepSpec
+from sublim.sweeps.spec import SpecError, SweepSpec, name_problem
 from sublim.trainable import DataError, load_mnist
 
 from .folders import unwritable
@@ -64,8 +64,8 @@ def main(args: argparse.Namespace) -> int:
     spec = SweepSpec.load(args.spec)
     check_waves(args, spec)
     name = args.name or spec.name
-    if not NAME_PATTERN.match(name):
-        raise SweepError(f"--name {name!r} is not allowed; letters, digits, '.', '_' and '-'")
+    if name_problem(name):
+        raise SweepError(f"--name {name_problem(name)}")
     check_storage(args.storage)
     folder = ResultsFolder(Path(args.storage) / name)
     announce(args, name, spec, folder)

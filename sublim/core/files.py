@@ -25,8 +25,10 @@ DIVERGED_FILE = "diverged.json"  # a trial stopped by a non-finite loss, gradien
 ERROR_FILE = "error.txt"  # a trial that failed for good
 PROFILE_FILE = "profile.json"  # in each Tune run's folder: where that invocation's core-seconds went (for people)
 
-# A trial id is a folder name: no path separator, no leading dot. Checked before any file is opened.
-TRIAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._+-]*$")
+# Sweep names and trial ids name folders: at most this long, far below file systems' 255 bytes per name.
+MAX_NAME_LENGTH = 100
+# A trial id is a folder name: no path separator, no leading dot. Checked (with fullmatch) before any file is opened.
+TRIAL_ID_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9@._+-]{{0,{MAX_NAME_LENGTH - 1}}}")
 
 
 def atomic_write(path: Path, write: Callable[[Path], None], replace: bool = True) -> bool:
