@@ -330,11 +330,13 @@ def _data_section(stats: dict[str, Any], arms: pd.DataFrame) -> list[Block]:
               [[row["arm"], *(fmt(row[s]) for s in STATUSES),
                 *(f"{fmt(row[f'{m}_mean'])} [{fmt(row[f'{m}_ci_low'])}, {fmt(row[f'{m}_ci_high'])}]" for m in metrics)]
                for row in arms.to_dict("records")])]
-    for status, why in (("failed", "error"), ("diverged", "message"), ("invalid", "reason")):
+    why = {"failed": lambda row: row["error"], "invalid": lambda row: row["reason"],
+           "diverged": lambda row: f"step {fmt(row['step'])}, {row['model']}'s {row['quantity']} not finite"}
+    for status, words in why.items():
         listed = data[status]
         if listed:
             blocks += [Paragraph(f"{status.capitalize()} trials ({len(listed)}, first {min(len(listed), 20)} shown):"),
-                       Bullets([f"`{row['trial_id']}` ({row['arm']}): {row[why]}" for row in listed[:20]])]
+                       Bullets([f"`{row['trial_id']}` ({row['arm']}): {words(row)}" for row in listed[:20]])]
     if data["warnings"]:
         blocks += [Paragraph("Loading notes:"), Bullets(data["warnings"])]
     return blocks
