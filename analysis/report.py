@@ -249,8 +249,7 @@ def test_rows(tests: pd.DataFrame) -> Table:
     """The one renderer of tests-table rows."""
     rows = []
     for row in tests.to_dict("records"):
-        margin = f", margin {fmt(row['margin'])}" if np.isfinite(row["margin"]) else ""
-        rows.append([row["arm"], row["reference"], row["metric"], f"{row['test']} ({row['expect']}{margin})",
+        rows.append([row["arm"], row["reference"], row["metric"], f"{row['test']} (expects {expectation(row)})",
                      fmt(row["n"]), _interval(row), fmt(row["p"]),
                      fmt(row["p_adjusted"]) if row["p_adjusted"] != row["p"] else "", row["verdict"],
                      row["note"] if isinstance(row["note"], str) else ""])
@@ -264,9 +263,15 @@ def _sentence(row: dict[str, Any]) -> str:
         return f"{row['arm']}, {row['metric']}{against}: {row['verdict']} ({row['note']})."
     p = f"p = {fmt(row['p'])}" + (f", adjusted {fmt(row['p_adjusted'])}" if row["p_adjusted"] != row["p"] else "")
     flip = f"; the verdict flips at margin {fmt(row['flip_margin'])}" if np.isfinite(row["flip_margin"]) else ""
-    return (f"{row['arm']}, {row['metric']}{against} ({row['test']}, expects {row['expect']} "
-            f"{fmt(row['margin']) if np.isfinite(row['margin']) else fmt(row.get('null', 0))}): "
+    return (f"{row['arm']}, {row['metric']}{against} ({row['test']}, expects {expectation(row)}): "
             f"{_interval(row)}, {p}, n = {fmt(row['n'])} seeds{flip}: **{row['verdict']}**.")
+
+
+def expectation(row: dict[str, Any]) -> str:
+    """What a row expects, in words: '> 0', 'within ±0.03 of 0', '<= 6.99e-05', 'not 0'."""
+    null = fmt(row.get("null", 0))
+    return {"=": f"within ±{fmt(row['margin'])} of {null}", "<=": f"<= {fmt(row['margin'])}",
+            "!=": f"not {null}"}.get(row["expect"], f"{row['expect']} {null}")
 
 
 def _figures(stats: dict[str, Any], names: tuple[str, ...]) -> list[Block]:
