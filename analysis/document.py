@@ -59,18 +59,24 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def inert(text: str) -> str:
+    """Text as Markdown that renders it, never as markup: no raw HTML (`<` escaped) and no link (`](` broken),
+    whatever a results folder's files hold."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace("](", "]\\(")
+
+
 def to_markdown(blocks: list[Block]) -> str:
     parts = []
     for block in blocks:
         if isinstance(block, Heading):
-            parts.append(f"{'#' * block.level} {block.text}")
+            parts.append(f"{'#' * block.level} {inert(block.text)}")
         elif isinstance(block, Paragraph):
-            parts.append(block.text)
+            parts.append(inert(block.text))
         elif isinstance(block, Bullets):
-            parts.append("\n".join(f"- {item}" for item in block.items))
+            parts.append("\n".join(f"- {inert(item)}" for item in block.items))
         elif isinstance(block, Table):
             def line(cells: list[str]) -> str:
-                return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+                return "| " + " | ".join(inert(cell).replace("|", "\\|") for cell in cells) + " |"
             parts.append("\n".join([line(block.header), line(["---"] * len(block.header)),
                                     *map(line, block.rows)]))
         else:

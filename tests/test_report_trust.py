@@ -226,3 +226,17 @@ def test_empty_out_folder_takes_the_report(tmp_path):
     out.mkdir()
     files = build_report(sweep(tmp_path), out, mediation_sims=20)
     assert files.stats == out / "stats.json" and files.stats.is_file()
+
+
+def test_markup_from_a_results_folder_reaches_neither_report_as_markup(tmp_path):
+    """An error.txt or a sweep name holding HTML or a javascript: link is shown as text in report.md and .html."""
+    hostile = '<img src=x onerror="alert(1)"> [click](javascript:alert(1))'
+    root = sweep(tmp_path, failed={"t1_none_0_shared"})
+    (root / "trials" / "t1_none_0_shared" / "error.txt").write_text(f"Traceback\nRuntimeError: {hostile}\n")
+    sweep_json = json.loads((root / "sweep.json").read_text())
+    (root / "sweep.json").write_text(json.dumps({**sweep_json, "name": hostile}))
+    files = build_report(root, mediation_sims=20)
+    markdown, html = files.markdown.read_text(), files.html.read_text()
+    assert "<img src=x" not in markdown and "](javascript:" not in markdown
+    assert "<img src=x" not in html and "<a " not in html
+    assert "&lt;img src=x" in markdown and "&lt;img src=x" in html
