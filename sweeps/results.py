@@ -17,17 +17,20 @@ checkpoints and teachers load with `weights_only=True` and are checked against t
 
 from __future__ import annotations
 
-import json
 import math
+import os
+import stat
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sublim.core.config import TrialConfig
 from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE, MAX_NAME_LENGTH, SUMMARY_FILE, SWEEP_FILE,
-                               TRACE_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, write_json, write_text)
+                               TRACE_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, UnreadableFile, read_json, read_regular,
+                               write_json, write_text)
 from sublim.core.schema import SUMMARY_FIELDS, TRACE_SCHEMA
 from sublim.core.versions import library_versions
 from sublim.trainable import Diverged, Trial, write_trial_outputs
@@ -37,6 +40,7 @@ from .spec import GridTrial, SweepSpec, short_repr
 
 SPEC_FILE = "spec.yaml"
 TUNE_DIR = "tune"
+TRIAL_FILES = (SUMMARY_FILE, TRACE_FILE, CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE)  # what a trial writes
 
 
 class SweepError(ValueError):
@@ -71,6 +75,30 @@ class ResultsFolder:
     def exists(self) -> bool:
         return (self.path / SWEEP_FILE).exists()
 
+    def check_entries(self, trials: tuple[GridTrial, ...]) -> None:
+        """Refuse, in one line, a folder where the sweep would write or delete through a symbolic link (or fail on a
+        folder where a file belongs): trials/, teachers/, tune/ and the trials' folders must be plain folders, and a
+        trial's files never folders. Nothing outside the results folder is ever written or deleted."""
+        folders = [self.path / TRIALS_DIR, self.teachers.folder, self.tune_dir,
+                   *(self.trial_dir(t.trial_id) for t in trials)]
+        found = [problem for problem in map(self._not_a_plain_folder, folders) if problem]
+        found += [f"{path.relative_to(self.path)} is a folder where the trial's file belongs"
+                  for path in (self.trial_dir(t.trial_id) / name for t in trials for name in TRIAL_FILES)
+                  if path.is_dir() and not path.is_symlink()]
+        if found:
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise SweepError(f"{self.path}: {found[0]}{more}; a sweep never writes or deletes through a symbolic link "
+                             "nor replaces a folder in its results folder: move it aside, or make it a plain folder")
+
+    def _not_a_plain_folder(self, path: Path) -> str | None:
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(mode):
+            return f"{path.relative_to(self.path)} is a symbolic link (to {os.readlink(path)})"
+        return None if stat.S_ISDIR(mode) else f"{path.relative_to(self.path)} is not a folder"
+
     # --- the sweep's description ----------------------------------------------------------------
 
     def added_by(self, spec: SweepSpec) -> list[str]:
@@ -91,15 +119,21 @@ class ResultsFolder:
         return [trial_id for trial_id in expected if trial_id not in recorded]
 
     def recorded_trials(self) -> list[dict[str, Any]]:
+        return self._sweep_record()["trials"]
+
+    def _sweep_record(self) -> dict[str, Any]:
+        """sweep.json, checked as far as the sweep relies on it: each trial a plain id and a config mapping."""
         path = self.path / SWEEP_FILE
         try:
-            trials = json.loads(path.read_text(encoding="utf-8"))["trials"]
-            for trial in trials:
+            sweep = read_json(path)
+            for trial in sweep["trials"]:
                 self.trial_dir(trial["trial_id"])
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+                if not isinstance(trial["config"], dict):
+                    raise TypeError(f"the config of trial {trial['trial_id']} is not a mapping")
+        except (OSError, ValueError, KeyError, TypeError) as error:
             raise SweepError(f"{path}: damaged ({type(error).__name__}: {error}); expected the sweep.json written "
                              "by `sublim sweep`; move the folder aside or choose another --name") from None
-        return trials
+        return sweep
 
     def record(self, name: str, spec: SweepSpec, spec_text: str) -> None:
         """Describe the sweep in sweep.json and spec.yaml before any trial starts; when the spec grows an existing
@@ -110,7 +144,7 @@ class ResultsFolder:
             added = self.added_by(spec)
             if not added:
                 return
-            sweep = json.loads((self.path / SWEEP_FILE).read_text(encoding="utf-8"))
+            sweep = self._sweep_record()
             sweep.setdefault("extensions", []).append({
                 "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "added": added,
                 "seeds": sorted({t.config.seed for t in spec.trials if t.trial_id in added}),
@@ -121,11 +155,10 @@ class ResultsFolder:
 
     def sequential(self) -> dict[str, Any] | None:
         """The group-sequential record of a sweep grown in waves (design, each look, why it stopped), if any."""
-        return json.loads((self.path / SWEEP_FILE).read_text(encoding="utf-8")).get("sequential")
+        return self._sweep_record().get("sequential")
 
     def record_sequential(self, record: dict[str, Any]) -> None:
-        sweep = json.loads((self.path / SWEEP_FILE).read_text(encoding="utf-8"))
-        write_json(self.path / SWEEP_FILE, {**sweep, "sequential": record})
+        write_json(self.path / SWEEP_FILE, {**self._sweep_record(), "sequential": record})
 
     def new_tune_run(self) -> str:
         """A fresh name under tune/ for this invocation's Tune logs: an earlier run's state is never read."""
@@ -140,25 +173,25 @@ class ResultsFolder:
     def status(self, trial: GridTrial) -> tuple[str, str | None]:
         """('finished' | 'diverged' | 'pending', what is wrong with the files there, if anything)."""
         folder = self.trial_dir(trial.trial_id)
-        if (folder / DIVERGED_FILE).exists():
+        if os.path.lexists(folder / DIVERGED_FILE):  # lexists: a link there is reported, never followed
             problem = self._diverged_problem(folder, trial.config)
             return ("diverged", None) if problem is None else ("pending", problem)
-        if (folder / SUMMARY_FILE).exists() or (folder / TRACE_FILE).exists():
+        if os.path.lexists(folder / SUMMARY_FILE) or os.path.lexists(folder / TRACE_FILE):
             problem = self._outputs_problem(folder, trial.config)
             return ("finished", None) if problem is None else ("pending", problem)
         return "pending", None
 
     def _diverged_problem(self, folder: Path, config: TrialConfig) -> str | None:
         record = _json_object(folder / DIVERGED_FILE)
-        if record is None:
-            return f"{DIVERGED_FILE} does not parse"
+        if isinstance(record, str):
+            return record
         return None if record.get("config") == config.to_dict() else f"{DIVERGED_FILE} belongs to another config"
 
     def _outputs_problem(self, folder: Path, config: TrialConfig) -> str | None:
         """Why the summary and trace there are not this trial's complete result (None if they are)."""
         summary = _json_object(folder / SUMMARY_FILE)
-        if summary is None:
-            return f"{SUMMARY_FILE} is missing or does not parse"
+        if isinstance(summary, str):
+            return summary
         if summary.get("config") != config.to_dict():
             return f"{SUMMARY_FILE} belongs to another config"
         missing = [name for name in SUMMARY_FIELDS if name not in summary]
@@ -168,8 +201,10 @@ class ResultsFolder:
         if summary["steps"] != steps or summary["epochs_done"] != config.epochs:
             return f"{SUMMARY_FILE} holds {summary['steps']} steps of {summary['epochs_done']} epochs, expected {steps}"
         try:
-            trace = pq.read_table(folder / TRACE_FILE)
-        except Exception as error:  # pyarrow raises several types for a missing or damaged file
+            trace = pq.read_table(pa.BufferReader(read_regular(folder / TRACE_FILE)))
+        except UnreadableFile as error:
+            return str(error)
+        except Exception as error:  # pyarrow raises several types for a damaged file
             return f"{TRACE_FILE} does not read ({type(error).__name__})"
         if not trace.schema.equals(TRACE_SCHEMA, check_metadata=False) or trace.num_rows != steps:
             return f"{TRACE_FILE} holds {trace.num_rows} rows of another schema or length, expected {steps} steps"
@@ -192,10 +227,10 @@ class ResultsFolder:
     def restore(self, trial_id: str, trial: Trial) -> None:
         """Continue `trial` from its checkpoint when there is a usable one (tensors only, same config)."""
         path = self.trial_dir(trial_id) / CHECKPOINT_FILE
-        if not path.exists():
-            return
         try:
             trial.load_state_dict(load_state(path))
+        except FileNotFoundError:
+            return
         except Exception as error:  # unreadable, not tensors only, or another config: start over
             self.log(f"{trial_id}: checkpoint unusable ({type(error).__name__}: {error}); starting from epoch 0")
             path.unlink(missing_ok=True)
@@ -223,10 +258,12 @@ class ResultsFolder:
         write_text(self.trial_dir(trial_id) / ERROR_FILE, text)
 
 
-def _json_object(path: Path) -> dict[str, Any] | None:
-    """A JSON object from `path`, or None when it is missing, unreadable or not an object."""
+def _json_object(path: Path) -> dict[str, Any] | str:
+    """A JSON object from `path`, or why there is none (missing, not a regular file, unreadable, not an object)."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
+        value = read_json(path)
+    except UnreadableFile as error:
+        return str(error)
+    except (OSError, ValueError):
+        value = None
+    return value if isinstance(value, dict) else f"{path.name} is missing or does not parse"

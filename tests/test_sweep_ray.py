@@ -253,12 +253,18 @@ def test_damaged_results_are_repaired_and_tune_state_is_disposable(reference, da
     folder = tmp_path / "results" / "tiny"
     shutil.copytree(reference_folder, folder)
     trials = sorted(summaries(folder))
-    truncated, untraced, foreign = trials[0], trials[1], trials[2]
+    truncated, untraced, foreign, fifo, linked = trials[0], trials[1], trials[2], trials[4], trials[5]
     summary = folder / "trials" / truncated / "summary.json"
     summary.write_text(summary.read_text()[:100])  # a crash of some other writer, say
     (folder / "trials" / untraced / "trace.parquet").unlink()
     other = json.loads((folder / "trials" / trials[3] / "summary.json").read_text())
     (folder / "trials" / foreign / "summary.json").write_text(json.dumps(other))  # another trial's result
+    (folder / "trials" / fifo / "summary.json").unlink()
+    os.mkfifo(folder / "trials" / fifo / "summary.json")  # reading it would block for ever
+    theirs = tmp_path / "their-summary.json"
+    os.replace(folder / "trials" / linked / "summary.json", theirs)
+    (folder / "trials" / linked / "summary.json").symlink_to(theirs)  # never followed, never deleted
+    their_bytes = theirs.read_bytes()
     recorded = json.loads((folder / "sweep.json").read_text())["trials"]
     teachers = {t["trial_id"][:4]: t["teacher_key"] for t in recorded}  # s000 and s001
     for key in teachers.values():
@@ -272,7 +278,9 @@ def test_damaged_results_are_repaired_and_tune_state_is_disposable(reference, da
     output = finish(proc, log)
     assert not marker.exists()
     repaired = {line.split()[1].rstrip(":") for line in output.splitlines() if line.startswith("repairing ")}
-    assert repaired == {truncated, untraced, foreign}, output
+    assert repaired == {truncated, untraced, foreign, fifo, linked}, output
+    assert f"repairing {fifo}: summary.json is not a regular file" in output
+    assert f"repairing {linked}: summary.json is a symbolic link" in output and theirs.read_bytes() == their_bytes
     assert "8 of 8 trials finished" in output
     for seed, key in teachers.items():  # a teacher is loaded only when a pending trial needs it
         needed = any(t.startswith(seed) for t in repaired)

@@ -4,14 +4,17 @@ and checkpoints set aside. (The same through `sublim sweep` is in test_sweep_ray
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import shutil
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from sublim.core.files import CHECKPOINT_FILE, DIVERGED_FILE, SUMMARY_FILE, TRACE_FILE
+from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE, UnreadableFile,
+                               read_json, read_regular)
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import GridTrial
 from sublim.trainable import Diverged, Trial, train_teacher, write_trial_outputs
@@ -210,3 +213,170 @@ def test_sublim_run_that_diverges_exits_2_in_one_line_with_its_record(data_dir, 
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("sublim run: error: none/shared, seed 0: the student diverged at step ") and "wrote" in last
     assert sorted(p.name for p in out.iterdir()) == [DIVERGED_FILE]
+
+
+# --- only regular files are read; nothing outside a results folder is written or deleted -------------------------
+
+
+def returns(call, *args):
+    """`call(*args)`, failing the test instead of hanging when it blocks (as opening a FIFO for reading does)."""
+    import threading
+
+    outcome = []
+
+    def run():
+        try:
+            outcome.append((call(*args), None))
+        except Exception as error:
+            outcome.append((None, error))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=60)  # a safety net: a call that does not block returns at once
+    assert outcome, f"{call.__name__} blocked"
+    value, error = outcome[0]
+    if error is not None:
+        raise error
+    return value
+
+
+def deep_json(levels: int = 100_000) -> str:
+    return "[" * levels + "]" * levels
+
+
+def make_fifo(path):
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+
+
+def make_link(path, target):
+    path.unlink(missing_ok=True)
+    path.symlink_to(target)
+
+
+def test_read_helpers_read_regular_files_only_within_limits(tmp_path):
+    path = tmp_path / "x.json"
+    make_fifo(path)
+    with pytest.raises(UnreadableFile, match="x.json is not a regular file"):
+        returns(read_json, path)
+    make_link(path, tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text("{}")
+    with pytest.raises(UnreadableFile, match="x.json is a symbolic link"):
+        read_json(path)
+    path.unlink()
+    path.write_text(deep_json())
+    with pytest.raises(UnreadableFile, match="x.json is nested deeper than 32 levels"):
+        read_json(path)
+    path.write_text(deep_json(33))
+    with pytest.raises(UnreadableFile, match="nested deeper than 32 levels"):
+        read_json(path)
+    path.write_text(json.dumps({"a": [1, {"b": 2}]}))
+    assert read_json(path) == {"a": [1, {"b": 2}]}
+    with pytest.raises(UnreadableFile, match="x.json is larger than 10 bytes"):
+        read_regular(path, max_bytes=10)
+    with pytest.raises(UnreadableFile, match="is not a regular file"):
+        read_regular(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        read_regular(tmp_path / "absent")
+
+
+@pytest.mark.parametrize("name", [SUMMARY_FILE, TRACE_FILE, DIVERGED_FILE])
+@pytest.mark.parametrize("kind", ["fifo", "link", "deep"])
+def test_a_fifo_link_or_deep_json_in_a_trial_folder_is_a_problem_not_a_hang(folder, tmp_path, name, kind):
+    results, grid_trial, _ = folder
+    path = results.trial_dir(grid_trial.trial_id) / name
+    outside = tmp_path / "someone-elses" / name
+    outside.parent.mkdir()
+    outside.write_bytes(path.read_bytes() if path.exists() else b"{}")
+    {"fifo": make_fifo, "link": lambda p: make_link(p, outside), "deep": lambda p: p.write_text(deep_json())}[kind](path)
+    status, problem = returns(results.status, grid_trial)
+    expected = {"fifo": "is not a regular file", "link": "is a symbolic link",
+                "deep": "does not read" if name == TRACE_FILE else "is nested deeper than"}[kind]
+    assert status == "pending" and problem.startswith(name) and expected in problem, problem
+    results.clear_outputs(grid_trial.trial_id)
+    assert not os.path.lexists(path) and outside.exists()  # the link went, never what it pointed to
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link", "dangling link"])
+def test_teachers_checkpoints_and_records_that_are_not_regular_files_are_set_aside(tmp_path, tiny, kind):
+    config, data, teacher = tiny
+    lines = []
+    cache = TeacherCache(tmp_path / "teachers", log=lines.append)
+    cache.folder.mkdir()
+    other = tmp_path / "other.pt"
+    save_state(other, teacher.state_dict())
+    damage = {"fifo": make_fifo, "link": lambda p: make_link(p, other),
+              "dangling link": lambda p: make_link(p, tmp_path / "gone")}[kind]
+    damage(cache.path(teacher.key))
+    stored = returns(cache.put_first, teacher)  # a dangling link used to make this loop for ever
+    assert stored is teacher and torch.equal(cache.get(teacher.key).params, teacher.params)
+    assert other.exists() and len(lines) == 1 and "set aside" in lines[0]
+    damage(cache.divergence_path(teacher.key))
+    assert returns(cache.divergence, teacher.key) is None and other.exists()
+
+    results = ResultsFolder(tmp_path / "sweep", log=lines.append)
+    results.trial_dir("t").mkdir(parents=True)
+    damage(results.trial_dir("t") / CHECKPOINT_FILE)
+    fresh = Trial(config, data, teacher)
+    returns(results.restore, "t", fresh)
+    assert fresh.epoch == 0 and "t: checkpoint unusable" in lines[-1] and other.exists()
+
+
+def test_deep_or_incomplete_sweep_json_is_one_line(folder):
+    results, grid_trial, _ = folder
+    sweep = results.path / SWEEP_FILE
+    for text, message in [(deep_json(), "nested deeper than 32 levels"),
+                          (json.dumps({"trials": [{"trial_id": grid_trial.trial_id}]}), "KeyError: 'config'")]:
+        sweep.write_text(text)
+        with pytest.raises(SweepError, match="sweep.json: damaged") as error:
+            results.recorded_trials()
+        assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("entry", ["trial folder", "trials", "teachers", "a file's name"])
+def test_a_results_folder_whose_entries_lead_elsewhere_is_refused_and_nothing_there_touched(folder, tmp_path, entry):
+    results, grid_trial, _ = folder
+    trial_folder = results.trial_dir(grid_trial.trial_id)
+    victim = tmp_path / "their-run"
+    shutil.copytree(trial_folder, victim)
+    before = {p.name: p.read_bytes() for p in victim.iterdir()}
+    if entry == "trial folder":
+        shutil.rmtree(trial_folder)
+        trial_folder.symlink_to(victim)
+    elif entry == "trials":
+        (tmp_path / "their-trials").mkdir()
+        os.replace(victim, tmp_path / "their-trials" / grid_trial.trial_id)
+        victim = tmp_path / "their-trials" / grid_trial.trial_id
+        shutil.rmtree(results.path / "trials")
+        (results.path / "trials").symlink_to(tmp_path / "their-trials")
+    elif entry == "teachers":
+        results.teachers.folder.symlink_to(victim)
+    else:
+        (trial_folder / SUMMARY_FILE).unlink()
+        (trial_folder / SUMMARY_FILE).mkdir()
+    with pytest.raises(SweepError) as error:
+        results.check_entries((grid_trial,))
+    message = str(error.value)
+    assert "\n" not in message and ("symbolic link" in message or "is a folder where" in message), message
+    assert {p.name: p.read_bytes() for p in victim.iterdir()} == before
+
+
+def test_sublim_sweep_refuses_a_linked_trial_folder_in_one_line_before_any_work(folder, tmp_path, capsys):
+    from sublim import cli
+
+    results, grid_trial, _ = folder
+    victim = tmp_path / "their-run"
+    os.replace(results.trial_dir(grid_trial.trial_id), victim)
+    results.trial_dir(grid_trial.trial_id).symlink_to(victim)
+    before = {p.name: p.read_bytes() for p in victim.iterdir()}
+    settings = {k: v for k, v in grid_trial.config.to_dict().items()
+                if k not in ("seed", "mitigation", "strength", "student_init")}
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(json.dumps({"name": "sweep", "seeds": [grid_trial.config.seed], "arms": [{"mitigation": "none"}],
+                                "settings": settings}))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["sweep", str(spec), "--storage", str(tmp_path), "--data-dir", str(tmp_path / "no-mnist")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert f"trials/{grid_trial.trial_id} is a symbolic link (to {victim})" in err
+    assert {p.name: p.read_bytes() for p in victim.iterdir()} == before

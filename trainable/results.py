@@ -5,7 +5,7 @@ All written atomically (see sublim.core.files); states load without unpickling a
 
 from __future__ import annotations
 
-import json
+import io
 from pathlib import Path
 from typing import Any, Callable
 
@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import torch
 
 from sublim.core.config import TrialConfig
-from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, TRACE_FILE, atomic_write, write_json
+from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, TRACE_FILE, atomic_write, read_json, read_regular, write_json
 from sublim.core.schema import trace_table
 from sublim.core.versions import library_versions
 
@@ -43,8 +43,9 @@ def save_state(path: Path, state: dict[str, Any], replace: bool = True) -> bool:
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    """Load a state written by `save_state` without unpickling arbitrary objects."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Load a state written by `save_state` without unpickling arbitrary objects, from a regular file only (see
+    `read_regular`: a FIFO there never blocks)."""
+    return torch.load(io.BytesIO(read_regular(path)), map_location="cpu", weights_only=True)
 
 
 class TeacherCache:
@@ -65,12 +66,12 @@ class TeacherCache:
         """The stored teacher of `key`; None when there is none, or when its file is unusable, which is then
         set aside (renamed `*.bad`) so that the teacher is trained again."""
         path = self.path(key)
-        if not path.exists():
-            return None
         try:
             teacher = Teacher.from_state_dict(load_state(path))
             if teacher.key != key:
                 raise ValueError(f"it holds teacher {teacher.key}")
+        except FileNotFoundError:
+            return None
         except Exception as error:  # unreadable, not tensors only, not a teacher, or another key
             aside = path.with_name(path.name + ".bad")
             path.replace(aside)
@@ -103,13 +104,13 @@ class TeacherCache:
         """The recorded divergence of `key`'s teacher; None when there is none, or when the record is unusable,
         which is then set aside (renamed `*.bad`) so that the teacher is trained again."""
         path = self.divergence_path(key)
-        if not path.exists():
-            return None
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
+            record = read_json(path)
             error = Diverged(record["model"], record["step"], record["quantity"])
             if record != {"key": key, **error.record()} or error.model != "teacher" or type(error.step) is not int:
                 raise ValueError(f"not the divergence record of teacher {key}")
+        except FileNotFoundError:
+            return None
         except (OSError, ValueError, KeyError, TypeError) as problem:
             aside = path.with_name(path.name + ".bad")
             path.replace(aside)

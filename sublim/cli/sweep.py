@@ -68,6 +68,7 @@ def main(args: argparse.Namespace) -> int:
         raise SweepError(f"--name {name_problem(name)}")
     check_storage(args.storage)
     folder = ResultsFolder(Path(args.storage) / name)
+    folder.check_entries(spec.trials)
     announce(args, name, spec, folder)
 
     from sublim.sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec

@@ -1,4 +1,5 @@
-"""Atomic file writes, shared by every package: a crash never leaves a half-written file.
+"""Atomic file writes and bounded reads, shared by every package: a crash never leaves a half-written
+file, and a file received from someone else is read only when it is a regular file of a sane size.
 
 Each file is written to a temporary name in its own folder and renamed into place, so a reader
 sees either the old complete file or the new complete one. Kept free of torch and Ray so that
@@ -7,10 +8,12 @@ sees either the old complete file or the new complete one. Kept free of torch an
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +32,55 @@ PROFILE_FILE = "profile.json"  # in each Tune run's folder: where that invocatio
 MAX_NAME_LENGTH = 100
 # A trial id is a folder name: no path separator, no leading dot. Checked (with fullmatch) before any file is opened.
 TRIAL_ID_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9@._+-]{{0,{MAX_NAME_LENGTH - 1}}}")
+
+
+MAX_FILE_BYTES = 2**30  # any file read back (a default trial's checkpoint is about 3 MB, its trace 60 kB)
+MAX_JSON_BYTES = 2**28  # sweep.json of 50,000 trials is about 60 MB
+MAX_JSON_DEPTH = 32  # what sublim writes nests at most 6 levels deep
+
+
+class UnreadableFile(ValueError):
+    """A file that is not read: a symbolic link, not a regular file, too large, or JSON nested too deep."""
+
+
+def read_regular(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of `path`, only when it is a regular file of at most `max_bytes`: a symbolic link is never
+    followed, and a FIFO, device or folder is refused without blocking. Raises UnreadableFile, or OSError
+    when `path` cannot be opened (FileNotFoundError when there is nothing there)."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # what O_NOFOLLOW gives for a link
+            raise UnreadableFile(f"{path.name} is a symbolic link; only regular files are read") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnreadableFile(f"{path.name} is not a regular file (a folder, FIFO or device); only regular files "
+                             "are read")
+    with open(fd, "rb") as file:
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UnreadableFile(f"{path.name} is larger than {max_bytes:,} bytes; not read")
+    return data
+
+
+def read_json(path: Path, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The JSON value in `path` (see `read_regular`), nested at most `max_depth` levels. Raises UnreadableFile,
+    ValueError when it is not UTF-8 JSON, or OSError."""
+    too_deep = UnreadableFile(f"{Path(path).name} is nested deeper than {max_depth} levels; not read")
+    try:
+        value = json.loads(read_regular(path, max_bytes).decode("utf-8"))
+    except RecursionError:
+        raise too_deep from None
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:  # iterative: a deep value must not exhaust the stack here either
+        item, depth = stack.pop()
+        if depth > max_depth:
+            raise too_deep
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return value
 
 
 def atomic_write(path: Path, write: Callable[[Path], None], replace: bool = True) -> bool:
