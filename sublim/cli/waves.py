@@ -1,10 +1,10 @@
 """`sublim sweep SPEC --until-resolved --max-seeds N [--wave K]`: the spec's arms over seeds in waves of K,
-stopping when every claim's primary test is resolved or N seeds are reached.
+stopping when every primary directional test is resolved or N seeds are reached.
 
-The stopping rule is a group-sequential design (sublim.analysis.sequential) planned before the first
-wave and stored in sweep.json, so looking after every wave keeps each test's error rate at alpha. Each
-wave grows the results folder (finished trials are kept), so an interrupted run, started again, replays
-the finished waves' decisions from their results and continues with the next wave.
+The stopping rule is a group-sequential design (sublim.analysis.sequential) planned before the first wave
+from the spec's arms and stored in sweep.json, so looking after every wave keeps the family-wise error rate
+at alpha. Each wave grows the results folder (finished trials are kept), so an interrupted run, started
+again, replays the finished waves' decisions from their results and continues with the next wave.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any, Callable
 
+import pandas as pd
 import yaml
 
+from sublim.analysis import sequential
+from sublim.analysis.contrasts import arm_frame, plan as plan_rows
+from sublim.analysis.descriptives import trial_metrics
+from sublim.analysis.inference import MIN_SEEDS
 from sublim.analysis.load import load_results
-from sublim.analysis.sequential import SequentialDesign, look, obrien_fleming
-from sublim.analysis.stats import ALPHA
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SweepSpec
 
@@ -24,15 +27,22 @@ if TYPE_CHECKING:
     from sublim.sweeps.tune_run import SweepOutcome
 
 
-def plan(spec: SweepSpec, max_seeds: int, wave: int | None) -> tuple[list[int], SequentialDesign]:
-    """All seeds the sweep may use (from the spec's first) and the design over its looks."""
+def plan(spec: SweepSpec, max_seeds: int, wave: int | None) -> tuple[list[int], sequential.Design]:
+    """All seeds the sweep may use (from the spec's first) and the design over its looks, its family counted
+    from the spec's arms and epochs (the tests table's rows before any data)."""
     wave = len(spec.seeds) if wave is None else wave
-    if max_seeds < 3 or wave < 1 or wave > max_seeds:
-        raise SweepError(f"--max-seeds {max_seeds} --wave {wave} is not allowed; need max-seeds >= 3 and "
+    if max_seeds < MIN_SEEDS or wave < 1 or wave > max_seeds:
+        raise SweepError(f"--max-seeds {max_seeds} --wave {wave} is not allowed; need max-seeds >= {MIN_SEEDS} and "
                          "1 <= wave <= max-seeds (wave defaults to the spec's number of seeds)")
-    looks = sorted({min(n, max_seeds) for n in range(max(wave, 3), max_seeds + wave, wave)})
-    seeds = list(range(spec.seeds[0], spec.seeds[0] + max_seeds))
-    return seeds, obrien_fleming(looks, ALPHA)
+    looks = sorted({min(n, max_seeds) for n in range(max(wave, MIN_SEEDS), max_seeds + wave, wave)})
+    configs = [t.config for t in spec.trials]
+    arms = arm_frame(pd.DataFrame([{"arm": c.arm, "mitigation": c.mitigation, "strength": c.strength,
+                                    "student_init": c.student_init} for c in configs]))
+    try:
+        design = sequential.design(plan_rows(arms, configs[0].epochs), looks, set(arms["arm"]))
+    except ValueError as error:
+        raise SweepError(f"--until-resolved: {error} (the spec's arms: {', '.join(arms['arm'])})") from None
+    return list(range(spec.seeds[0], spec.seeds[0] + max_seeds)), design
 
 
 def run_in_waves(args: argparse.Namespace, spec: SweepSpec, folder: ResultsFolder,
@@ -42,25 +52,20 @@ def run_in_waves(args: argparse.Namespace, spec: SweepSpec, folder: ResultsFolde
     seeds, design = plan(spec, args.max_seeds, args.wave)
     planned = (folder.sequential() or {}).get("design") if folder.exists() else None
     if planned is not None and planned != design.to_json():
-        raise SweepError(f"{folder.path} was planned with {planned['seeds']} seeds per look; a design cannot change "
-                         "once waves have run: repeat its --max-seeds and --wave, or choose another --name")
-    log(f"{design.describe()}; a test is resolved when it crosses its look's boundary")
-    record: dict[str, Any] = {"design": design.to_json(), "waves": [], "stopped": None}
+        raise SweepError(f"{folder.path} was planned with {planned.get('seeds')} seeds per look and "
+                         f"{planned.get('family_size', 'other')} primary tests; a design cannot change once waves "
+                         "have run: repeat its --max-seeds and --wave and its arms, or choose another --name")
+    log(design.describe())
+    record = sequential.new_record(design)
     for j, n in enumerate(design.seeds):
         ran = len({t["config"]["seed"] for t in folder.recorded_trials()}) if folder.exists() else 0
         # A replayed wave keeps every seed the folder holds (a sweep only grows); its look uses its own seeds.
         wave_spec = SweepSpec.from_dict({**spec.to_dict(), "seeds": seeds[:max(n, ran)]}, f"{spec.name} (wave {j + 1})")
         run_wave(wave_spec, yaml.safe_dump(wave_spec.to_dict(), sort_keys=False))
-        tests = look(load_results(folder.path), seeds[:n], design, j)
-        record["waves"].append({"look": j + 1, "seeds": n, "tests": [t.to_json() for t in tests]})
-        log(f"wave {j + 1}/{len(design.seeds)}, {n} seeds:\n" + "\n".join(f"  {t.line()}" for t in tests))
-        open_ = [t for t in tests if t.status == "open"]
-        if not any(t.resolved for t in tests) and j == 0 and not open_:
-            record["stopped"] = "no claim's primary test can be computed from the spec's arms"
-        elif not open_ and any(t.resolved for t in tests):  # those the arms cannot test stay undetermined
-            record["stopped"] = f"every claim's primary test resolved after {n} seeds"
-        elif j == len(design.seeds) - 1:
-            record["stopped"] = f"the planned maximum of {n} seeds reached with {len(open_)} test(s) still open"
+        results = load_results(folder.path)
+        completed = trial_metrics(results.completed, results.steps)
+        tests = sequential.advance(record, design, completed[completed["seed"].isin(seeds[:n])], j)
+        log(f"wave {j + 1}/{len(design.seeds)}, {n} seeds:\n" + "\n".join(f"  {sequential.line(t)}" for t in tests))
         folder.record_sequential(record)
         if record["stopped"]:
             break
