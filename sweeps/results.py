@@ -21,8 +21,9 @@ import math
 import os
 import stat
 import time
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,6 +37,7 @@ from sublim.core.versions import library_versions
 from sublim.trainable import Diverged, Trial, write_trial_outputs
 from sublim.trainable.results import TeacherCache, load_state, save_state, write_diverged
 
+from .lock import DriverLock
 from .spec import GridTrial, SweepSpec, short_repr
 
 SPEC_FILE = "spec.yaml"
@@ -61,6 +63,29 @@ class ResultsFolder:
         self.path = Path(path).expanduser().resolve()
         self.log = log
         self.teachers = TeacherCache(self.path / "teachers", log)
+        self.lock: DriverLock | None = None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's driver lock (lock.py) for the block: one driver per results folder. Re-entrant: a
+        block inside another of the same object holds it already. A folder made for the lock and left empty goes."""
+        if self.lock is not None:
+            yield
+            return
+        made = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = DriverLock(self.path, self.log)
+        try:
+            lock.acquire()
+            self.lock = lock
+            yield
+        finally:
+            if self.lock is lock:
+                lock.release()
+                self.lock = None
+            if made:
+                with suppress(OSError):  # not empty: the sweep wrote there
+                    self.path.rmdir()
 
     @property
     def tune_dir(self) -> Path:
@@ -138,20 +163,21 @@ class ResultsFolder:
     def record(self, name: str, spec: SweepSpec, spec_text: str) -> None:
         """Describe the sweep in sweep.json and spec.yaml before any trial starts; when the spec grows an existing
         sweep, list every trial and add an entry for this extension (when, what, library versions)."""
-        sweep: dict[str, Any] = {"name": name, "versions": library_versions(), "extensions": []}
-        added = [t.trial_id for t in spec.trials]
-        if self.exists():
-            added = self.added_by(spec)
-            if not added:
-                return
-            sweep = self._sweep_record()
-            sweep.setdefault("extensions", []).append({
-                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "added": added,
-                "seeds": sorted({t.config.seed for t in spec.trials if t.trial_id in added}),
-                "arms": sorted({t.config.arm for t in spec.trials if t.trial_id in added}),
-                "spec": spec_text, "versions": library_versions()})
-        write_text(self.path / SPEC_FILE, spec_text)
-        write_json(self.path / SWEEP_FILE, {**sweep, "spec": spec.to_dict(), "trials": trial_records(spec)})
+        with self.locked():  # the check and the write at once: two drivers never extend a folder together
+            sweep: dict[str, Any] = {"name": name, "versions": library_versions(), "extensions": []}
+            added = [t.trial_id for t in spec.trials]
+            if self.exists():
+                added = self.added_by(spec)
+                if not added:
+                    return
+                sweep = self._sweep_record()
+                sweep.setdefault("extensions", []).append({
+                    "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "added": added,
+                    "seeds": sorted({t.config.seed for t in spec.trials if t.trial_id in added}),
+                    "arms": sorted({t.config.arm for t in spec.trials if t.trial_id in added}),
+                    "spec": spec_text, "versions": library_versions()})
+            write_text(self.path / SPEC_FILE, spec_text)
+            write_json(self.path / SWEEP_FILE, {**sweep, "spec": spec.to_dict(), "trials": trial_records(spec)})
 
     def sequential(self) -> dict[str, Any] | None:
         """The group-sequential record of a sweep grown in waves (design, each look, why it stopped), if any."""

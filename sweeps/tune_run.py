@@ -174,10 +174,11 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
               log: Callable[[str], None] = print) -> SweepOutcome:
     """Run (or continue) a sweep into `folder`; trials with a verified result there are never rerun."""
     start = time.perf_counter()
-    folder.check_entries(spec.trials)
-    pending = pending_trials(spec, folder, log) if folder.exists() else list(spec.trials)
-    timings = _run_on_ray(name, spec, spec_text, folder, mnist, pending, address, num_cpus, log) if pending else {}
-    statuses = {trial.trial_id: folder.status(trial)[0] for trial in spec.trials}
+    with folder.locked():
+        folder.check_entries(spec.trials)
+        pending = pending_trials(spec, folder, log) if folder.exists() else list(spec.trials)
+        timings = _run_on_ray(name, spec, spec_text, folder, mnist, pending, address, num_cpus, log) if pending else {}
+        statuses = {trial.trial_id: folder.status(trial)[0] for trial in spec.trials}
     return SweepOutcome(
         folder=folder.path, total=len(spec.trials), finished=sum(s == "finished" for s in statuses.values()),
         diverged=sorted(t for t, s in statuses.items() if s == "diverged"),

@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SpecError, SweepSpec, name_problem
 from sublim.trainable import DataError, load_mnist
@@ -16,7 +17,7 @@ from .folders import unwritable
 if TYPE_CHECKING:
     from sublim.sweeps.tune_run import SweepOutcome
 
-USER_ERRORS = (SpecError, SweepError, DataError)
+USER_ERRORS = (SpecError, SweepError, DataError, LockHeld)
 DEFAULT_STORAGE = "results"
 
 
@@ -69,11 +70,19 @@ def main(args: argparse.Namespace) -> int:
     check_storage(args.storage)
     folder = ResultsFolder(Path(args.storage) / name)
     folder.check_entries(spec.trials)
-    announce(args, name, spec, folder)
+    with folder.locked():  # one driver per results folder, from here to the end
+        announce(args, name, spec, folder)
+        outcome = run(args, name, spec, folder)
+    print()
+    print(closing_paragraph(name, args, outcome), flush=True)
+    return 0 if outcome.finished == outcome.total else 1
 
+
+def run(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFolder) -> SweepOutcome:
+    """The sweep (or its waves) on Ray, MNIST loaded once, here: trials get it through Ray's object store."""
     from sublim.sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
 
-    mnist = load_mnist(args.data_dir)  # once, here: trials get it through Ray's object store
+    mnist = load_mnist(args.data_dir)
     if args.until_resolved:
         from sublim.sweeps.session import ray_session
 
@@ -81,13 +90,9 @@ def main(args: argparse.Namespace) -> int:
 
         with ray_session(args.address) as seconds:  # one Ray for every wave, not a start per wave
             print(f"Ray started in {seconds:.1f} s, for every wave", flush=True)
-            outcome = run_until_resolved(args, name, spec, folder, lambda *wave: run_sweep(
+            return run_until_resolved(args, name, spec, folder, lambda *wave: run_sweep(
                 name, *wave, folder, mnist, address=args.address))
-    else:
-        outcome = run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address)
-    print()
-    print(closing_paragraph(name, args, outcome), flush=True)
-    return 0 if outcome.finished == outcome.total else 1
+    return run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address)
 
 
 def check_waves(args: argparse.Namespace, spec: SweepSpec) -> None:
