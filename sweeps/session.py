@@ -6,12 +6,18 @@ configured by whoever started it (see cluster.yaml: usage stats off, dashboard o
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
 import ray
+
+# A local Ray turns token authentication on (other users of the machine can reach its loopback ports, so it
+# stays on) and says so in a warning at every start; the README explains it once instead.
+TOKEN_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
 
 @contextmanager
 def _environ(values: dict[str, str]) -> Iterator[None]:
@@ -25,6 +31,18 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Only errors from that logger for the block."""
+    logger = logging.getLogger(logger_name)
+    saved = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
 
 
 @contextmanager
@@ -78,7 +96,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
             with _loopback_only():
                 ray.init(address=address, log_to_driver=False)
         else:
-            with _loopback_only():
+            with _loopback_only(), _quiet(TOKEN_AUTH_LOGGER):
                 ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
         try:
             yield time.perf_counter() - start

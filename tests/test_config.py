@@ -138,3 +138,34 @@ def test_cli_help_names_every_setting_and_its_default():
     text = parser.format_help()
     assert "--verbose, --no-verbose" in text and "--style {plain,fancy,none}" in text
     assert "--limit {INT,none}" in text and text.count("(default: ") == len(dataclasses.fields(Toy))
+
+
+@pytest.mark.parametrize("mitigation, typical", [("projection", "0.5, 1, 2"), ("placebo", "1, 2"), ("liminal", "0.3, 1, 3")])
+def test_sublim_run_refuses_a_mitigation_without_a_strength_naming_typical_ones(tmp_path, capsys, mitigation, typical):
+    from sublim import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "--mitigation", mitigation, "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert err == (f"sublim run: error: --strength: missing; --mitigation {mitigation} needs a strength, typically "
+                   f"{typical} (--strength 0 runs it at no strength, which is no mitigation)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_explicit_strength_0_and_mitigation_none_need_no_strength():
+    from sublim.cli.run import strength_of
+
+    assert strength_of("projection", 0.0) == 0.0 and strength_of("none", None) == 0.0
+    assert strength_of("liminal", 3.0) == 3.0
+
+
+def test_sublim_run_help_ends_with_examples(capsys):
+    from sublim import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    help_text = capsys.readouterr().out
+    examples = help_text[help_text.index("\nexamples:\n"):].strip().splitlines()[1:]
+    assert len(examples) >= 4 and all(line.strip().startswith("sublim run") for line in examples)
+    assert "(required with any mitigation but none)" in " ".join(help_text.split())

@@ -169,6 +169,7 @@ def test_smoke_sweep_writes_every_trial_and_trains_one_teacher_per_seed(referenc
     assert output.count("  teacher of seed") == 2 and "of the cores' time" in output  # where the time went
 
     assert "accuracy" in output and "alignment" in output and "done 8/8" in output
+    assert "Token authentication" not in output  # Ray's warning at every start, explained in the README instead
     assert output.rstrip().endswith(f"Next: sublim report {folder}")
 
 

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from sublim.core.config import field_help, type_options
 from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE
+from sublim.core.mitigations import MITIGATIONS
 from sublim.trainable import (ConfigError, DataError, Diverged, Teacher, Trial, TrialConfig, TrialData, load_mnist,
                               resolve_device, train_teacher, write_trial_outputs)
 from sublim.trainable.results import TeacherCache, write_diverged
@@ -25,11 +26,20 @@ class RunError(ValueError):
 
 
 USER_ERRORS = (ConfigError, DataError, RunError)
+EXAMPLES = """examples:
+  sublim run --seed 0                                          no mitigation: the trait is acquired
+  sublim run --seed 0 --student-init independent               the control: a student of another init
+  sublim run --seed 0 --mitigation projection --strength 1     remove the trait-aligned gradient component
+  sublim run --seed 0 --mitigation liminal --strength 3 --out runs/liminal3
+  sublim run --seed 1 --teacher-cache teachers                 reuse trained teachers across runs
+  sublim run --epochs 1 --noise-count 4096 --data-dir /data/datasets   a quick check, MNIST offline"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per trial setting, straight from TrialConfig, plus where data and outputs go."""
-    add_settings(parser.add_argument_group("trial settings (defaults are the published protocol)"), TrialConfig)
+    parser.epilog, parser.formatter_class = EXAMPLES, argparse.RawDescriptionHelpFormatter
+    add_settings(parser.add_argument_group("trial settings (defaults are the published protocol)"), TrialConfig,
+                 no_default={"strength": "required with any mitigation but none"})
     parser.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR, else download)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: runs/<arm>-seed<N>-<time>)")
     parser.add_argument("--force", action="store_true", help="overwrite results already in --out")
@@ -38,12 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of trained teachers to reuse across runs (default: always train)")
 
 
-def add_settings(group: Any, cls: type) -> None:
-    """One option per field of the settings class `cls`, e.g. --teacher-lr for teacher_lr."""
+def add_settings(group: Any, cls: type, no_default: dict[str, str] | None = None) -> None:
+    """One option per field of the settings class `cls`, e.g. --teacher-lr for teacher_lr. A field in `no_default`
+    (name: why) defaults to None, for the caller to decide."""
+    no_default = no_default or {}
     for name, (kind, default, help_text) in field_help(cls).items():
-        action = group.add_argument("--" + name.replace("_", "-"), default=default, help=help_text,
-                                    **option_for(kind))
-        if "%(default)" not in action.help:  # BooleanOptionalAction adds it itself on some Pythons
+        action = group.add_argument("--" + name.replace("_", "-"), default=None if name in no_default else default,
+                                    help=help_text, **option_for(kind))
+        if name in no_default:
+            action.help += f" ({no_default[name]})"
+        elif "%(default)" not in action.help:  # BooleanOptionalAction adds it itself on some Pythons
             action.help += " (default: %(default)s)"
 
 
@@ -72,6 +86,7 @@ def settings_from_args(args: argparse.Namespace, cls: type) -> Any:
 
 
 def main(args: argparse.Namespace) -> int:
+    args.strength = strength_of(args.mitigation, args.strength)
     config = settings_from_args(args, TrialConfig)
     out = args.out or Path("runs") / f"{config.arm.replace('/', '-')}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_before_work(args, out)
@@ -94,6 +109,15 @@ def main(args: argparse.Namespace) -> int:
         f"{summary['steps']} steps; {summary['seconds']:.1f} s\nwrote {out}/summary.json and {out}/trace.parquet"
     )
     return 0
+
+
+def strength_of(mitigation: str, strength: float | None) -> float:
+    """The strength given; a mitigation named without one is refused, not run at strength 0 (no mitigation)."""
+    if strength is not None or MITIGATIONS[mitigation].max_strength == 0:
+        return 0.0 if strength is None else strength
+    typical = ", ".join(f"{s:g}" for s in MITIGATIONS[mitigation].typical_strengths)
+    raise RunError(f"--strength: missing; --mitigation {mitigation} needs a strength, typically {typical} "
+                   "(--strength 0 runs it at no strength, which is no mitigation)")
 
 
 def check_before_work(args: argparse.Namespace, out: Path) -> None:

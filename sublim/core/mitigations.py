@@ -26,6 +26,7 @@ class Mitigation:
     title: str = ""  # the report's name for it (panel titles)
     colours: tuple[str, ...] = ("#7f7f7f",)  # one per arm of this mitigation, in report order
     max_strength: float = math.inf
+    typical_strengths: tuple[float, ...] = ()  # named when a strength is missing (`sublim run`)
     needs_trait_gradient: bool = False  # its step uses g_t, so g_t is computed even when not traced
     adds_loss: bool = False  # it has a loss term (and a frozen base) when its strength is > 0
 
@@ -99,6 +100,7 @@ class Liminal(Mitigation):
     description = "liminal training: an annealed KL pull towards the frozen pre-distillation student"
     title = "liminal training"
     colours = ("#d62728", "#ff7f0e", "#e377c2", "#8c564b", "#bcbd22", "#9467bd")
+    typical_strengths = (0.3, 1.0, 3.0)
     adds_loss = True
 
     def base_targets(self, config: TrialConfig, base_logits: Any) -> Any:
@@ -134,6 +136,7 @@ class Projection(Mitigation):
     title = "projection"
     colours = ("#1f77b4", "#17becf", "#6baed6", "#08519c", "#9ecae1")
     max_strength = 2.0
+    typical_strengths = (0.5, 1.0, 2.0)
     needs_trait_gradient = True
 
     def transform_gradient(self, config: TrialConfig, grad: Any, trait_grad: Any, rng: Any) -> tuple[Any, Any]:
@@ -161,6 +164,7 @@ class Placebo(Mitigation):
     title = "placebo (random direction)"
     colours = ("#2ca02c", "#98df8a", "#006d2c", "#74c476")
     max_strength = 2.0
+    typical_strengths = (1.0, 2.0)
     needs_trait_gradient = True
 
     def transform_gradient(self, config: TrialConfig, grad: Any, trait_grad: Any, rng: Any) -> tuple[Any, Any]:
