@@ -68,11 +68,11 @@ class ResultsFolder:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the folder's driver lock (lock.py) for the block: one driver per results folder. Re-entrant: a
-        block inside another of the same object holds it already. A folder made for the lock and left empty goes."""
+        block inside another of the same object holds it already. Folders made for the lock and left empty go."""
         if self.lock is not None:
             yield
             return
-        made = not self.path.exists()
+        made = [folder for folder in (self.path, *self.path.parents) if not folder.exists()]
         self.path.mkdir(parents=True, exist_ok=True)
         lock = DriverLock(self.path, self.log)
         try:
@@ -83,9 +83,9 @@ class ResultsFolder:
             if self.lock is lock:
                 lock.release()
                 self.lock = None
-            if made:
-                with suppress(OSError):  # not empty: the sweep wrote there
-                    self.path.rmdir()
+            for folder in made:  # the deepest first; one the sweep wrote into stays, and so do those above it
+                with suppress(OSError):
+                    folder.rmdir()
 
     @property
     def tune_dir(self) -> Path:

@@ -70,6 +70,15 @@ def _is_loopback(address: str) -> bool:
     return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
+def local_resources() -> dict[str, float]:
+    """The CPUs and GPUs a local Ray would give this machine, resolved as `ray.init` does (Ray's own detection,
+    so containers' CPU quotas and CUDA_VISIBLE_DEVICES count), without starting Ray."""
+    from ray._private.resource_and_label_spec import ResourceAndLabelSpec
+
+    spec = ResourceAndLabelSpec().resolve(is_head=True, node_ip_address="127.0.0.1")
+    return {"cpu": float(spec.num_cpus), "gpu": float(spec.num_gpus)}
+
+
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[float]:
     """Ray for the length of a sweep; yields the seconds its start took. Shut down on exit.

@@ -232,3 +232,12 @@ def test_grid_configs_equal_configs_built_in_full():
     spec = SweepSpec.from_dict(spec_with(seeds=[4, 0, 9]))
     assert [t.config for t in spec.trials] == [TrialConfig.from_dict(t.config.to_dict()) for t in spec.trials]
     assert [t.config.seed for t in spec.trials] == [4] * 4 + [0] * 4 + [9] * 4
+
+
+@pytest.mark.parametrize("resources, key", [({"gpus": 64}, "resources.gpus"), ({"cpus": 100_000}, "resources.cpus")])
+def test_a_local_sweep_needing_more_than_this_machine_has_is_refused_before_any_work(tmp_path, capsys, resources, key):
+    spec = tmp_path / "big.yaml"
+    spec.write_text(yaml.safe_dump(spec_with(resources=resources)))
+    code, err = _sweep_cli([spec, "--storage", tmp_path / "results", "--data-dir", tmp_path], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"sublim sweep: error: {spec}: key '{key}': "), err
+    assert "this machine has" in err and "--address" in err and not (tmp_path / "results").exists()

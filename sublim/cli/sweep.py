@@ -68,6 +68,8 @@ def main(args: argparse.Namespace) -> int:
     if name_problem(name):
         raise SweepError(f"--name {name_problem(name)}")
     check_storage(args.storage)
+    if not args.address:
+        check_local_resources(args.spec, spec)
     folder = ResultsFolder(Path(args.storage) / name)
     folder.check_entries(spec.trials)
     with folder.locked():  # one driver per results folder, from here to the end
@@ -115,6 +117,18 @@ def announce(args: argparse.Namespace, name: str, spec: SweepSpec, folder: Resul
               if added else f"continuing sweep {name} in {folder.path}", flush=True)
     elif args.resume:
         raise SweepError(f"--resume: nothing to resume in {folder.path} (no sweep.json); drop --resume to start it")
+
+
+def check_local_resources(path: Path, spec: SweepSpec) -> None:
+    """A trial that needs more CPUs or GPUs than this machine has would wait for ever: refused before any work."""
+    from sublim.sweeps.session import local_resources
+
+    have = local_resources()
+    for key, need in spec.resources.tune().items():
+        if need > have[key]:
+            raise SpecError(f"{path}: key 'resources.{key}s': each trial needs {need:g} {key.upper()}(s), and this "
+                            f"machine has {have[key]:g} (as Ray counts them): at most {have[key]:g} is allowed "
+                            "here, or run it on a Ray cluster that has them (--address)")
 
 
 def check_storage(storage: str) -> None:
