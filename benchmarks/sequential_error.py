@@ -9,7 +9,7 @@ minus its reference) is its own independent draw, normal or skewness 1 (a standa
 independent rows are the worst case for a Bonferroni family, and the skewness is that of the number each
 test sees. Ends with one line: the worse of the two wave sizes for each distribution.
 
-    python benchmarks/sequential_error.py [--sims 2000] [--max-seeds 20] [--workers 2]
+    python benchmarks/sequential_error.py [--sims 1500] [--max-seeds 20] [--workers 2]
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def errors(wave: int, max_seeds: int, distribution: str, sims: int, rng_seed: in
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sims", type=int, default=2000, help="simulated sweeps per wave size and distribution")
+    parser.add_argument("--sims", type=int, default=1500, help="simulated sweeps per wave size and distribution")
     parser.add_argument("--max-seeds", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2, help="processes")
     args = parser.parse_args(argv)

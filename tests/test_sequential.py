@@ -152,7 +152,8 @@ def test_waves_continue_from_the_folder_and_keep_their_design(tmp_path):
     with pytest.raises(SweepError, match="a design cannot change once waves have run"):
         waves_of(tmp_path, alignment=0.0, max_seeds=9)
     with pytest.raises(SweepError, match="a design cannot change once waves have run"):  # another family
-        waves_of(tmp_path, alignment=0.0, max_seeds=6, arms=({"mitigation": "none"}, {"mitigation": "liminal", "strengths": 1.0}))
+        waves_of(tmp_path, alignment=0.0, max_seeds=6,
+                 arms=({"mitigation": "none"}, {"mitigation": "liminal", "strengths": 1.0}))
 
 
 def test_the_report_judges_the_family_at_the_last_look_reached(tmp_path):
