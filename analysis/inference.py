@@ -100,8 +100,8 @@ def per_seed(trials: pd.DataFrame, arms: list[str], metric: str) -> pd.DataFrame
     need(metric in trials, f"needs {metric} in the trials, has none")
     for arm in arms:
         need(bool((trials["arm"] == arm).any()), f"needs completed trials of {arm}, has none")
-    chosen = trials[trials["arm"].isin(arms)].assign(value=lambda t: pd.to_numeric(t[metric], errors="coerce"))
-    table = chosen.pivot_table(index="seed", columns="arm", values="value", aggfunc="mean")
+    chosen = trials[trials["arm"].isin(arms)]
+    table = pd.to_numeric(chosen[metric], errors="coerce").groupby([chosen["seed"], chosen["arm"]]).mean().unstack()
     need(all(arm in table for arm in arms), f"needs a finite {metric} in {' and '.join(arms)}")
     return table[arms].dropna()
 

@@ -94,9 +94,8 @@ def analyse(results: Results, options: Options = Options()) -> tuple[pd.DataFram
     waves is judged at its sequential design's levels."""
     completed = trial_metrics(results.completed, results.steps)
     epochs = int(completed["epochs_done"].max()) if "epochs_done" in completed else 0
-    planned = plan(arm_frame(completed), epochs)
-    alphas = sequential.alphas_for_report(results.sequential, planned) if results.sequential else None
-    return completed, tests_table(completed, options, planned, alphas)
+    tests = tests_table(completed, options, plan(arm_frame(completed), epochs))
+    return completed, sequential.judged_by_design(results.sequential, tests) if results.sequential else tests
 
 
 def build_report(results_path: str | Path, out: str | Path | None = None, options: Options = Options(),

@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import integrate, optimize
 from scipy import stats as scipy_stats
 
-from .contrasts import CONTRADICTED, REFUSED, SUPPORTED, Planned, _values, tests_table
+from .contrasts import CONTRADICTED, NOT_SHOWN, REFUSED, SUPPORTED, Planned, per_seed_values, tests_table
 from .inference import ALPHA
 
 METHOD = ("Bonferroni over the primary directional tests; each a two-sided group-sequential test with "
@@ -154,7 +154,7 @@ def _judged(row: dict[str, Any], planned: Planned, trials: pd.DataFrame, nominal
     numbers = {"n": int(row["n"]), **{k: float(row[k]) for k in ("estimate", "ci_low", "ci_high", "df", "p")}}
     status = "open"
     if row["verdict"] in RESOLVED:
-        numbers["skew_p"] = skew_corrected_p(_values(trials, planned), planned.contrast.null)
+        numbers["skew_p"] = skew_corrected_p(per_seed_values(trials, planned), planned.contrast.null)
         status = row["verdict"] if numbers["skew_p"] <= nominal else "open"
     return {**test, **numbers, "nominal_p": nominal, "status": status}
 
@@ -207,13 +207,26 @@ def line(test: dict[str, Any]) -> str:
             + f" against {test['nominal_p']:.2g}: {test['status']}")
 
 
-def alphas_for_report(record: dict[str, Any], planned: list[Planned]) -> dict[tuple, float]:
-    """Each planned row's level for the report of a sweep grown in waves: a family row's is the nominal p of
-    the last look reached (testing there stays within the row's alpha_k, whatever look the sweep stopped at);
-    every other row keeps ALPHA. An older record (per-test designs, no stored family) applies to the planned
-    primary directional rows."""
+def judged_by_design(record: dict[str, Any], tests: pd.DataFrame) -> pd.DataFrame:
+    """The tests table of a sweep grown in waves, its family's rows judged as the stopping rule judged them: a
+    row resolved at a look keeps that look's verdict (a crossing is final), a row still open at the last look
+    reads "not shown"; `alpha` is the nominal p of that look. Other rows keep the table's own verdicts. A record
+    of the older per-test design (no stored family) changes nothing."""
     design_json = record["design"]
-    last = record["waves"][-1]["look"] if record["waves"] else 1
-    nominal = design_json["nominal_p"][last - 1]
-    keys = {tuple(k) for k in design_json["family"]} if "family" in design_json else {p.key for p in family(planned)}
-    return {p.key: nominal if p.key in keys else ALPHA for p in planned}
+    if "family" not in design_json:
+        return tests
+    final = {_key(t): (wave, t) for wave in record["waves"] for t in wave["tests"]}
+    tests = tests.copy()
+    for index, row in tests.iterrows():
+        key = _key(row)
+        if key not in final or list(key) not in design_json["family"]:
+            continue
+        wave, test = final[key]
+        if test["status"] == "undetermined":
+            continue
+        verdict = test["status"] if test["status"] in RESOLVED else NOT_SHOWN
+        state = f"resolved at look {wave['look']}" if test["status"] in RESOLVED else "still open at the last look"
+        tests.loc[index, ["verdict", "alpha", "note"]] = [
+            verdict, test["nominal_p"], f"sequential design: {state} ({wave['seeds']} seeds, nominal p "
+                                        f"{test['nominal_p']:.2g}, t-test and skewness-corrected test)"]
+    return tests

@@ -80,7 +80,8 @@ def test_old_results_folder_without_update_alignment_still_reports(tmp_path):
     warnings = " ".join(stats["data"]["warnings"])
     assert "summary.json 'mean_update_alignment' absent in 12 trial(s)" in warnings
     (update,) = rows(stats, arm="none/shared", metric="mean_update_alignment")
-    assert update["verdict"] == "refused" and update["note"] == "needs a finite mean_update_alignment in none/shared"
+    assert update["verdict"] == "refused" and update["note"] == ("needs at least 3 seeds with a finite "
+                                                               "mean_update_alignment in none/shared, has 0")
     assert "refused" in stats["figures"]["update_alignment_steps"]
     (first_order,) = rows(stats, arm="none/shared", test="first-order share")
     assert first_order["verdict"] == "refused"

@@ -167,4 +167,17 @@ def test_the_report_judges_the_family_at_the_last_look_reached(tmp_path):
                             in record["design"]["family"], axis=1)
     assert in_family.sum() == 3 and (tests.loc[in_family, "alpha"] == nominal).all()
     assert (tests.loc[in_family, "verdict"] == "supported").all()
+    assert tests.loc[in_family, "note"].str.startswith("sequential design: resolved at look 2 (6 seeds").all()
     assert tests.loc[~in_family, "alpha"].tolist() == pytest.approx([0.05] * (~in_family).sum())
+
+
+def test_the_report_keeps_a_row_the_rule_held_open_open(tmp_path):
+    """Whatever the table's own t-test says on all seeds, a family row the rule left open is not shown."""
+    record, _, folder = waves_of(tmp_path, alignment=0.0)
+    results = load_results(folder.path)
+    key = record["waves"][-1]["tests"][0]
+    record["waves"][-1]["tests"][0] = {**key, "status": "open"}
+    tests = sequential.judged_by_design(record, analyse(results)[1].assign(verdict="supported"))
+    row = tests[(tests["claim"] == key["claim"]) & (tests["metric"] == key["metric"]) & (tests["arm"] == key["arm"])]
+    assert row["verdict"].tolist() == ["not shown"]
+    assert row["note"].iloc[0].startswith("sequential design: still open at the last look (12 seeds")
