@@ -216,20 +216,18 @@ def _mean_test(trials: pd.DataFrame, p: Planned, options: Options) -> dict[str, 
     return inf.one_sample(values, what, c.null)
 
 
-def _slope_trials(trials: pd.DataFrame, p: Planned) -> pd.DataFrame:
-    return trials[trials["arm"].isin(p.arms)]
-
-
 def _slope_test(trials: pd.DataFrame, p: Planned, options: Options, context: dict[str, Any]) -> dict[str, Any]:
     c = p.contrast
-    chosen = _slope_trials(trials, p)
+    chosen = trials[trials["arm"].isin(p.arms)]
     if c.test == "slope heterogeneity":
         row = inf.heterogeneity(chosen, c.x, c.metric)
         context[("heterogeneity", c.x)] = row
         return {**row, "note": f"Wald F over {row['df']:.0f} arm × {c.x} terms, seeds clustered"}
     if c.test == "common slope":
         het = context.get(("heterogeneity", c.x))
-        if het is not None and het["p"] <= inf.ALPHA:
+        if het is None:
+            raise Refusal("the heterogeneity of the arms' slopes could not be tested, so a common slope is not assumed")
+        if het["p"] <= inf.ALPHA:
             raise Refusal(f"the arms' slopes differ (heterogeneity p = {het['p']:.2g}): no common slope; "
                           "read the per-arm slopes")
     row, _ = inf.slope(chosen, c.x, c.metric)

@@ -169,3 +169,12 @@ def test_dose_scale_follows_the_shape_of_the_dose_response():
         rows = [{"seed": seed, "strength": s, "trait_gain": gain(s) + rng.normal(0, 0.005)}
                 for seed in range(8) for s in strengths]
         assert dose_model(pd.DataFrame(rows))[0] == shape
+
+
+def test_no_common_slope_without_a_heterogeneity_test():
+    """Too few seeds to test whether the arms' slopes differ: the common slope is not assumed either."""
+    table = run(slopes_frame({"none/shared": 30.0, "projection@1/shared": 30.0, "placebo@1/shared": 30.0}, seeds=3),
+                *SLOPES)
+    assert only(table, test="slope heterogeneity")["verdict"] == REFUSED
+    common = only(table, test="common slope")
+    assert common["verdict"] == REFUSED and "could not be tested" in common["note"]
