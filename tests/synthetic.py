@@ -22,10 +22,14 @@ def arm_label(mitigation: str, strength: float, init: str) -> str:
 
 def trial_outputs(seed: int, mitigation: str, strength: float, init: str, rng: np.random.Generator,
                   seed_effect: float, projection_drop: float = 0.001, loss_noise: float = 0.01,
-                  loss_cost: dict | None = None) -> tuple[dict, pd.DataFrame]:
+                  loss_cost: dict | None = None, gain_per_alignment: dict | None = None,
+                  first_order_share: float | None = None) -> tuple[dict, pd.DataFrame]:
     """A plausible summary.json and trace: alignment lowered by mitigation (not by placebo), gain following
     alignment; the update alignment and per-layer alignments follow the gradient alignment (no extra draws).
-    `loss_cost` maps an arm to what it adds to the final distillation loss (default: projection +0.002)."""
+    `loss_cost` maps an arm to what it adds to the final distillation loss (default: projection +0.002);
+    `gain_per_alignment` an arm to its slope of gain on alignment (default GAIN_PER_ALIGNMENT);
+    `first_order_share` plants Σ g_t·Δθ over all steps but the last at that share of the measured trait-loss
+    change, with 5% noise per trial."""
     shared = init == "shared"
     drop = projection_drop if mitigation == "projection" else 0.0
     level = 0.0 if not shared else 0.004 / (1 + 0.25 * strength) if mitigation == "liminal" else 0.004 - drop * strength
@@ -36,7 +40,8 @@ def trial_outputs(seed: int, mitigation: str, strength: float, init: str, rng: n
     epoch = np.repeat(np.arange(1, EPOCHS + 1), STEPS_PER_EPOCH)
     alignment = level * shape[epoch - 1] + rng.normal(0, 0.003, steps)
     mean_alignment = float(alignment.mean())
-    gain = (GAIN_PER_ALIGNMENT * mean_alignment + seed_effect if shared else 0.0) + rng.normal(0, 0.01)
+    slope = (gain_per_alignment or {}).get(arm_label(mitigation, strength, init), GAIN_PER_ALIGNMENT)
+    gain = (slope * mean_alignment + seed_effect if shared else 0.0) + rng.normal(0, 0.01)
     before = 0.1 + rng.normal(0, 0.005)
     acc = [before + gain * (1 - 0.4 ** e) / (1 - 0.4 ** EPOCHS) for e in range(EPOCHS + 1)]  # front-loaded
     by_epoch = pd.Series(alignment).groupby(epoch)
@@ -49,6 +54,10 @@ def trial_outputs(seed: int, mitigation: str, strength: float, init: str, rng: n
         "alignment_fc2": alignment, "alignment_out": 2 * alignment,
         "update_alignment": 0.5 * alignment + 0.001, "update_trait_change": -1e-4 * (0.5 * alignment + 0.001),
     })
+    if first_order_share is not None:
+        measured = trace["trait_loss"].iloc[-1] - trace["trait_loss"].iloc[0]
+        predicted = first_order_share * measured * (1 + rng.normal(0, 0.05))
+        trace["update_trait_change"] = np.append(np.full(steps - 1, predicted / (steps - 1)), 0.0)
     cost = ((0.002 if mitigation == "projection" else 0.0) if loss_cost is None
             else loss_cost.get(arm_label(mitigation, strength, init), 0.0))
     config = {"seed": seed, "mitigation": mitigation, "strength": strength, "student_init": init, "init": "normal",
