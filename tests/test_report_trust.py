@@ -240,3 +240,14 @@ def test_markup_from_a_results_folder_reaches_neither_report_as_markup(tmp_path)
     assert "<img src=x" not in markdown and "](javascript:" not in markdown
     assert "<img src=x" not in html and "<a " not in html
     assert "&lt;img src=x" in markdown and "&lt;img src=x" in html
+
+
+def test_a_report_of_the_earlier_schema_is_replaced(tmp_path):
+    """Reports written before the marker (stats.json without a schema, holding meta and data) are still ours."""
+    out = tmp_path / "old_report"
+    (out / "tables").mkdir(parents=True)
+    (out / "figures").mkdir()
+    (out / "report.md").write_text("# old\n")
+    (out / "stats.json").write_text(json.dumps({"meta": {"name": "x"}, "data": {}, "positivity": {}}))
+    files = build_report(sweep(tmp_path), out, mediation_sims=20)
+    assert stats_of(files)["schema"] == 2 and (out / ".sublim-report.json").is_file()
