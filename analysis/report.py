@@ -363,8 +363,8 @@ def _seeds_section(tests: pd.DataFrame) -> list[Block]:
              ("not computed for equivalence" if row["expect"] == "=" else row["note"] or "n/a")]
             for row in primary.to_dict("records")]
     return [Heading("Seeds needed"),
-            Paragraph("For each primary test in the claim's direction: the seeds for 80% power at alpha 0.05 if the "
-                      "true effect were the one observed (statsmodels TTestPower; slopes by FTestPowerF2). Where the "
+            Paragraph("For each primary test in the claim's direction: the seeds for 80% power at alpha 0.05 (before "
+                      "the multiplicity adjustment, so a floor for the family) if the true effect were the one observed (statsmodels TTestPower; slopes by FTestPowerF2). Where the "
                       "observed effect opposes the claim, no number is given. A planning figure, not a promise."),
             Table(["claim", "arm", "metric", "test", "n now", "seeds needed"], rows)]
 
@@ -386,7 +386,8 @@ def _sequential_section(record: dict[str, Any] | None) -> list[Block]:
 def _methods(stats: dict[str, Any]) -> list[Block]:
     meta = stats["meta"]
     return [Heading("Methods"), Paragraph("Verdict levels:"),
-            Bullets([f"**{name}**: {meaning}" for name, meaning in VERDICTS.items()]), Bullets([
+            Bullets([f"**{name}**: {meaning}" for name, meaning in VERDICTS.items()]),
+            Paragraph("How the tests are run:"), Bullets([
                 "The unit of inference is the seed: every test takes one number per seed (an arm's trials of one seed "
                 "averaged; paired arms differenced within seed). Per-step quantities are descriptives only: steps "
                 "are autocorrelated, so no p-value comes from pooled steps.",
