@@ -2,21 +2,30 @@
 
 A local Ray here listens on the loopback interface only and never reports usage; a cluster is
 configured by whoever started it (see cluster.yaml: usage stats off, dashboard on localhost).
+While Ray runs, SIGTERM stops the driver as Ctrl+C does, and a local Ray's processes end with the
+driver however it ends (reaper.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
 import ray
 
+from .reaper import start_time
+
 # A local Ray turns token authentication on (other users of the machine can reach its loopback ports, so it
 # stays on) and says so in a warning at every start; the README explains it once instead.
 TOKEN_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+TERMINATED = threading.Event()  # set when this driver received SIGTERM
 
 
 @contextmanager
@@ -70,6 +79,27 @@ def _is_loopback(address: str) -> bool:
     return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
+def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM does what Ctrl+C does: Tune's SIGINT handler stops the trials at their checkpoints and the driver
+    closes as usual (outside Tune, KeyboardInterrupt). Ray's own handler would abort with a C++ stack dump."""
+    TERMINATED.set()
+    signal.raise_signal(signal.SIGINT)
+
+
+def _start_reaper() -> subprocess.Popen | None:
+    """The reaper of this driver's local Ray (reaper.py), given the PIDs of Ray's processes; None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import psutil  # Ray's own copy, on the path once Ray is imported
+
+    processes = [f"{p.pid} {start_time(p.pid)}\n" for p in psutil.Process().children(recursive=True)]
+    reaper = subprocess.Popen([sys.executable, "-m", "sublim.sweeps.reaper"], stdin=subprocess.PIPE, text=True,
+                              start_new_session=True)  # Ctrl+C in a terminal reaches the driver, not the reaper
+    reaper.stdin.write("".join(processes))
+    reaper.stdin.flush()
+    return reaper
+
+
 def local_resources() -> dict[str, float]:
     """The CPUs and GPUs a local Ray would give this machine, resolved as `ray.init` does (Ray's own detection,
     so containers' CPU quotas and CUDA_VISIBLE_DEVICES count), without starting Ray."""
@@ -107,7 +137,14 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         else:
             with _loopback_only(), _quiet(TOKEN_AUTH_LOGGER):
                 ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        seconds = time.perf_counter() - start
+        reaper = None if address else _start_reaper()
+        handler = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)  # after ray.init, which installs its own
         try:
-            yield time.perf_counter() - start
+            yield seconds
         finally:
             ray.shutdown()
+            signal.signal(signal.SIGTERM, handler)
+            if reaper:
+                reaper.stdin.close()  # the reaper ends what shutting down left running
+                reaper.wait()

@@ -8,6 +8,7 @@ so nothing Tune saved (pickles included) is ever read back.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +140,17 @@ def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, 
                        ProgressTable(name, total=len(spec.trials), done_before=len(spec.trials) - len(pending))],
         ),
     )
-    tuner.fit()
+    restore_hint = logging.getLogger("ray.tune.tune")  # a sweep continues by running its command again
+    restore_hint.addFilter(_no_restore_hint)
+    try:
+        tuner.fit()
+    finally:
+        restore_hint.removeFilter(_no_restore_hint)
+
+
+def _no_restore_hint(record: logging.LogRecord) -> bool:
+    """Drops Tune's 'Resume experiment with: Tuner.restore(...)' after an interruption."""
+    return "Tuner.restore" not in record.getMessage()
 
 
 @dataclass(frozen=True)

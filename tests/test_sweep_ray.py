@@ -49,14 +49,14 @@ def start_sweep(spec: Path, storage: Path, data_dir: Path, *extra: str) -> tuple
     return proc, log
 
 
-def finish(proc: subprocess.Popen, log: Path) -> str:
+def finish(proc: subprocess.Popen, log: Path, returncode: int = 0) -> str:
     try:
         proc.wait(timeout=SWEEP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         proc.kill()
         pytest.fail(f"sweep did not finish in {SWEEP_TIMEOUT_S} s:\n{log.read_text()[-5000:]}")
     output = log.read_text()
-    assert proc.returncode == 0, output[-5000:]
+    assert proc.returncode == returncode, output[-5000:]
     return output
 
 
@@ -116,6 +116,22 @@ def plant_pickles(folder: Path, marker: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(payload)
     return len(targets)
+
+
+def started_by(proc: subprocess.Popen) -> list:
+    """Every process a driver started (Ray's among them), now."""
+    import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
+    import psutil
+
+    return psutil.Process(proc.pid).children(recursive=True)
+
+
+def assert_all_end(processes: list, when: str) -> None:
+    """Within a minute: no Ray process outlives its driver by more."""
+    import psutil
+
+    _, alive = psutil.wait_procs(processes, timeout=60)
+    assert not alive, f"still running a minute {when}: {[p.pid for p in alive]}"
 
 
 def assert_same_results(folder: Path, reference: Path) -> None:
@@ -217,8 +233,10 @@ def test_driver_killed_mid_sweep_resumes_from_its_own_checkpoints_and_never_unpi
         return running or None
 
     wait_for(kill_point, proc, log, "a finished trial and a checkpointed running one")
+    ray_processes = started_by(proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert_all_end(ray_processes, "after the driver was killed")
 
     finished_before = {t: (folder / "trials" / t / "summary.json").stat().st_mtime_ns for t in summaries(folder)}
     resumable = {t["trial_id"]: checkpoint_epoch(folder, t["trial_id"]) for t in
@@ -231,6 +249,7 @@ def test_driver_killed_mid_sweep_resumes_from_its_own_checkpoints_and_never_unpi
     proc, log = start_sweep(spec, storage, data_dir, "--resume")
     output = finish(proc, log)
     assert "8 of 8 trials finished" in output and "0 trained in this run" in output
+    assert "taking over the lock of driver" in output and "(its process is no longer running)" in output
     assert not marker.exists()
 
     second_run = sorted((folder / "tune").glob("run-*"))[-1]
@@ -247,6 +266,22 @@ def test_driver_killed_mid_sweep_resumes_from_its_own_checkpoints_and_never_unpi
                          for r in [json.loads((second_run / t / "result.json").read_text().splitlines()[0])])
     assert not list(folder.glob("trials/*/checkpoint.pt"))  # a finished trial keeps no checkpoint
     assert_same_results(folder, reference_folder)
+
+
+def test_sigterm_stops_the_driver_like_ctrl_c_and_ray_ends_with_it(data_dir, tmp_path):
+    spec = write_spec(tmp_path, {**TINY, "name": "term", "seeds": [0], "arms": TINY["arms"][:2],
+                                 "settings": {**TINY["settings"], "epochs": 50}})
+    folder = tmp_path / "results" / "term"
+    proc, log = start_sweep(spec, folder.parent, data_dir)
+    wait_for(lambda: list(folder.glob("trials/*/checkpoint.pt")), proc, log, "a trial's first checkpoint")
+    ray_processes = started_by(proc)
+    os.kill(proc.pid, signal.SIGTERM)
+    output = finish(proc, log, returncode=143)
+    assert "SIGTERM received" not in output and "Tuner.restore" not in output and "Traceback" not in output
+    assert output.rstrip().endswith(f"Or report on what finished: sublim report {folder}")
+    assert f"continue or retry them with: sublim sweep {spec} --storage {folder.parent} --name term --resume" in output
+    assert list(folder.glob("trials/*/checkpoint.pt")) and not (folder / "driver.lock").exists()
+    assert_all_end(ray_processes, "after the driver stopped")
 
 
 def test_damaged_results_are_repaired_and_tune_state_is_disposable(reference, data_dir, tmp_path):

@@ -77,7 +77,9 @@ def main(args: argparse.Namespace) -> int:
         outcome = run(args, name, spec, folder)
     print()
     print(closing_paragraph(name, args, outcome), flush=True)
-    return 0 if outcome.finished == outcome.total else 1
+    from sublim.sweeps.session import TERMINATED
+
+    return 143 if TERMINATED.is_set() else 0 if outcome.finished == outcome.total else 1
 
 
 def run(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFolder) -> SweepOutcome:
