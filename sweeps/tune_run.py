@@ -21,7 +21,7 @@ from ray.tune.logger import JsonLoggerCallback, TBXLoggerCallback
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from sublim.core.config import TrialConfig
-from sublim.core.files import PROFILE_FILE, write_json
+from sublim.core.files import ERROR_FILE, PROFILE_FILE, DiskFull, write_json
 from sublim.trainable import Diverged, Mnist, Trial
 
 from . import worker
@@ -95,24 +95,37 @@ def trial_id_of(trial_or_result: Any) -> str:
     return trial_or_result.config["trial"]["trial_id"]
 
 
-class RecordErrors(tune.Callback):
-    """A trial that fails for good (after its retries) leaves error.txt with the error."""
-
-    def __init__(self, folder: Path):
-        self.folder = str(folder)
-
-    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
-        error = trial.get_error() or "the trial failed (Tune recorded no message)"
-        ResultsFolder(self.folder).store_error(trial_id_of(trial), f"{error}\n")
-
-
 class RunRecord(tune.Callback):
-    """Each trial's last timed result (for the profile), and a line for each teacher a trial trained."""
+    """Each trial's last timed result (for the profile), a line for each teacher a trial trained, and for each trial
+    that fails for good (after its retries) a line with its error, which error.txt holds in full."""
 
-    def __init__(self, log: Callable[[str], None]):
-        self.log = log
+    def __init__(self, folder: Path, log: Callable[[str], None]):
+        self.folder, self.log = str(folder), log  # a path: Tune pickles its callbacks
         self.results: dict[str, dict[str, Any]] = {}
         self.teachers_trained: set[str] = set()
+        self.failures: dict[str, str] = {}  # each trial's latest error, as Tune logged it
+        self.disk_full = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """As a filter of Tune's loggers, drops what the sweep says its own way: a trial failure's traceback (kept
+        for on_trial_error: Tune's own error file is not written on a full disk) and 'Resume experiment with:
+        Tuner.restore(...)' (a sweep continues by running its command again)."""
+        message = record.getMessage()
+        if message.startswith("Trial task failed for trial ") and record.exc_info:
+            self.failures[message.rsplit(" ", 1)[1]] = str(record.exc_info[1])
+            return False
+        return "Tuner.restore" not in message
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+        error = str(trial.get_error() or self.failures.get(trial_id_of(trial)) or "the trial failed (no message)")
+        line = next((line.strip() for line in reversed(error.splitlines()) if line.strip()), error)
+        try:
+            ResultsFolder(self.folder).store_error(trial_id_of(trial), f"{error}\n")
+        except DiskFull:
+            line += f"; {ERROR_FILE} not written either"
+            self.disk_full = True
+        self.disk_full |= DiskFull.__name__ in line
+        self.log(f"{trial_id_of(trial)} failed: {line}")
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
         self.results[trial_id_of(trial)] = result
@@ -136,21 +149,18 @@ def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, 
         run_config=tune.RunConfig(
             name=run_name, storage_path=str(folder.tune_dir), verbose=0,
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-            callbacks=[JsonLoggerCallback(), TBXLoggerCallback(), RecordErrors(folder.path), record,
+            callbacks=[JsonLoggerCallback(), TBXLoggerCallback(), record,
                        ProgressTable(name, total=len(spec.trials), done_before=len(spec.trials) - len(pending))],
         ),
     )
-    restore_hint = logging.getLogger("ray.tune.tune")  # a sweep continues by running its command again
-    restore_hint.addFilter(_no_restore_hint)
+    loggers = [logging.getLogger(name) for name in ("ray.tune.tune", "ray.tune.execution.tune_controller")]
+    for logger in loggers:
+        logger.addFilter(record)
     try:
         tuner.fit()
     finally:
-        restore_hint.removeFilter(_no_restore_hint)
-
-
-def _no_restore_hint(record: logging.LogRecord) -> bool:
-    """Drops Tune's 'Resume experiment with: Tuner.restore(...)' after an interruption."""
-    return "Tuner.restore" not in record.getMessage()
+        for logger in loggers:
+            logger.removeFilter(record)
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,7 @@ class SweepOutcome:
     teachers_trained: int = 0
     ray_start_seconds: float = 0.0
     profile: SweepProfile | None = None  # of the Tune run, when one ran
+    disk_full: bool = False  # a trial failed on a full disk
 
 
 def pending_trials(spec: SweepSpec, folder: ResultsFolder, log: Callable[[str], None]) -> list[GridTrial]:
@@ -219,12 +230,17 @@ def _run_on_ray(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolde
             missing = folder.teachers_missing(pending)
             log(f"running {len(pending)} of {len(spec.trials)} trials ({len(spec.trials) - len(pending)} already "
                 f"done); {len(missing)} teacher(s) to train, each by its seed's first trial")
-            record, run_name = RunRecord(log), folder.new_tune_run()
+            record, run_name = RunRecord(folder.path, log), folder.new_tune_run()
             start = time.time()
             fit(name, spec, folder, TrialInputs(ray.put(mnist), spec.resources.threads, targets, str(folder.path)),
                 pending, record, run_name)
         finally:
             ray.kill(targets)
         profile = SweepProfile.of(record.results, spec.resources.cpus, resources.get("CPU", 0), start, time.time())
-        write_json(folder.tune_dir / run_name / PROFILE_FILE, {"ray_start_seconds": ray_start, **profile.record()})
-    return {"teachers_trained": len(record.teachers_trained), "ray_start_seconds": ray_start, "profile": profile}
+        try:
+            write_json(folder.tune_dir / run_name / PROFILE_FILE, {"ray_start_seconds": ray_start, **profile.record()})
+        except DiskFull as error:
+            record.disk_full = True
+            log(str(error))
+    return {"teachers_trained": len(record.teachers_trained), "ray_start_seconds": ray_start, "profile": profile,
+            "disk_full": record.disk_full}

@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 from typing import Any, Callable
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
@@ -27,7 +28,9 @@ def write_trial_outputs(out_dir: Path, summary: dict[str, Any], trace: dict[str,
     """
     out_dir = Path(out_dir)
     table = trace_table({name: values.numpy() for name, values in trace.items()})
-    atomic_write(out_dir / TRACE_FILE, lambda tmp: pq.write_table(table, tmp))
+    buffer = pa.BufferOutputStream()  # serialized first, so that a full disk is an OSError that says so
+    pq.write_table(table, buffer)
+    atomic_write(out_dir / TRACE_FILE, lambda tmp: tmp.write_bytes(buffer.getvalue()))
     write_json(out_dir / SUMMARY_FILE, summary)
 
 
@@ -38,8 +41,11 @@ def write_diverged(out_dir: Path, config: TrialConfig, error: Diverged) -> None:
 
 
 def save_state(path: Path, state: dict[str, Any], replace: bool = True) -> bool:
-    """Whether it was written: with `replace=False`, not when `path` exists (see `atomic_write`)."""
-    return atomic_write(path, lambda tmp: torch.save(state, tmp), replace=replace)
+    """Whether it was written: with `replace=False`, not when `path` exists (see `atomic_write`). Serialized first:
+    torch's own file writer reports a full disk as "enforce fail at inline_container.cc"."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()), replace=replace)
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from sublim.core.config import field_help, type_options
-from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE
+from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, DiskFull
 from sublim.core.mitigations import MITIGATIONS
 from sublim.trainable import (ConfigError, DataError, Diverged, Teacher, Trial, TrialConfig, TrialData, load_mnist,
                               resolve_device, train_teacher, write_trial_outputs)
@@ -25,7 +25,7 @@ class RunError(ValueError):
     """The output folder or a run option cannot be used."""
 
 
-USER_ERRORS = (ConfigError, DataError, RunError)
+USER_ERRORS = (ConfigError, DataError, RunError, DiskFull)
 EXAMPLES = """examples:
   sublim run --seed 0                                          no mitigation: the trait is acquired
   sublim run --seed 0 --student-init independent               the control: a student of another init

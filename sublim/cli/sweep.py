@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sublim.core.files import DiskFull
 from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SpecError, SweepSpec, name_problem
@@ -17,7 +18,7 @@ from .folders import unwritable
 if TYPE_CHECKING:
     from sublim.sweeps.tune_run import SweepOutcome
 
-USER_ERRORS = (SpecError, SweepError, DataError, LockHeld)
+USER_ERRORS = (SpecError, SweepError, DataError, LockHeld, DiskFull)
 DEFAULT_STORAGE = "results"
 
 
@@ -159,5 +160,8 @@ def closing_paragraph(name: str, args: argparse.Namespace, outcome: SweepOutcome
         again = f"sublim sweep {args.spec} --storage {args.storage} --name {name} --resume"
         text += (f" {len(outcome.failed)} trial(s) did not finish, e.g. {outcome.failed[0]} (a failed one "
                  f"has trials/<trial_id>/error.txt); continue or retry them with: {again}.")
+        if outcome.disk_full:
+            text += (" The disk holding the results filled up (the lines above say where): nothing was "
+                     "half-written, each trial keeps its last checkpoint; free space before continuing.")
     text += " Or report on what finished:" if outcome.finished < outcome.total else " Next:"
     return f"{text} sublim report {outcome.folder}"

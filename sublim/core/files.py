@@ -83,13 +83,28 @@ def read_json(path: Path, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_
     return value
 
 
+class DiskFull(OSError):
+    """No space (or quota) left where a file was to be written; nothing was half-written."""
+
+
 def atomic_write(path: Path, write: Callable[[Path], None], replace: bool = True) -> bool:
     """Call `write(tmp)` on a temporary file beside `path`, then rename it onto `path`.
 
     With `replace=False` the file is created only if `path` does not exist yet, atomically even when
     several processes race (a hard link fails on an existing name); returns whether it was created.
+    A full disk raises DiskFull, saying so in one line; the file at `path` is then as it was.
     """
     path = Path(path)
+    try:
+        return _atomic_write(path, write, replace)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFull(f"no space left on the disk holding {path.parent}: {path.name} was not written, and "
+                       "nothing was half-written") from None
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None], replace: bool) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
