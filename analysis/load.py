@@ -8,8 +8,6 @@ is missing. Only completed trials ever reach a statistic.
 
 from __future__ import annotations
 
-import json
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,16 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sublim.core.files import (DIVERGED_FILE, ERROR_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE, TRIAL_ID_PATTERN,
-                               TRIALS_DIR)
+from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, read_json
 from sublim.core.mitigations import MITIGATIONS
 from sublim.core.schema import SUMMARY_FIELDS, TRACE_COLUMNS
+from sublim.core.trial_folder import STATUSES, read_trial
 
 from .errors import ReportError
 
-# diverged: stopped on a non-finite loss, gradient or parameter (diverged.json); invalid: its files are no
-# result (non-finite numbers, or a summary of another config). Neither is ever fed to a statistic.
-STATUSES = ("completed", "incomplete", "diverged", "invalid", "failed", "missing")
 INIT_ORDER = ("shared", "independent")
 
 # summary list -> (column prefix, number of its first element): acc_epoch_0 is before distillation.
@@ -38,14 +33,8 @@ PER_EPOCH = {
     "applied_alignment_by_epoch": ("applied_alignment_epoch", 1),
     "update_alignment_by_epoch": ("update_alignment_epoch", 1),
 }
-# Newer than the results folders they may be missing from, and not what makes a trial a result: absent, or
-# null in a summary, they are missing numbers (a warning), never a reason to call the trial invalid.
-OPTIONAL = ("mean_update_alignment", "update_alignment_by_epoch")
-NOT_NUMBERS = ("arm", "teacher_key", "versions", "config")
+NOT_NUMBERS = ("arm", "teacher_key", "versions", "config", "ran_on")
 SCALARS = tuple(name for name in SUMMARY_FIELDS if name not in PER_EPOCH and name not in NOT_NUMBERS)
-# Without these a trial says nothing: null (the writers' NaN) or infinite makes it invalid, as does a
-# non-finite value in any per-epoch list or in the trace's alignment.
-REQUIRED = ("trait_gain", "mean_alignment", "student_acc", "student_acc_before", "teacher_acc")
 # diverged.json key -> trials column; the columns are there (empty) for every trial.
 DIVERGED_COLUMNS = {"model": "diverged_model", "step": "diverged_step", "quantity": "diverged_quantity"}
 IDENTITY = ("seed", "mitigation", "strength", "student_init")
@@ -102,49 +91,15 @@ def _sortable(value: Any) -> float:
     return float(number) if pd.notna(number) else np.inf
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ReportError(f"{path}: unreadable ({error}); expected a JSON file written by sublim") from None
-
-
 def _read_object(path: Path) -> dict[str, Any]:
-    value = _read_json(path)
+    """sweep.json as a JSON object (a regular file, bounded in size and nesting), or one line saying why not."""
+    try:
+        value = read_json(path)
+    except (OSError, ValueError) as error:  # UnreadableFile is a ValueError
+        raise ReportError(f"{path}: unreadable ({error}); expected a JSON file written by sublim") from None
     if not isinstance(value, dict):
         raise ReportError(f"{path}: not a JSON object")
     return value
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _foreign(record: dict[str, Any], expected: dict[str, Any] | None, name: str) -> str | None:
-    """Why a trial file is not this trial's (its config is not the one sweep.json records), if it is not."""
-    if expected is None or record.get("config") == expected:
-        return None
-    held = "holds no config" if record.get("config") is None else "belongs to another config"
-    return f"{name} {held} than {SWEEP_FILE} records for this trial"
-
-
-def _non_finite(summary: dict[str, Any]) -> str | None:
-    """Why a summary's numbers are no result: a required number or a per-epoch value null (NaN) or infinite."""
-    bad = [key for key in REQUIRED if key in summary and not _finite(summary[key])]
-    bad += [key for key in PER_EPOCH if key not in OPTIONAL and key in summary
-            and not (isinstance(summary[key], list) and all(map(_finite, summary[key])))]
-    return f"{SUMMARY_FILE}: {', '.join(bad)} not finite (null, NaN or infinite)" if bad else None
-
-
-def _trace_problem(trace: pd.DataFrame) -> str | None:
-    """Why a trace is no result: an alignment that is not finite (a lacking column is only a warning)."""
-    if "alignment" not in trace:
-        return None
-    finite = np.isfinite(pd.to_numeric(trace["alignment"], errors="coerce").to_numpy(dtype=float))
-    if finite.all():
-        return None
-    first = trace["step"].iloc[int(np.argmin(finite))] if "step" in trace else "?"
-    return f"{TRACE_FILE}: alignment not finite at {int((~finite).sum())} of {len(trace)} steps (first at step {first})"
 
 
 class _Loader:
@@ -158,18 +113,24 @@ class _Loader:
 
     def add(self, trial_id: str, arm: str | None, expected: dict[str, Any] | None, teacher_key: str | None,
             folder: Path) -> None:
-        """One trial: its status from the files in `folder` (diverged.json first, as `sublim sweep` reads
-        them), its numbers from summary.json and trace; `expected` is sweep.json's config of it."""
-        row: dict[str, Any] = {"trial_id": trial_id, "arm": arm, "status": "missing", "error": None,
+        """One trial, as the results folder's one check (`read_trial`) finds it; `expected` is sweep.json's
+        config of it. Only a completed trial's numbers and trace are kept."""
+        found = read_trial(folder, expected)
+        row: dict[str, Any] = {"trial_id": trial_id, "arm": arm, "status": found.status, "error": found.problem,
                                "teacher_key": teacher_key}
-        config = expected
-        if (folder / DIVERGED_FILE).is_file():
-            config = _diverged(row, folder / DIVERGED_FILE, expected)
-        elif (folder / SUMMARY_FILE).is_file():
-            config = self._finished(row, folder, expected)
-        elif (folder / ERROR_FILE).is_file():
-            row.update(status="failed", error=_last_line(folder / ERROR_FILE))
-        config = config if isinstance(config, dict) else {}
+        if found.record is not None:
+            row.update({column: found.record.get(key) for key, column in DIVERGED_COLUMNS.items()})
+            if not isinstance(row["diverged_step"], int) or isinstance(row["diverged_step"], bool):
+                row["diverged_step"] = None  # a damaged record: the step is unknown, the status stands
+            row["error"] = found.record.get("message") or (
+                f"diverged at step {row['diverged_step']}: its {row['diverged_quantity']} is not finite")
+        if found.summary is not None and found.status in ("completed", "incomplete"):
+            row["arm"] = row["arm"] or found.summary.get("arm")
+            row["teacher_key"] = row["teacher_key"] or found.summary.get("teacher_key")
+            row.update(self._summary_values(found.summary))
+        if found.trace is not None and found.is_result:
+            self.traces.append(self._full_columns(found.trace.to_pandas()).assign(trial_id=trial_id))
+        config = found.config or {}
         if not row["arm"]:
             self.lacking["arm label"] += 1
             row["arm"] = "unlabelled"
@@ -178,32 +139,6 @@ class _Loader:
                 self.lacking[f"config '{key}'"] += 1
         row.update({key: value for key, value in config.items() if key not in row})
         self.rows.append(row)
-
-    def _finished(self, row: dict[str, Any], folder: Path, expected: dict[str, Any] | None) -> Any:
-        """A summary.json: completed, incomplete or invalid (with why); returns the trial's config."""
-        try:
-            summary = _read_object(folder / SUMMARY_FILE)
-        except ReportError as error:
-            row.update(status="failed", error=str(error))
-            return expected
-        config = expected or summary.get("config") or {}
-        row["arm"] = row["arm"] or summary.get("arm")
-        row["teacher_key"] = row["teacher_key"] or summary.get("teacher_key")
-        row.update(self._summary_values(summary))
-        problem = _foreign(summary, expected, SUMMARY_FILE) or _non_finite(summary)
-        done, planned = summary.get("epochs_done"), config.get("epochs") if isinstance(config, dict) else None
-        if problem is None and done is not None and planned is not None and done < planned:
-            row["status"] = "incomplete"
-            return config
-        trace = None if problem else self._read_trace(folder / TRACE_FILE)
-        problem = problem or (None if trace is None else _trace_problem(trace))
-        if problem:
-            row.update(status="invalid", error=problem)
-            return config
-        row["status"] = "completed"
-        if trace is not None:
-            self.traces.append(self._full_columns(trace).assign(trial_id=row["trial_id"]))
-        return config
 
     def _summary_values(self, summary: dict[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -218,17 +153,6 @@ class _Loader:
             for offset, value in enumerate(values_list if isinstance(values_list, list) else []):
                 values[f"{prefix}_{first + offset}"] = _number(value)
         return values
-
-    def _read_trace(self, path: Path) -> pd.DataFrame | None:
-        """The trace as written, or None (noted) when it is absent or unreadable."""
-        if not path.is_file():
-            self.lacking[TRACE_FILE] += 1
-            return None
-        try:
-            return pd.read_parquet(path)
-        except Exception as error:  # pyarrow raises several types for a damaged file
-            self.notes.append(f"{path}: unreadable trace ignored ({type(error).__name__}: {error})")
-            return None
 
     def _full_columns(self, trace: pd.DataFrame) -> pd.DataFrame:
         for column in TRACE_COLUMNS:
@@ -254,25 +178,6 @@ class _Loader:
         return Results(path=path, name=name, kind=kind, trials=trials, steps=steps, warnings=warnings)
 
 
-def _diverged(row: dict[str, Any], path: Path, expected: dict[str, Any] | None) -> Any:
-    """A diverged.json: the trial diverged (where and in what), or is invalid when it belongs to another config."""
-    try:
-        record = _read_object(path)
-    except ReportError as error:
-        row.update(status="failed", error=str(error))
-        return expected
-    problem = _foreign(record, expected, DIVERGED_FILE)
-    if problem:
-        row.update(status="invalid", error=problem)
-        return expected
-    where = {column: record.get(key) for key, column in DIVERGED_COLUMNS.items()}
-    if not isinstance(where["diverged_step"], int) or isinstance(where["diverged_step"], bool):
-        where["diverged_step"] = None  # a damaged record: the step is unknown, the status stands
-    message = f"diverged at step {where['diverged_step']}: its {where['diverged_quantity']} is not finite"
-    row.update(status="diverged", error=record.get("message") or message, **where)
-    return expected or record.get("config")
-
-
 def _column_order(trials: pd.DataFrame) -> list[str]:
     """Identity first, then results, per-epoch columns in epoch order, then the rest of the config."""
     head = ["trial_id", "arm", "status", "error", *DIVERGED_COLUMNS.values(), *IDENTITY, "teacher_key", *SCALARS]
@@ -285,15 +190,6 @@ def _column_order(trials: pd.DataFrame) -> list[str]:
 def _number(value: Any) -> float:
     """JSON null (the writers' NaN) and non-numbers as NaN."""
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
-
-
-def _last_line(path: Path) -> str:
-    """The last non-empty line of an error file: usually the exception message."""
-    try:
-        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError as error:
-        return f"{path.name} unreadable: {error}"
-    return lines[-1][:300] if lines else "(empty error.txt)"
 
 
 def _listed_trials(path: Path, sweep: Any) -> list[dict[str, Any]]:
@@ -318,7 +214,7 @@ def _listed_trials(path: Path, sweep: Any) -> list[dict[str, Any]]:
 
 
 def _load_sweep(path: Path) -> Results:
-    sweep = _read_json(path / SWEEP_FILE)
+    sweep = _read_object(path / SWEEP_FILE)
     listed = _listed_trials(path, sweep)
     loader = _Loader()
     for trial in listed:

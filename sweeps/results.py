@@ -17,7 +17,6 @@ checkpoints and teachers load with `weights_only=True` and are checked against t
 
 from __future__ import annotations
 
-import math
 import os
 import stat
 import time
@@ -25,14 +24,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from sublim.core.config import TrialConfig
 from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE, MAX_NAME_LENGTH, SUMMARY_FILE, SWEEP_FILE,
-                               TRACE_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, UnreadableFile, read_json, read_regular,
+                               TRACE_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, read_json,
                                write_json, write_text)
-from sublim.core.schema import SUMMARY_FIELDS, TRACE_SCHEMA
+from sublim.core.trial_folder import read_trial
 from sublim.core.versions import library_versions
 from sublim.trainable import Diverged, Trial, write_trial_outputs
 from sublim.trainable.results import TeacherCache, load_state, save_state, write_diverged
@@ -52,10 +48,6 @@ class SweepError(ValueError):
 def trial_records(spec: SweepSpec) -> list[dict[str, Any]]:
     return [{"trial_id": t.trial_id, "arm": t.config.arm, "config": t.config.to_dict(),
              "teacher_key": t.config.teacher_key} for t in spec.trials]
-
-
-def expected_steps(config: TrialConfig) -> int:
-    return config.epochs * math.ceil(config.noise_count / config.batch_size)
 
 
 class ResultsFolder:
@@ -197,44 +189,12 @@ class ResultsFolder:
     # --- verifying what a trial left ------------------------------------------------------------
 
     def status(self, trial: GridTrial) -> tuple[str, str | None]:
-        """('finished' | 'diverged' | 'pending', what is wrong with the files there, if anything)."""
-        folder = self.trial_dir(trial.trial_id)
-        if os.path.lexists(folder / DIVERGED_FILE):  # lexists: a link there is reported, never followed
-            problem = self._diverged_problem(folder, trial.config)
-            return ("diverged", None) if problem is None else ("pending", problem)
-        if os.path.lexists(folder / SUMMARY_FILE) or os.path.lexists(folder / TRACE_FILE):
-            problem = self._outputs_problem(folder, trial.config)
-            return ("finished", None) if problem is None else ("pending", problem)
-        return "pending", None
-
-    def _diverged_problem(self, folder: Path, config: TrialConfig) -> str | None:
-        record = _json_object(folder / DIVERGED_FILE)
-        if isinstance(record, str):
-            return record
-        return None if record.get("config") == config.to_dict() else f"{DIVERGED_FILE} belongs to another config"
-
-    def _outputs_problem(self, folder: Path, config: TrialConfig) -> str | None:
-        """Why the summary and trace there are not this trial's complete result (None if they are)."""
-        summary = _json_object(folder / SUMMARY_FILE)
-        if isinstance(summary, str):
-            return summary
-        if summary.get("config") != config.to_dict():
-            return f"{SUMMARY_FILE} belongs to another config"
-        missing = [name for name in SUMMARY_FIELDS if name not in summary]
-        if missing:
-            return f"{SUMMARY_FILE} lacks {', '.join(missing)}"
-        steps = expected_steps(config)
-        if summary["steps"] != steps or summary["epochs_done"] != config.epochs:
-            return f"{SUMMARY_FILE} holds {summary['steps']} steps of {summary['epochs_done']} epochs, expected {steps}"
-        try:
-            trace = pq.read_table(pa.BufferReader(read_regular(folder / TRACE_FILE)))
-        except UnreadableFile as error:
-            return str(error)
-        except Exception as error:  # pyarrow raises several types for a damaged file
-            return f"{TRACE_FILE} does not read ({type(error).__name__})"
-        if not trace.schema.equals(TRACE_SCHEMA, check_metadata=False) or trace.num_rows != steps:
-            return f"{TRACE_FILE} holds {trace.num_rows} rows of another schema or length, expected {steps} steps"
-        return None
+        """('finished' | 'diverged' | 'pending', what is wrong with the files there, if anything): the results
+        folder's one check (`read_trial`), which the report applies too."""
+        found = read_trial(self.trial_dir(trial.trial_id), trial.config.to_dict())
+        if found.status in ("completed", "diverged"):
+            return ("finished" if found.status == "completed" else "diverged"), None
+        return "pending", found.problem if found.status in ("invalid", "incomplete") else None
 
     def clear_outputs(self, trial_id: str) -> None:
         """Remove a trial's unusable outputs so that they never read as a result; its checkpoint stays."""
@@ -282,14 +242,3 @@ class ResultsFolder:
 
     def store_error(self, trial_id: str, text: str) -> None:
         write_text(self.trial_dir(trial_id) / ERROR_FILE, text)
-
-
-def _json_object(path: Path) -> dict[str, Any] | str:
-    """A JSON object from `path`, or why there is none (missing, not a regular file, unreadable, not an object)."""
-    try:
-        value = read_json(path)
-    except UnreadableFile as error:
-        return str(error)
-    except (OSError, ValueError):
-        value = None
-    return value if isinstance(value, dict) else f"{path.name} is missing or does not parse"

@@ -256,23 +256,25 @@ def test_one_trial_run_folder_reports_and_refuses_the_rest(tmp_path):
     assert "Figure `dose_response` not drawn" in markdown
 
 
-def test_missing_columns_are_reported_not_crashed(tmp_path):
+def test_a_trace_without_the_newer_columns_reports_and_a_summary_without_a_field_is_invalid(tmp_path):
+    """Columns newer than a folder (update alignment) may be absent: missing numbers, a warning. A summary field
+    every trial has written is not optional: without it the trial is invalid, as the sweep would rebuild it."""
     root = write_sweep(tmp_path / "cols", seeds=4, arms=ARMS[:3])
     for folder in (root / "trials").iterdir():
-        summary = json.loads((folder / "summary.json").read_text())
-        del summary["mean_alignment"]
-        (folder / "summary.json").write_text(json.dumps(summary))
-        pd.read_parquet(folder / "trace.parquet").drop(columns="alignment").to_parquet(folder / "trace.parquet")
+        trace = pd.read_parquet(folder / "trace.parquet").drop(columns=["update_alignment", "update_trait_change"])
+        trace.to_parquet(folder / "trace.parquet")
+    summary = json.loads((root / "trials" / "t0_none_0_shared" / "summary.json").read_text())
+    del summary["mean_alignment"]
+    (root / "trials" / "t0_none_0_shared" / "summary.json").write_text(json.dumps(summary))
     files = build_report(root, mediation_sims=20)
     stats = json.loads(files.stats.read_text())
-    assert "summary.json 'mean_alignment' absent in 12 trial(s)" in " ".join(stats["data"]["warnings"])
-    assert "trace column 'alignment' absent in 12 trial(s)" in " ".join(stats["data"]["warnings"])
-    (m,) = rows(stats, claim="claim1", role="primary")
-    assert m["verdict"] == "refused"
-    assert "refused" in stats["figures"]["alignment_steps"]
-    assert "file" in stats["figures"]["accuracy_epochs"]  # what does not need the column still reports
+    assert "trace column 'update_alignment' absent in 11 trial(s)" in " ".join(stats["data"]["warnings"])
+    assert stats["data"]["invalid"] == [{"trial_id": "t0_none_0_shared", "arm": "none/shared",
+                                         "reason": "summary.json lacks mean_alignment"}]
+    assert "refused" in stats["figures"]["update_alignment_steps"]
+    assert "file" in stats["figures"]["alignment_steps"]  # what does not need the columns still reports
     (control,) = rows(stats, claim="control", test="paired t-test")
-    assert control["n"] == 4 and control["verdict"] == "supported"
+    assert control["n"] == 3 and control["verdict"] == "supported"
 
 
 def test_incomplete_trial_is_counted_but_not_analysed(tmp_path):

@@ -84,7 +84,7 @@ def test_null_mean_alignment_is_invalid_and_excluded(tmp_path):
     stats = stats_of(build_report(root, mediation_sims=20))
     assert_one_left_out(stats, "invalid")
     [row] = stats["data"]["invalid"]
-    assert row["trial_id"] == VICTIM and "mean_alignment not finite" in row["reason"]
+    assert row["trial_id"] == VICTIM and row["reason"] == "summary.json: mean_alignment is null, not a number"
 
 
 def test_non_finite_alignment_in_the_trace_is_invalid(tmp_path):
@@ -251,3 +251,18 @@ def test_a_report_of_the_earlier_schema_is_replaced(tmp_path):
     (out / "stats.json").write_text(json.dumps({"meta": {"name": "x"}, "data": {}, "positivity": {}}))
     files = build_report(sweep(tmp_path), out, mediation_sims=20)
     assert stats_of(files)["schema"] == 2 and (out / ".sublim-report.json").is_file()
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda t: pd.concat([t] * 10), "trace.parquet holds 240 rows, expected 24 steps"),
+    (lambda t: t.assign(step=t["step"].astype(float)), "trace.parquet holds columns of another schema"),
+    (lambda t: t.assign(epoch=1), "trace.parquet: epochs are not 1 to 3 in runs of 8 steps"),
+])
+def test_a_trace_the_sweep_would_rebuild_is_listed_invalid(tmp_path, damage, reason):
+    root = sweep(tmp_path)
+    path = root / "trials" / VICTIM / "trace.parquet"
+    damage(pd.read_parquet(path)).to_parquet(path, index=False)
+    stats = stats_of(build_report(root, mediation_sims=20))
+    assert_one_left_out(stats, "invalid")
+    [row] = stats["data"]["invalid"]
+    assert row["trial_id"] == VICTIM and row["reason"].startswith(reason)

@@ -25,7 +25,7 @@ FIVE_ARMS = [{"mitigation": "none"}, {"mitigation": "none", "student_init": "ind
 
 
 def spec_of(arms, seeds=(0, 1, 2)) -> SweepSpec:
-    return SweepSpec.from_dict({"name": "waves", "seeds": list(seeds), "arms": arms, "settings": {"epochs": EPOCHS}})
+    return SweepSpec.from_dict({"name": "waves", "seeds": list(seeds), "arms": arms, "settings": {"epochs": EPOCHS, "noise_count": 8192}})  # as the synthetic trials
 
 
 def test_boundaries_are_the_published_two_sided_obrien_fleming_ones():

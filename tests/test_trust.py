@@ -10,11 +10,13 @@ import shutil
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
 
 from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE, UnreadableFile,
                                read_json, read_regular)
+from sublim.core.trial_folder import read_trial
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import GridTrial
 from sublim.trainable import Diverged, Trial, train_teacher, write_trial_outputs
@@ -111,23 +113,40 @@ def test_finished_outputs_are_verified_against_the_trial(folder):
     results, grid_trial, _ = folder
     assert results.status(grid_trial) == ("finished", None)
     other = GridTrial(grid_trial.trial_id, grid_trial.config.replace(lr=1e-3))
-    assert results.status(other) == ("pending", "summary.json belongs to another config")
+    assert results.status(other) == ("pending", "summary.json belongs to another config than sweep.json records "
+                                                "for this trial")
 
 
 @pytest.mark.parametrize("damage, problem", [
-    (lambda d: (d / SUMMARY_FILE).write_text((d / SUMMARY_FILE).read_text()[:80]), "summary.json is missing or does not parse"),
-    (lambda d: (d / TRACE_FILE).unlink(), "trace.parquet does not read (FileNotFoundError)"),
+    (lambda d: (d / SUMMARY_FILE).write_text((d / SUMMARY_FILE).read_text()[:80]), "summary.json does not parse"),
+    (lambda d: (d / TRACE_FILE).unlink(), "trace.parquet is missing"),
     (lambda d: (d / TRACE_FILE).write_bytes((d / TRACE_FILE).read_bytes()[:300]), "trace.parquet does not read"),
     (lambda d: _edit_summary(d, lambda s: s.pop("trait_gain")), "summary.json lacks trait_gain"),
     (lambda d: _edit_summary(d, lambda s: s.update(steps=3)), "summary.json holds 3 steps of 2 epochs, expected 8"),
+    (lambda d: _edit_summary(d, lambda s: s.update(trait_gain=10 ** 400)), "summary.json: trait_gain is 1000"),
+    (lambda d: _edit_summary(d, lambda s: s.update(teacher_acc="high")), "summary.json: teacher_acc is 'high', not a"),
+    (lambda d: _edit_summary(d, lambda s: s.update(final_distill_loss=1e308)), "summary.json: final_distill_loss is"),
+    (lambda d: _edit_trace(d, lambda t: pd.concat([t] * 10)), "trace.parquet holds 80 rows, expected 8"),
+    (lambda d: _edit_trace(d, lambda t: t.assign(epoch=t["epoch"].to_numpy()[::-1])), "trace.parquet: epochs are not"),
+    (lambda d: _edit_trace(d, lambda t: t.assign(step=t["step"].astype(float))), "trace.parquet holds columns of"),
+    (lambda d: _edit_trace(d, lambda t: t.assign(alignment_fc1=t["alignment_fc1"] * 1e4)),
+     "trace.parquet: alignment_fc1 outside [-1, 1]"),
+    (lambda d: _edit_trace(d, lambda t: t.iloc[:1]), "trace.parquet holds 1 rows, expected 8"),
 ])
 def test_damaged_outputs_are_not_a_result(folder, damage, problem):
+    """The sweep rebuilds what the one check finds damaged, and the report's loader, reading the same check,
+    lists it as invalid with the same reason."""
     results, grid_trial, _ = folder
     damage(results.trial_dir(grid_trial.trial_id))
     status, found = results.status(grid_trial)
     assert status == "pending" and found.startswith(problem), found
+    assert read_trial(results.trial_dir(grid_trial.trial_id), grid_trial.config.to_dict()).status == "invalid"
     results.clear_outputs(grid_trial.trial_id)
     assert results.status(grid_trial) == ("pending", None)
+
+
+def _edit_trace(folder, change) -> None:
+    change(pd.read_parquet(folder / TRACE_FILE)).to_parquet(folder / TRACE_FILE, index=False)
 
 
 def _edit_summary(folder, change) -> None:
@@ -144,7 +163,8 @@ def test_a_diverged_record_is_a_status_for_its_config_only(folder):
     assert record["step"] == 7 and record["quantity"] == "applied gradient" and "versions" in record
     assert results.status(grid_trial) == ("diverged", None)
     other = GridTrial(grid_trial.trial_id, grid_trial.config.replace(seed=9))
-    assert results.status(other) == ("pending", "diverged.json belongs to another config")
+    assert results.status(other) == ("pending", "diverged.json belongs to another config than sweep.json records "
+                                                "for this trial")
 
 
 @pytest.mark.parametrize("trial_id", ["../escape", "a/b", ".hidden", "", "a\n", "s" * 300])
