@@ -85,7 +85,7 @@ class ResultsFolder:
 
     def trial_dir(self, trial_id: str) -> Path:
         if not TRIAL_ID_PATTERN.fullmatch(trial_id):
-            raise SweepError(f"trial id {short_repr(trial_id)} is not allowed; letters, digits, '@', '.', '_', '+', "
+            raise SweepError(f"trial id {short_repr(trial_id)} is not allowed; letters, digits, '@', '.', '_', '+', '=', "
                              f"'-', at most {MAX_NAME_LENGTH} characters")
         return self.path / TRIALS_DIR / trial_id
 

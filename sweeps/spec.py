@@ -7,19 +7,21 @@ and the spec key to fix.
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sublim.core.config import ConfigError, TrialConfig, accepts, field_types
-from sublim.core.files import MAX_NAME_LENGTH
+from sublim.core.config import ConfigError, TrialConfig, accepts, check_value, field_types
+from sublim.core.files import MAX_NAME_LENGTH, TRIAL_ID_PATTERN
 from sublim.core.mitigations import MITIGATIONS
 
-SPEC_KEYS = ("name", "description", "seeds", "arms", "settings", "resources")
+SPEC_KEYS = ("name", "description", "seeds", "arms", "settings", "resources", "axes")
 ARM_KEYS = ("mitigation", "strengths", "student_init")
 RESOURCE_KEYS = ("cpus", "gpus")
 GRID_FIELDS = ("seed", "mitigation", "strength", "student_init")  # set by seeds × arms, not by settings
@@ -93,6 +95,17 @@ class GridTrial:
     config: TrialConfig
 
 
+def axis_id(config: TrialConfig, axes: typing.Iterable[str]) -> str:
+    """The trial id of `config` in a grid over `axes`: seed and arm, then each axis value by name in the
+    axes' sorted order (e.g. 's003-none-shared-hidden=1024-lr=0.001'), so the id reads as the point it is."""
+    return config.trial_id + "".join(f"-{name}={_id_value(getattr(config, name))}" for name in sorted(axes))
+
+
+def _id_value(value: Any) -> str:
+    """A float as its shortest exact form (0.001, 1e-05: distinct values, distinct ids), the rest as written."""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 @dataclass(frozen=True)
 class SweepSpec:
     name: str
@@ -102,6 +115,7 @@ class SweepSpec:
     settings: dict[str, Any]
     resources: Resources
     trials: tuple[GridTrial, ...]
+    axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # each axis's values, as the configs hold them
 
     @classmethod
     def load(cls, path: str | Path) -> "SweepSpec":
@@ -133,6 +147,8 @@ class SweepSpec:
             "arms": [{"mitigation": a.mitigation, "strengths": list(a.strengths), "student_init": a.student_init}
                      for a in self.arms],
             "settings": dict(self.settings),
+            # Only when given: a spec without axes keeps the sweep.json that folders made before axes hold.
+            **({"axes": {name: list(values) for name, values in self.axes.items()}} if self.axes else {}),
             "resources": {"cpus": self.resources.cpus, "gpus": self.resources.gpus},
         }
 
@@ -175,14 +191,22 @@ class _Parser:
         seeds = self.seeds(raw["seeds"])
         arms = self.arms(raw["arms"])
         settings = self.settings(raw.get("settings", {}))
+        axes = self.axes(raw.get("axes", {}), settings)
         resources = self.resources(raw.get("resources", {}), settings)
-        configs = self.arm_configs(arms, settings, seeds[0])
-        if len(seeds) * len(configs) > MAX_TRIALS:
-            self.fail("seeds", f"{len(seeds):,} seeds x {len(configs)} arms = {len(seeds) * len(configs):,} trials; "
-                               f"a sweep holds at most {MAX_TRIALS:,} (split it into several sweeps)")
+        points = sum(len(arm.strengths) for arm in arms) * math.prod(map(len, axes.values()))
+        if len(seeds) * points > MAX_TRIALS:  # before building them: a few lines of axes can make millions
+            self.fail("seeds", f"{len(seeds):,} seeds x {points:,} {'points of arms x axes' if axes else 'arms'} = "
+                               f"{len(seeds) * points:,} trials; a sweep holds at most {MAX_TRIALS:,} (split it into "
+                               "several sweeps)")
+        configs = self.arm_configs(arms, settings, axes, seeds[0])
         # Seed-major; re-seeding a checked config cannot fail (`seeds` checked each seed) and costs ~0.1 ms.
-        trials = tuple(GridTrial(c.trial_id, c) for seed in seeds for c in (a.replace(seed=seed) for a in configs))
-        return SweepSpec(name, description, seeds, arms, settings, resources, trials)
+        trials = tuple(GridTrial(axis_id(c, axes), c) for seed in seeds for c in (a.replace(seed=seed) for a in configs))
+        bad = next((t.trial_id for t in trials if not TRIAL_ID_PATTERN.fullmatch(t.trial_id)), None)
+        if bad:
+            self.fail("axes", f"trial id {short_repr(bad)} ({len(bad)} characters) is not allowed; a trial id names a "
+                              f"folder: at most {MAX_NAME_LENGTH} characters, letters, digits, '@', '.', '_', '+', '-', "
+                              "'=': use fewer axes or shorter values")
+        return SweepSpec(name, description, seeds, arms, settings, resources, trials, axes)
 
     def seeds(self, value: Any) -> tuple[int, ...]:
         allowed = "a list of integers, or {start: A, stop: B} for A, A+1, ..., B-1"
@@ -230,16 +254,45 @@ class _Parser:
         return tuple(arms)
 
     def settings(self, value: Any) -> dict[str, Any]:
-        allowed = tuple(name for name in field_types(TrialConfig) if name not in GRID_FIELDS)
         if not isinstance(value, dict):
             self.fail("settings", f"expected a mapping of trial settings; got {_kind(value)}")
         for name in value:
-            if name in GRID_FIELDS:
-                where = "seeds" if name == "seed" else "arms"
-                self.fail(f"settings.{name}", f"set by the grid, not by settings; put it under '{where}'")
-            if name not in allowed:
-                self.fail(f"settings.{name}", f"unknown setting; allowed: {', '.join(allowed)}")
+            self.setting_name(name, "settings")
         return dict(value)
+
+    def setting_name(self, name: Any, key: str) -> None:
+        """A trial setting that settings or axes may set: seeds and arms own the grid's fields."""
+        if name in GRID_FIELDS:
+            where = "seeds" if name == "seed" else "arms"
+            self.fail(f"{key}.{name}", f"set by the grid, not by {key}; put it under '{where}'")
+        allowed = tuple(name for name in field_types(TrialConfig) if name not in GRID_FIELDS)
+        if name not in allowed:
+            self.fail(f"{key}.{name}", f"unknown setting; allowed: {', '.join(allowed)}")
+
+    def axes(self, value: Any, settings: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+        """Each axis's values, checked one by one against the setting's type (rules between settings are checked
+        on the grid's configs); an axis is a setting the grid varies, so it is neither a grid field nor in settings."""
+        if not isinstance(value, dict):
+            self.fail("axes", f"expected a mapping from trial settings to lists of values; got {_kind(value)}")
+        types = field_types(TrialConfig)
+        axes = {}
+        for name in sorted(value, key=str):  # the ids' order, whatever the spec's
+            self.setting_name(name, "axes")
+            if name in settings:
+                self.fail(f"axes.{name}", "also in settings; a setting is fixed (settings) or varied (axes), not both")
+            values = value[name]
+            if not isinstance(values, list) or not values:
+                self.fail(f"axes.{name}", f"expected a non-empty list of values; got {_kind(values)}")
+            checked = []
+            for i, item in enumerate(values):
+                try:
+                    checked.append(check_value(name, item, types[name]))
+                except ConfigError as error:
+                    self.fail(f"axes.{name}[{i}]", str(error).partition(": ")[2])
+            if len(set(checked)) != len(checked):
+                self.fail(f"axes.{name}", "a value is listed twice; each value once")
+            axes[name] = tuple(checked)
+        return axes
 
     def resources(self, value: Any, settings: dict[str, Any]) -> Resources:
         value = self.mapping(value, "resources", RESOURCE_KEYS)
@@ -254,33 +307,41 @@ class _Parser:
             self.fail("resources.gpus", f"0 while settings.device is {device!r}; give trials a GPU (e.g. gpus: 0.25)")
         return Resources(cpus, gpus)
 
-    def arm_configs(self, arms: tuple[Arm, ...], settings: dict[str, Any], seed: int) -> tuple[TrialConfig, ...]:
-        """One config per arm and strength at a representative seed: a bad arm or setting fails once, named by
-        its spec key, and the grid only re-seeds these (no rule of TrialConfig ties the seed to another field)."""
-        configs: dict[str, TrialConfig] = {}
+    def arm_configs(self, arms: tuple[Arm, ...], settings: dict[str, Any], axes: dict[str, tuple[Any, ...]],
+                    seed: int) -> tuple[TrialConfig, ...]:
+        """One config per arm, strength and point of the axes at a representative seed: a bad arm, setting or
+        combination fails once, named by its spec key, and the grid only re-seeds these (no rule of TrialConfig
+        ties the seed to another field)."""
+        configs: list[TrialConfig] = []
+        arms_seen: set[str] = set()
+        points = list(itertools.product(*(range(len(values)) for values in axes.values())))
         for i, arm in enumerate(arms):
             for strength in arm.strengths:
-                values = {**settings, "seed": seed, "mitigation": arm.mitigation, "strength": strength,
-                          "student_init": arm.student_init}
-                try:
-                    config = TrialConfig.from_dict(values)
-                except ConfigError as error:
-                    field, _, problem = str(error).partition(": ")
-                    self.fail(self._key_of(field, i), problem)
-                if config.arm in configs:
+                for point in points:
+                    values = {**settings, **{name: axes[name][j] for name, j in zip(axes, point)}, "seed": seed,
+                              "mitigation": arm.mitigation, "strength": strength, "student_init": arm.student_init}
+                    try:
+                        config = TrialConfig.from_dict(values)
+                    except ConfigError as error:
+                        field, _, problem = str(error).partition(": ")
+                        self.fail(self._key_of(field, i, dict(zip(axes, point))), problem)
+                    configs.append(config)
+                if config.arm in arms_seen:
                     self.fail(f"arms[{i}]", f"arm {config.arm} appears twice; list each arm and strength once")
-                configs[config.arm] = config
-        return tuple(configs.values())
+                arms_seen.add(config.arm)
+        return tuple(configs)
 
     @staticmethod
-    def _key_of(field: str, arm: int) -> str:
-        """The spec key that set a trial config field."""
+    def _key_of(field: str, arm: int, point: dict[str, int]) -> str:
+        """The spec key that set a trial config field (`point`: the index of each axis's value)."""
         if field == "seed":
             return "seeds"
         if field in ("mitigation", "student_init"):
             return f"arms[{arm}].{field}"
         if field == "strength":
             return f"arms[{arm}].strengths"
+        if field in point:
+            return f"axes.{field}[{point[field]}]"
         return f"settings.{field}"
 
 

@@ -10,8 +10,8 @@ stays that of one trial.
 Teachers are trained by the trials themselves: the first trial of a seed to run finds no teacher in
 the results folder's teachers/, trains it on the CPU with one thread (so that a teacher is the same
 wherever it is trained) on the CPU it holds, and stores it for the seed's other arms. A sweep
-launches the first trial of every seed before the others (see `launch_order`), so with at least as
-many seeds as trials running at once, no trial ever waits for, or repeats, another's teacher.
+launches the first trial of every teacher before the others (see `launch_order`), so with at least as
+many teachers as trials running at once, no trial ever waits for, or repeats, another's teacher.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sublim.core.config import TrialConfig
 from sublim.trainable import DistillationTargets, Teacher, TrialData, student_init_stream, train_teacher
 from sublim.trainable.results import TeacherCache
 
+from .cost import student_work
 from .spec import GridTrial
 
 CPU = torch.device("cpu")
@@ -40,10 +41,11 @@ def start_up() -> None:
 
 
 def launch_order(trials: list[GridTrial]) -> list[GridTrial]:
-    """The first trial of every seed, then the rest seed by seed; within a seed, arms that add a loss term
-    (a second backward pass, so the longest trials) first, so that a sweep ends on its shortest trials."""
-    costly_first = sorted(trials, key=lambda t: (t.config.seed, not t.config.adds_loss))
-    firsts = list({t.config.seed: t for t in reversed(costly_first)}.values())[::-1]
+    """The first trial of every teacher (one per seed, and per value of a teacher's axis), then the rest, longest
+    first so that a sweep ends on its shortest trials: the widest or longest students (their FLOPs) first, then
+    seed by seed, within a seed the arms that add a loss term (a second backward pass) first."""
+    costly_first = sorted(trials, key=lambda t: (-student_work(t.config), t.config.seed, not t.config.adds_loss))
+    firsts = list({t.config.teacher_key: t for t in reversed(costly_first)}.values())[::-1]
     chosen = {t.trial_id for t in firsts}
     return firsts + [t for t in costly_first if t.trial_id not in chosen]
 

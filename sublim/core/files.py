@@ -31,7 +31,7 @@ PROFILE_FILE = "profile.json"  # in each Tune run's folder: where that invocatio
 # Sweep names and trial ids name folders: at most this long, far below file systems' 255 bytes per name.
 MAX_NAME_LENGTH = 100
 # A trial id is a folder name: no path separator, no leading dot. Checked (with fullmatch) before any file is opened.
-TRIAL_ID_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9@._+-]{{0,{MAX_NAME_LENGTH - 1}}}")
+TRIAL_ID_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9@._+=-]{{0,{MAX_NAME_LENGTH - 1}}}")
 
 
 MAX_FILE_BYTES = 2**30  # any file read back (a default trial's checkpoint is about 3 MB, its trace 60 kB)
