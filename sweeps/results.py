@@ -17,6 +17,7 @@ checkpoints and teachers load with `weights_only=True` and are checked against t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import time
@@ -34,7 +35,7 @@ from sublim.trainable import Diverged, Trial, write_trial_outputs
 from sublim.trainable.results import TeacherCache, load_state, save_state, write_diverged
 
 from .lock import DriverLock
-from .spec import GridTrial, SweepSpec, short_repr
+from .spec import GRID_FIELDS, GridTrial, SweepSpec, short_repr
 
 SPEC_FILE = "spec.yaml"
 TUNE_DIR = "tune"
@@ -120,20 +121,35 @@ class ResultsFolder:
 
     def added_by(self, spec: SweepSpec) -> list[str]:
         """The trials `spec` adds to the sweep here (none when it is the same grid). A spec may grow a sweep
-        (more seeds, arms, strengths) but never change what a recorded trial means, nor drop one."""
-        recorded = {t["trial_id"]: t["config"] for t in self.recorded_trials()}
-        expected = {t.trial_id: t.config.to_dict() for t in spec.trials}
-        for trial_id, config in recorded.items():
-            if trial_id not in expected:
-                raise SweepError(f"{self.path} holds trial {trial_id}, which the spec does not list: a sweep can "
+        (more seeds, arms, strengths, axis values, axes) but never change what a recorded trial means, nor drop one."""
+        recorded = {t["trial_id"] for t in self.recorded_trials()}
+        return [t.trial_id for t in self.grid_of(spec).trials if t.trial_id not in recorded]
+
+    def grid_of(self, spec: SweepSpec) -> SweepSpec:
+        """`spec` with each trial this folder holds under its id here. A recorded trial is the spec's trial at its
+        seed, arm and axis values (on an axis new to the folder, the value it ran with), so a folder grows along an
+        axis as it does by seeds, and its trials keep their ids; a spec that lacks one, or gives it other settings,
+        is refused naming the key."""
+        names = (*GRID_FIELDS, *spec.axes)
+        by_point = {tuple(t.config.to_dict()[name] for name in names): t for t in spec.trials}
+        ids: dict[str, str] = {}
+        for recorded in self.recorded_trials():
+            trial_id, config = recorded["trial_id"], recorded["config"]
+            trial = by_point.get(tuple(config.get(name) for name in names))
+            if trial is None:
+                axis = next((name for name in spec.axes if config.get(name) not in spec.axes[name]), None)
+                lacks = f" (key 'axes.{axis}' lacks its value {config.get(axis)!r})" if axis else ""
+                raise SweepError(f"{self.path} holds trial {trial_id}, which the spec does not list{lacks}: a sweep can "
                                  "grow, not shrink; use a spec whose grid includes every trial there, or another --name")
-            key = next((k for k in sorted(config.keys() | expected[trial_id].keys())
-                        if config.get(k) != expected[trial_id].get(k)), None)
+            expected = trial.config.to_dict()
+            key = next((k for k in sorted(config.keys() | expected.keys()) if config.get(k) != expected.get(k)), None)
             if key is not None:
                 raise SweepError(f"{self.path} holds a different sweep: key '{key}' is {config.get(key)!r} there and "
-                                 f"{expected[trial_id].get(key)!r} in the spec (trial {trial_id}); choose another "
+                                 f"{expected.get(key)!r} in the spec (trial {trial_id}); choose another "
                                  "--name or --storage, or keep the settings of its spec.yaml")
-        return [trial_id for trial_id in expected if trial_id not in recorded]
+            ids[trial.trial_id] = trial_id
+        return dataclasses.replace(spec, trials=tuple(GridTrial(ids.get(t.trial_id, t.trial_id), t.config)
+                                                      for t in spec.trials))
 
     def recorded_trials(self) -> list[dict[str, Any]]:
         return self._sweep_record()["trials"]
@@ -159,6 +175,7 @@ class ResultsFolder:
             sweep: dict[str, Any] = {"name": name, "versions": library_versions(), "extensions": []}
             added = [t.trial_id for t in spec.trials]
             if self.exists():
+                spec = self.grid_of(spec)
                 added = self.added_by(spec)
                 if not added:
                     return

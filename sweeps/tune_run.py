@@ -197,6 +197,7 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
     """Run (or continue) a sweep into `folder`; trials with a verified result there are never rerun."""
     start = time.perf_counter()
     with folder.locked():
+        spec = folder.grid_of(spec) if folder.exists() else spec  # trials the folder holds keep their ids there
         folder.check_entries(spec.trials)
         pending = pending_trials(spec, folder, log) if folder.exists() else list(spec.trials)
         timings = _run_on_ray(name, spec, spec_text, folder, mnist, pending, address, num_cpus, log) if pending else {}

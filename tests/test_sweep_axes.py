@@ -5,8 +5,10 @@ import hashlib
 import json
 
 import pytest
+import yaml
 
-from sublim.sweeps.results import trial_records
+from sublim import cli
+from sublim.sweeps.results import ResultsFolder, SweepError, trial_records
 from sublim.sweeps.spec import SpecError, SweepSpec
 from sublim.sweeps.worker import launch_order
 
@@ -82,3 +84,73 @@ def test_a_bad_axis_is_one_line_naming_its_key(axes, settings, key, message):
 def test_a_grid_too_large_is_refused_before_it_is_built():
     with pytest.raises(SpecError, match="key 'seeds': 2 seeds x 40,000 points of arms x axes = 80,000 trials"):
         spec_of({"noise_count": list(range(1, 201)), "probe_batch_size": list(range(1, 101))})
+
+
+def grown(tmp_path, first: dict, then: dict) -> tuple[ResultsFolder, SweepSpec, list[str]]:
+    """A folder recorded with spec `first` (changes to TINY), and what spec `then` adds to it."""
+    folder = ResultsFolder(tmp_path / "axes", log=lambda line: None)
+    folder.record("axes", SweepSpec.from_dict({**TINY, **first}), yaml.safe_dump({**TINY, **first}))
+    spec = SweepSpec.from_dict({**TINY, **then})
+    return folder, spec, folder.added_by(spec)
+
+
+def test_a_new_axis_value_extends_the_folder(tmp_path):
+    folder, spec, added = grown(tmp_path, {"axes": {"hidden": [32]}}, {"axes": {"hidden": [32, 64]}})
+    assert added == [t.trial_id for t in spec.trials if t.config.hidden == 64] and len(added) == 4
+    assert all(t.endswith("-hidden=64") for t in added)
+    folder.record("axes", spec, "")
+    sweep = json.loads((folder.path / "sweep.json").read_text())
+    assert [t["trial_id"] for t in sweep["trials"]] == [t.trial_id for t in spec.trials]
+    assert sweep["extensions"][0]["added"] == added and sweep["spec"]["axes"] == {"hidden": [32, 64]}
+    assert folder.added_by(spec) == []
+
+
+def test_a_new_axis_extends_a_folder_made_without_axes_and_its_trials_keep_their_ids(tmp_path):
+    folder, spec, added = grown(tmp_path, {}, {"axes": {"lr": [0.0003, 0.001]}})  # 0.0003: the default they ran with
+    assert added == [t.trial_id for t in spec.trials if t.config.lr == 0.001] and len(added) == 4
+    kept = [t["trial_id"] for t in folder.recorded_trials()]
+    assert kept == ["s000-none-shared", "s000-liminal@1-shared", "s001-none-shared", "s001-liminal@1-shared"]
+    folder.record("axes", spec, "")
+    grid = folder.grid_of(spec)  # what the sweep runs: the old trials under their old ids, the new ones named
+    assert [t.trial_id for t in grid.trials[:2]] == ["s000-none-shared", "s000-none-shared-lr=0.001"]
+    assert [t["trial_id"] for t in folder.recorded_trials()] == [t.trial_id for t in grid.trials]
+    assert folder.added_by(spec) == [] and folder.grid_of(spec) == grid
+    assert len({t.config.teacher_key for t in grid.trials}) == 2  # lr is the student's: the seeds' teachers serve
+
+
+@pytest.mark.parametrize("first, then, message", [
+    ({"axes": {"hidden": [32, 64]}}, {"axes": {"hidden": [64, 128]}},
+     "holds trial s000-none-shared-hidden=32, which the spec does not list (key 'axes.hidden' lacks its value 32)"),
+    ({}, {"axes": {"lr": [0.001, 0.003]}},
+     "holds trial s000-none-shared, which the spec does not list (key 'axes.lr' lacks its value 0.0003)"),
+    ({"axes": {"hidden": [32]}}, {"axes": {"hidden": [32]}, "settings": {"epochs": 3}},
+     "key 'epochs' is 2 there and 3 in the spec (trial s000-none-shared-hidden=32)"),
+    ({"axes": {"hidden": [32, 64]}}, {"settings": {"epochs": 2, "hidden": 32}},
+     "key 'hidden' is 64 there and 32 in the spec (trial s000-none-shared-hidden=64)"),
+])
+def test_a_spec_that_drops_or_changes_a_trial_along_an_axis_is_refused_naming_the_key(tmp_path, first, then, message):
+    with pytest.raises(SweepError) as error:
+        grown(tmp_path, first, then)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_sweep_grown_by_a_new_axis_runs_the_old_trials_under_their_ids(tmp_path, monkeypatch):
+    from sublim.sweeps import tune_run
+
+    folder, spec, _ = grown(tmp_path, {}, {"axes": {"lr": [0.0003, 0.001]}})
+    ran = []
+    monkeypatch.setattr(tune_run, "_run_on_ray", lambda name, spec, text, folder, mnist, pending, *rest: ran.append(
+        [t.trial_id for t in pending]) or {})
+    outcome = tune_run.run_sweep("axes", spec, "", folder, mnist=None, log=lambda line: None)
+    assert ran == [[t.trial_id for t in folder.grid_of(spec).trials]] and "s000-none-shared" in ran[0]
+    assert outcome.total == 8 and "s000-none-shared-lr=0.001" in outcome.failed
+
+
+def test_until_resolved_refuses_axes_in_one_line_before_any_work(tmp_path, capsys):
+    path = tmp_path / "axes.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "axes": {"lr": [0.001, 0.003]}}))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["sweep", str(path), "--storage", str(tmp_path / "results"), "--until-resolved", "--max-seeds", "6"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "does not take a spec with axes yet" in err
+    assert not (tmp_path / "results").exists()
