@@ -98,10 +98,10 @@ class GridTrial:
 def axis_id(config: TrialConfig, axes: typing.Iterable[str]) -> str:
     """The trial id of `config` in a grid over `axes`: seed and arm, then each axis value by name in the
     axes' sorted order (e.g. 's003-none-shared-hidden=1024-lr=0.001'), so the id reads as the point it is."""
-    return config.trial_id + "".join(f"-{name}={_id_value(getattr(config, name))}" for name in sorted(axes))
+    return config.trial_id + "".join(f"-{name}={id_value(getattr(config, name))}" for name in sorted(axes))
 
 
-def _id_value(value: Any) -> str:
+def id_value(value: Any) -> str:
     """A float as its shortest exact form (0.001, 1e-05: distinct values, distinct ids), the rest as written."""
     return repr(value) if isinstance(value, float) else str(value)
 
