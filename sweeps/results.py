@@ -6,8 +6,9 @@ Layout at `<storage>/<name>/`:
     spec.yaml                   the spec file as given
     trials/<trial_id>/          summary.json + trace.parquet of a finished trial; diverged.json of a
                                 diverged one; error.txt of a failed one; checkpoint.pt while it runs
-    teachers/teacher-<key>.pt   the trained teachers (one per seed), reused by every arm and on resume;
-                                teacher-<key>.diverged.json where a teacher diverged (not trained again)
+    teachers/teacher-<key>.pt   the trained teachers (one per seed and value of a teacher's axis), reused by
+                                every arm and on resume; teacher-<key>.diverged.json where a teacher diverged
+                                (not trained again)
     tune/run-<time>/            Ray Tune's own logs of each invocation (TensorBoard) and profile.json
                                 (where its cores' time went); never read back
 Trials write their own checkpoints and outputs here, from whichever node runs them: on a cluster
