@@ -46,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "GPUs; checked only for one pair of widths (see the README's 'Spec files')")
     waves = parser.add_argument_group("growing in waves until the claims are resolved (a group-sequential design)")
     waves.add_argument("--until-resolved", action="store_true",
-                       help="run the spec's arms over seeds in waves, stopping once every claim's primary test "
-                            "crosses its boundary, or at --max-seeds")
+                       help="run the spec's arms over seeds in waves, stopping once every primary directional test "
+                            "the arms can answer is resolved at its look's boundary (family-wise alpha 0.05), or at "
+                            "--max-seeds")
     waves.add_argument("--max-seeds", type=int, metavar="N", help="the planned maximum number of seeds")
     waves.add_argument("--wave", type=int, metavar="K", help="seeds per wave (default: the spec's number of seeds)")
 
