@@ -190,7 +190,9 @@ def closing_paragraph(name: str, args: argparse.Namespace, outcome: SweepOutcome
     minutes, seconds = divmod(round(outcome.seconds), 60)
     text = (f"Sweep {name}: {outcome.finished} of {outcome.total} trials finished in {minutes} min {seconds} s, "
             f"with {outcome.teachers} teacher(s) ({outcome.teachers_trained} trained in this run, the others reused). "
-            + (f"{outcome.profile.line()} " if outcome.profile and outcome.profile.trials else "") +
+            # (no share of the cores' time when Ray started with none: an autoscaling cluster's workers come later)
+            + (f"{outcome.profile.line()} " if outcome.profile and outcome.profile.trials and outcome.profile.capacity
+               else "") +
             f"Results are in {outcome.folder}: sweep.json describes the grid and versions, "
             f"trials/<trial_id>/ holds each trial's summary.json and trace.parquet.")
     if outcome.diverged:

@@ -1,0 +1,194 @@
+"""The cluster path as a user runs it, on this machine: a sweep submitted through Ray's Jobs API to an
+autoscaling cluster made of cluster.yaml's own node types.
+
+The cluster is Ray's fake multi-node provider (`RAY_FAKE_CLUSTER=1`, provider type `fake_multinode`),
+started as cluster.yaml starts its head (`ray start --head --autoscaling-config=...`): worker nodes are
+real raylets on this machine that the autoscaler adds for the sweep's demand and removes when idle.
+Node types, min/max workers and every resource but the CPU count (scaled to one per node) come from
+cluster.yaml, so the test breaks when the config does. Everything listens on 127.0.0.1; waits poll
+cluster state and files, never fixed sleeps.
+"""
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("aiohttp", reason="Ray's Jobs API needs ray[default], as cluster.yaml installs")
+
+import ray  # noqa: E402, F401  (puts Ray's bundled psutil on the path)
+import psutil  # noqa: E402
+import yaml  # noqa: E402
+from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: E402
+
+from conftest import REPO  # noqa: E402
+
+pytestmark = [pytest.mark.cluster, pytest.mark.ray, pytest.mark.mnist]
+
+HEAD_TYPE = "ray.head.default"  # the fake provider's name for the head it did not launch
+TIMEOUT_S = 300  # a safety net only: every wait is on an event
+SPEC = {"name": "clustered", "seeds": [0, 1], "arms": [{"mitigation": "none"}],
+        "settings": {"epochs": 1, "teacher_epochs": 1, "noise_count": 2048, "hidden": 64}}
+LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fake_cluster_config(cluster: dict, gcs_port: int) -> dict:
+    """cluster.yaml's autoscaling part on the fake provider: its node types, one CPU per worker node.
+
+    Workers are scaled down to fit 2 cores (a GPU node keeps its GPU count: fake GPUs, trials placed on
+    them run on the CPU). Idle workers go after 3 s, not cluster.yaml's minutes.
+    """
+    types = cluster["available_node_types"]
+    workers = {name: {"resources": {**node["resources"], "CPU": 1, "object_store_memory": 200 * 2**20},
+                      "node_config": {}, "min_workers": node["min_workers"], "max_workers": node["max_workers"]}
+               for name, node in types.items() if name != cluster["head_node_type"]}
+    head = {"resources": types[cluster["head_node_type"]]["resources"], "node_config": {}, "max_workers": 0}
+    commands = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
+                "head_start_ray_commands", "worker_start_ray_commands")
+    return {"cluster_name": cluster["cluster_name"], "max_workers": cluster["max_workers"],
+            "upscaling_speed": cluster["upscaling_speed"], "idle_timeout_minutes": 0.05,
+            "provider": {"type": "fake_multinode", "gcs_address": f"127.0.0.1:{gcs_port}",
+                         # as Ray's own fake-cluster config: no SSH set-up of nodes, no config-change check, and
+                         # nodes told apart by id (all share 127.0.0.1; by address, none is ever seen idle)
+                         "disable_node_updaters": True, "disable_launch_config_check": True,
+                         "use_node_id_as_ip": True},
+            "auth": {"ssh_user": "ubuntu"}, "available_node_types": {**workers, HEAD_TYPE: head},
+            "head_node_type": HEAD_TYPE, "file_mounts": {}, "cluster_synced_files": [],
+            "file_mounts_sync_continuously": False, "rsync_exclude": [], "rsync_filter": [],
+            **{name: [] for name in commands}}
+
+
+class FakeCluster:
+    """A head started like cluster.yaml's (no CPUs, autoscaler, dashboard on loopback), in its own session."""
+
+    def __init__(self, folder: Path, data_dir: Path):
+        cluster = yaml.safe_load((REPO / "cluster.yaml").read_text())
+        gcs_port, dashboard_port = free_port(), free_port()
+        config = folder / "autoscaling.yaml"
+        config.write_text(json.dumps(fake_cluster_config(cluster, gcs_port)))
+        token = secrets.token_hex(16)
+        bin_dir = str(Path(sys.executable).parent)
+        env = {**os.environ, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1",
+               "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every node's address is 127.0.0.1 (see sweeps/session.py)
+               "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0",
+               "SUBLIM_DATA_DIR": str(data_dir), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        self.log = folder / "head.log"
+        with self.log.open("w") as out:
+            self.head = subprocess.Popen(
+                [f"{bin_dir}/ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
+                 f"--num-cpus={cluster['available_node_types'][cluster['head_node_type']]['resources']['CPU']}",
+                 "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", "--object-store-memory=200000000",
+                 f"--autoscaling-config={config}", "--disable-usage-stats"],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.jobs = self.wait(lambda: self._client(dashboard_port, token), "the Jobs API")
+        self.wait(lambda: HEAD_TYPE in self.nodes().values(), "the head's raylet")  # it starts after the dashboard
+
+    @staticmethod
+    def _client(port: int, token: str) -> JobSubmissionClient | None:
+        try:
+            return JobSubmissionClient(f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
+        except ConnectionError:  # the dashboard is not up yet
+            return None
+
+    def wait(self, condition, what: str):
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            assert self.head.poll() is None, f"the head ended before {what}:\n{self.log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        pytest.fail(f"timed out waiting for {what}")
+
+    def processes(self) -> list:
+        return psutil.Process(self.head.pid).children(recursive=True)
+
+    def nodes(self) -> dict[str, str]:
+        """Node id -> node type of every raylet running now (the head's own is HEAD_TYPE)."""
+        found = {}
+        for process in self.processes():
+            try:
+                if process.name() != "raylet":
+                    continue
+                node_id = next(a.split("=", 1)[1] for a in process.cmdline() if a.startswith("--node_id="))
+                found[node_id] = process.environ().get("RAY_NODE_TYPE_NAME", HEAD_TYPE)
+            except (psutil.Error, StopIteration):  # ended meanwhile
+                pass
+        return found
+
+    def listening(self) -> set[str]:
+        found = set()
+        for process in self.processes():
+            try:
+                found |= {c.laddr.ip for c in process.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+            except psutil.Error:
+                pass
+        return found
+
+    def shutdown(self) -> None:
+        processes = self.processes()
+        self.head.terminate()  # `ray start --block` drains the head and ends what it started
+        self.head.wait()
+        _, alive = psutil.wait_procs(processes, timeout=60)
+        for process in alive:
+            process.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path, data_dir):
+    cluster = FakeCluster(tmp_path, data_dir)
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+def test_a_submitted_sweep_scales_workers_up_from_zero_runs_on_them_and_they_go_when_idle(cluster, tmp_path):
+    spec = tmp_path / "clustered.yaml"
+    spec.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    storage = tmp_path / "results"
+    assert list(cluster.nodes().values()) == [HEAD_TYPE]  # no worker before the sweep asks for one
+    assert cluster.listening() <= LOOPBACK
+    # The README's command line; only the spec and the storage path differ.
+    job = cluster.jobs.submit_job(entrypoint=f"sublim sweep {spec} --storage {storage} --address auto")
+
+    seen: dict[str, str] = {}
+
+    def finished():
+        nodes = cluster.nodes()
+        if len(nodes) > 1:
+            assert cluster.listening() <= LOOPBACK  # the nodes the autoscaler added too
+        seen.update(nodes)
+        status = cluster.jobs.get_job_status(job)
+        return status if status.is_terminal() else None
+
+    status = cluster.wait(finished, "the job to end")
+    logs = cluster.jobs.get_job_logs(job)
+    assert status == JobStatus.SUCCEEDED, logs[-5000:]
+    assert "2 of 2 trials finished" in logs
+
+    workers = {node for node, kind in seen.items() if kind != HEAD_TYPE}
+    assert workers and {seen[node] for node in workers} == {"cpu_worker"}  # added for the demand, CPU type only
+    folder = storage / "clustered"
+    ran_on = {json.loads(line)["node_id"] for path in (folder / "tune").glob("run-*/*/result.json")
+              for line in path.read_text().splitlines()}
+    assert ran_on and ran_on <= workers  # the head ran no trial
+    assert len(list(folder.glob("trials/*/summary.json"))) == 2
+
+    report = subprocess.run([sys.executable, "-m", "sublim", "report", str(folder)], capture_output=True, text=True,
+                            timeout=TIMEOUT_S)
+    assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
+
+    cluster.wait(lambda: list(cluster.nodes().values()) == [HEAD_TYPE], "idle workers to be removed")
