@@ -36,9 +36,10 @@ TARGETS_SHARE = 0.25  # of the object store, at most, for the seeds' distillatio
 
 
 def trial_device(config: TrialConfig) -> torch.device:
-    """`auto` means CUDA only when Ray gave this trial a GPU: a CPU trial never crowds a GPU."""
+    """`auto` means CUDA only when Ray gave this trial a GPU (a CPU trial never crowds a GPU) and CUDA works here
+    (a node that advertises a GPU torch cannot use, e.g. no driver, runs its trials on the CPU)."""
     if config.device == "auto":
-        return torch.device("cuda" if ray.get_gpu_ids() else "cpu")
+        return torch.device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
     return torch.device(config.device)
 
 

@@ -141,6 +141,11 @@ class FakeCluster:
         processes = self.processes()
         self.head.terminate()  # `ray start --block` drains the head and ends what it started
         self.head.wait()
+        for process in processes:  # and the worker nodes the autoscaler started, which outlive it
+            try:
+                process.terminate()
+            except psutil.Error:  # ended meanwhile
+                pass
         _, alive = psutil.wait_procs(processes, timeout=60)
         for process in alive:
             process.kill()
@@ -155,14 +160,15 @@ def cluster(tmp_path, data_dir):
         cluster.shutdown()
 
 
-def test_a_submitted_sweep_scales_workers_up_from_zero_runs_on_them_and_they_go_when_idle(cluster, tmp_path):
-    spec = tmp_path / "clustered.yaml"
-    spec.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+def submit_sweep(cluster: FakeCluster, tmp_path: Path, spec: dict) -> tuple[Path, dict[str, str]]:
+    """Submit the README's command line (only the spec and the storage path differ) on a cluster with no worker;
+    wait for the job to succeed: (results folder, node id -> node type of every node seen meanwhile)."""
+    path = tmp_path / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
     storage = tmp_path / "results"
     assert list(cluster.nodes().values()) == [HEAD_TYPE]  # no worker before the sweep asks for one
     assert cluster.listening() <= LOOPBACK
-    # The README's command line; only the spec and the storage path differ.
-    job = cluster.jobs.submit_job(entrypoint=f"sublim sweep {spec} --storage {storage} --address auto")
+    job = cluster.jobs.submit_job(entrypoint=f"sublim sweep {path} --storage {storage} --address auto")
 
     seen: dict[str, str] = {}
 
@@ -177,13 +183,21 @@ def test_a_submitted_sweep_scales_workers_up_from_zero_runs_on_them_and_they_go_
     status = cluster.wait(finished, "the job to end")
     logs = cluster.jobs.get_job_logs(job)
     assert status == JobStatus.SUCCEEDED, logs[-5000:]
-    assert "2 of 2 trials finished" in logs
+    trials = len(spec["seeds"]) * len(spec["arms"])
+    assert f"{trials} of {trials} trials finished" in logs
+    return storage / spec["name"], seen
 
+
+def tune_results(folder: Path) -> list[dict]:
+    return [json.loads(line) for path in (folder / "tune").glob("run-*/*/result.json")
+            for line in path.read_text().splitlines()]
+
+
+def test_a_submitted_sweep_scales_workers_up_from_zero_runs_on_them_and_they_go_when_idle(cluster, tmp_path):
+    folder, seen = submit_sweep(cluster, tmp_path, SPEC)
     workers = {node for node, kind in seen.items() if kind != HEAD_TYPE}
     assert workers and {seen[node] for node in workers} == {"cpu_worker"}  # added for the demand, CPU type only
-    folder = storage / "clustered"
-    ran_on = {json.loads(line)["node_id"] for path in (folder / "tune").glob("run-*/*/result.json")
-              for line in path.read_text().splitlines()}
+    ran_on = {r["node_id"] for r in tune_results(folder)}
     assert ran_on and ran_on <= workers  # the head ran no trial
     assert len(list(folder.glob("trials/*/summary.json"))) == 2
 
@@ -192,3 +206,19 @@ def test_a_submitted_sweep_scales_workers_up_from_zero_runs_on_them_and_they_go_
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
 
     cluster.wait(lambda: list(cluster.nodes().values()) == [HEAD_TYPE], "idle workers to be removed")
+
+
+def test_gpu_fraction_trials_go_to_the_gpu_node_type_at_most_four_per_gpu(cluster, tmp_path):
+    spec = {**SPEC, "name": "fractions", "seeds": [0, 1, 2, 3, 4], "resources": {"cpus": 0.25, "gpus": 0.25}}
+    folder, seen = submit_sweep(cluster, tmp_path, spec)
+    results = tune_results(folder)
+    ran_on = {r["node_id"] for r in results}
+    assert ran_on and {seen[node] for node in ran_on} == {"gpu_worker"}
+    assert len(ran_on) < len(spec["seeds"])  # fractions share a GPU node
+    spans: dict[str, list[tuple[float, float]]] = {}  # node id -> each trial's (start, end) there
+    for r in results:
+        spans.setdefault(r["node_id"], []).append((r["time_started"], r["time_ended"]))
+    for node, intervals in spans.items():  # a node has one (fake) GPU: at most four trials on it at any time
+        assert max(sum(lo <= start < hi for lo, hi in intervals) for start, _ in intervals) <= 4, node
+    summaries = [json.loads(p.read_text()) for p in folder.glob("trials/*/summary.json")]
+    assert len(summaries) == 5 and {s["ran_on"]["device"] for s in summaries} == {"cpu"}  # no CUDA here
