@@ -138,17 +138,17 @@ class FakeCluster:
         return found
 
     def shutdown(self) -> None:
-        processes = self.processes()
-        self.head.terminate()  # `ray start --block` drains the head and ends what it started
-        self.head.wait()
-        for process in processes:  # and the worker nodes the autoscaler started, which outlive it
+        """Kill the head and every node process at once (a graceful stop drains for up to 30 s; the worker nodes
+        the autoscaler started would outlive the head); their Ray workers end with their raylets."""
+        processes = [psutil.Process(self.head.pid), *self.processes()]
+        for process in processes:
             try:
-                process.terminate()
+                process.kill()
             except psutil.Error:  # ended meanwhile
                 pass
+        self.head.wait()
         _, alive = psutil.wait_procs(processes, timeout=60)
-        for process in alive:
-            process.kill()
+        assert not alive, [p.pid for p in alive]
 
 
 @pytest.fixture
@@ -222,3 +222,52 @@ def test_gpu_fraction_trials_go_to_the_gpu_node_type_at_most_four_per_gpu(cluste
         assert max(sum(lo <= start < hi for lo, hi in intervals) for start, _ in intervals) <= 4, node
     summaries = [json.loads(p.read_text()) for p in folder.glob("trials/*/summary.json")]
     assert len(summaries) == 5 and {s["ran_on"]["device"] for s in summaries} == {"cpu"}  # no CUDA here
+
+
+def test_a_stopped_job_submitted_again_continues_and_ends_with_an_uninterrupted_runs_numbers(cluster, tmp_path,
+                                                                                           data_dir):
+    from test_sweep_ray import assert_same_results, checkpoint_epoch_or_none, finish, start_sweep, write_spec
+
+    epochs = 10
+    spec = {**SPEC, "name": "stopped", "arms": [{"mitigation": "none"}, {"mitigation": "projection", "strengths": 1.0}],
+            "settings": {**SPEC["settings"], "epochs": epochs}}
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    finish(*start_sweep(write_spec(reference, spec), reference / "results", data_dir))  # local Ray, uninterrupted
+
+    path = write_spec(tmp_path, spec)
+    folder = tmp_path / "results" / "stopped"
+    command = f"sublim sweep {path} --storage {folder.parent} --address auto"
+    job = cluster.jobs.submit_job(entrypoint=command)
+
+    def stop_point():
+        """A finished trial, and a running one checkpointed with epochs to go (read from its own checkpoint)."""
+        assert not cluster.jobs.get_job_status(job).is_terminal(), cluster.jobs.get_job_logs(job)[-3000:]
+        if not list(folder.glob("trials/*/summary.json")):
+            return None
+        return [p.parent.name for p in folder.glob("trials/*/checkpoint.pt")
+                if 1 <= (checkpoint_epoch_or_none(folder, p.parent.name) or 0) < epochs - 1] or None
+
+    cluster.wait(stop_point, "a finished trial and a checkpointed running one")
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in folder.glob("trials/*/summary.json")}
+    cluster.jobs.stop_job(job)
+    assert cluster.wait(lambda: cluster.jobs.get_job_status(job).is_terminal() and cluster.jobs.get_job_status(job),
+                        "the job to stop") == JobStatus.STOPPED
+    resumable = {p.parent.name: checkpoint_epoch_or_none(folder, p.parent.name)
+                 for p in folder.glob("trials/*/checkpoint.pt")}
+    resumable = {trial: epoch for trial, epoch in resumable.items() if epoch}
+    assert resumable
+
+    again = cluster.jobs.submit_job(entrypoint=command)  # the same command
+    status = cluster.wait(lambda: cluster.jobs.get_job_status(again).is_terminal() and
+                          cluster.jobs.get_job_status(again), "the second job to end")
+    logs = cluster.jobs.get_job_logs(again)
+    assert status == JobStatus.SUCCEEDED and "4 of 4 trials finished" in logs, logs[-5000:]
+    for trial, mtime in finished.items():  # finished trials are not rerun
+        assert (folder / "trials" / trial / "summary.json").stat().st_mtime_ns == mtime
+    second_run = sorted((folder / "tune").glob("run-*"))[-1]
+    restored = {trial: json.loads((second_run / trial / "result.json").read_text().splitlines()[0])
+                ["restored_from_epoch"] for trial in resumable if (second_run / trial / "result.json").exists()}
+    # Unfinished ones continue from their checkpoints (a stopped trial may have finished as it went).
+    assert restored and all(restored[trial] >= resumable[trial] for trial in restored)
+    assert_same_results(folder, reference / "results" / "stopped")
