@@ -19,15 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
+import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
+import psutil
+import yaml
+from ray.job_submission import JobStatus, JobSubmissionClient  # the Jobs API: ray[default], a project dependency
 
-pytest.importorskip("aiohttp", reason="Ray's Jobs API needs ray[default], as cluster.yaml installs")
-
-import ray  # noqa: E402, F401  (puts Ray's bundled psutil on the path)
-import psutil  # noqa: E402
-import yaml  # noqa: E402
-from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: E402
-
-from conftest import REPO  # noqa: E402
+from conftest import REPO
 
 pytestmark = [pytest.mark.cluster, pytest.mark.ray, pytest.mark.mnist]
 
