@@ -16,7 +16,6 @@ from typing import Iterable
 
 from sublim.core.config import TrialConfig
 
-MNIST_PIXELS, CLASSES = 784, 10
 STUDENT_CORE_SECONDS = 11.0  # a default trial's student, one thread, the mean over paper.yaml's arms
 TEACHER_CORE_SECONDS = 4.6  # a default teacher, one thread
 TRIAL_OVERHEAD_CORE_SECONDS = 0.54  # per trial of paper.yaml's sweep: set-up, checkpoints, reporting, idle cores
@@ -25,8 +24,8 @@ TRIAL_OVERHEAD_CORE_SECONDS = 0.54  # per trial of paper.yaml's sweep: set-up, c
 def step_flops(config: TrialConfig) -> int:
     """Multiply-adds per image of the MLP's forward pass: its backward pass is a fixed multiple of it, so it ranks
     trials as their training time does."""
-    h = config.hidden
-    return MNIST_PIXELS * h + h * h + h * (CLASSES + config.aux_logits)
+    widths = config.layer_widths
+    return sum(d_in * d_out for d_in, d_out in zip(widths[:-1], widths[1:]))
 
 
 def student_work(config: TrialConfig) -> int:

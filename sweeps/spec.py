@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from sublim.core.config import ConfigError, TrialConfig, accepts, check_value, field_types
+from sublim.core.config import ConfigError, TrialConfig, accepts, check_value, field_types, level_label
 from sublim.core.files import MAX_NAME_LENGTH, TRIAL_ID_PATTERN
 from sublim.core.mitigations import MITIGATIONS
 
@@ -98,12 +98,8 @@ class GridTrial:
 def axis_id(config: TrialConfig, axes: typing.Iterable[str]) -> str:
     """The trial id of `config` in a grid over `axes`: seed and arm, then each axis value by name in the
     axes' sorted order (e.g. 's003-none-shared-hidden=1024-lr=0.001'), so the id reads as the point it is."""
-    return config.trial_id + "".join(f"-{name}={id_value(getattr(config, name))}" for name in sorted(axes))
-
-
-def id_value(value: Any) -> str:
-    """A float as its shortest exact form (0.001, 1e-05: distinct values, distinct ids), the rest as written."""
-    return repr(value) if isinstance(value, float) else str(value)
+    level = level_label({name: getattr(config, name) for name in axes})
+    return f"{config.trial_id}-{level}" if level else config.trial_id
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ def test_cli_checks_storage_text_and_an_earlier_sweep_before_any_work(tmp_path, 
     code, err = _sweep_cli([spec, "--storage", tmp_path / "results"], capsys)
     assert code == 2 and "trial id 'ssss" in err and "at most 100 characters" in err and err.count("\n") == 1
     code, err = _sweep_cli(["no-such-shipped-spec"], capsys)
-    assert code == 2 and "no shipped spec of that name; shipped: paper, smoke" in err
+    assert code == 2 and "no shipped spec of that name; shipped: paper, scaling, smoke" in err
     assert sorted(p.name for p in damaged.iterdir()) == ["sweep.json"]
 
 

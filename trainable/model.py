@@ -21,7 +21,7 @@ from .seeding import generator
 
 def layer_shapes(config: TrialConfig) -> list[tuple[tuple[int, int], tuple[int]]]:
     """(weight shape, bias shape) of each linear layer: 784 → h → h → 10 + m."""
-    widths = [IMAGE_PIXELS, config.hidden, config.hidden, NUM_CLASSES + config.aux_logits]
+    widths = config.layer_widths
     return [((d_out, d_in), (d_out,)) for d_in, d_out in zip(widths[:-1], widths[1:])]
 
 

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFol
 def dry_run(spec: SweepSpec) -> str:
     """The grid and its predicted cost (sweeps/cost.py), for sizing a cluster before anything runs."""
     from sublim.sweeps.cost import predicted_cost
-    from sublim.sweeps.spec import id_value
+    from sublim.core.config import label_value
 
     configs = [t.config for t in spec.trials]
     per_seed = len(configs) // len(spec.seeds)
@@ -124,7 +124,7 @@ def dry_run(spec: SweepSpec) -> str:
              f"teacher(s); ids from {spec.trials[0].trial_id} to {spec.trials[-1].trial_id}"]
     for name, values in spec.axes.items():
         levels = [[c for c in configs if getattr(c, name) == value] for value in values]
-        lines.append(f"  {name}: " + "; ".join(f"{id_value(value)}: {len(level)} trials, "
+        lines.append(f"  {name}: " + "; ".join(f"{label_value(value)}: {len(level)} trials, "
                                                f"{len({c.teacher_key for c in level})} teacher(s)"
                                                for value, level in zip(values, levels)))
     cost = predicted_cost(configs)

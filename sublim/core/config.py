@@ -15,9 +15,10 @@ import math
 import typing
 from dataclasses import dataclass, field
 from types import NoneType, UnionType
-from typing import Any, Literal, Union
+from typing import Any, Literal, Mapping, Union
 
 from .mitigations import MITIGATIONS
+from .schema import IMAGE_PIXELS, NUM_CLASSES
 
 Mitigation = Literal[tuple(MITIGATIONS)]  # type: ignore[valid-type]  # the registry's names
 StudentInit = Literal["shared", "independent"]
@@ -157,8 +158,30 @@ class TrialConfig(Settings):
         return f"s{self.seed:03d}-{self._mitigation_label}-{self.student_init}"
 
     @property
+    def layer_widths(self) -> tuple[int, ...]:
+        """The MLP's widths, 784 → h → h → 10 + m: the model builds its layers from them."""
+        return (IMAGE_PIXELS, self.hidden, self.hidden, NUM_CLASSES + self.aux_logits)
+
+    @property
+    def parameter_count(self) -> int:
+        """Weights and biases of the MLP: the P over which alignment is a cosine (270,093 at the defaults)."""
+        widths = self.layer_widths
+        return sum(d_in * d_out + d_out for d_in, d_out in zip(widths[:-1], widths[1:]))
+
+    @property
     def _mitigation_label(self) -> str:
         return self.mitigation if self.mitigation == "none" else f"{self.mitigation}@{self.strength:g}"
+
+
+def level_label(values: Mapping[str, Any]) -> str:
+    """A point of a sweep's axes as text, each value by name in sorted order ('hidden=1024-lr=0.001'): trial ids
+    end with it, and the report names a level's rows and figures by it."""
+    return "-".join(f"{name}={label_value(values[name])}" for name in sorted(values))
+
+
+def label_value(value: Any) -> str:
+    """A float as its shortest exact form (0.001, 1e-05: distinct values, distinct labels), the rest as written."""
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 @functools.cache
