@@ -344,7 +344,14 @@ def tests_table(trials: pd.DataFrame, options: Options = Options(), rows: list[P
         except Refusal as refusal:
             row.update(verdict=REFUSED, note=str(refusal), p=np.nan)
         out.append(row)
-    table = pd.DataFrame(out)
+    return tabulate(out, planned, alphas)
+
+
+def tabulate(rows: list[dict[str, Any]], planned: list[Planned] | None = None,
+             alphas: dict[tuple, float] | None = None) -> pd.DataFrame:
+    """Answered rows as the tests table: every column, the alternative, Holm over the primary rows (or the
+    sequential levels of `planned` rows), verdicts and seeds-needed."""
+    table = pd.DataFrame(rows)
     for column in (*COLUMNS, "null", "effect_size"):
         if column not in table:
             table[column] = np.nan
@@ -363,12 +370,12 @@ def _alternative(test: str) -> str:
     return {"TOST equivalence": "equivalence", "non-inferiority": "non-inferiority"}.get(test, "two-sided")
 
 
-def _adjust(table: pd.DataFrame, planned: list[Planned], alphas: dict[tuple, float] | None) -> None:
+def _adjust(table: pd.DataFrame, planned: list[Planned] | None, alphas: dict[tuple, float] | None) -> None:
     """Holm over the primary rows (or each test's sequential level), then every row's verdict."""
     table["alpha"] = inf.ALPHA
     table["p_adjusted"] = table["p"]
     primary = (table["role"] == "primary") & table["p"].notna()
-    if alphas is not None:
+    if alphas is not None and planned is not None:
         table["alpha"] = [alphas.get(p.key, inf.ALPHA) for p in planned]
     elif primary.sum() > 1:
         table.loc[primary, "p_adjusted"] = multipletests(table.loc[primary, "p"], alpha=inf.ALPHA, method="holm")[1]

@@ -31,7 +31,7 @@ def trial_metrics(completed: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     each layer's mean alignment; the positive share of update-alignment steps; the first-order change of
     the probe trait loss that the steps predict (Σ g_t·Δθ over every step but the last) beside the change
     measured over the same steps (the last step's probe loss minus the first's, each before its update);
-    and epoch 1's accuracy gain minus the mean gain of later epochs."""
+    epoch 1's accuracy gain minus the mean gain of later epochs; and the model's parameter count P."""
     steps = steps.dropna(subset=["trial_id"]).sort_values(["trial_id", "step"])
     by_trial = steps.groupby("trial_id")
     extra = pd.DataFrame({f"mean_alignment_{layer}": by_trial[f"alignment_{layer}"].mean() for layer in LAYER_NAMES})
@@ -49,7 +49,17 @@ def trial_metrics(completed: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
             [gains[e] for e in range(2, max(epochs) + 1)], axis=1).mean(axis=1, skipna=False)
     else:
         out["epoch1_gain_minus_later"] = np.nan
+    widths = [out[name] if name in out else pd.Series(np.nan, index=out.index) for name in ("hidden", "aux_logits")]
+    out["parameter_count"] = [parameter_count(h, m) for h, m in zip(*widths)]
     return out
+
+
+def parameter_count(hidden: Any, aux_logits: Any) -> float:
+    """P of a trial's MLP from its recorded widths (NaN when the record lacks them)."""
+    try:
+        return float(TrialConfig(hidden=int(hidden), aux_logits=int(aux_logits)).parameter_count)
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def _status_counts(trials: pd.DataFrame) -> dict[str, int]:
@@ -101,9 +111,9 @@ def dose_table(completed: pd.DataFrame, kinds: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def first_order_table(completed: pd.DataFrame) -> pd.DataFrame:
+def first_order_table(completed: pd.DataFrame, axes: list[str] = ()) -> pd.DataFrame:
     """Per trial: the predicted and measured change of the probe trait loss (the first-order accounting)."""
-    return completed[["trial_id", "arm", "seed", "predicted_trait_loss_change", "measured_trait_loss_change"]]
+    return completed[["trial_id", "arm", "seed", *axes, "predicted_trait_loss_change", "measured_trait_loss_change"]]
 
 
 def data_summary(results: Results) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from sublim.core.files import atomic_write
 from sublim.core.mitigations import MITIGATIONS
 
 from . import inference as inf
+from .axes import EXPONENT_TEST, RANDOM_EXPONENT, RELATION_METRICS, TRACKING_ACROSS, TREND, regressor
 from .contrasts import BASELINE, MEDIATORS, REFUSED, ZERO, mitigation_sample
 from .errors import Refusal, need
 from .load import arm_order
@@ -57,6 +58,14 @@ CAPTIONS = {
                    "first-order change the steps predict (Σ g_t·Δθ over the same steps); the line is y = x. Legend: "
                    f"each arm's share mean(predicted) / mean(measured) over seeds with its {BAND} (delta method), "
                    "the tests table's first-order rows.",
+    "across": "Along the axis: each arm's mean alignment, update alignment and trait gain at each level, mean ± "
+              f"{BAND} over seeds; thin lines with {BAND} bands: each arm's trend along the axis (OLS over trials on "
+              "log2 of the axis where its values span 4x or more, SEs clustered by seed), the tests table's trend "
+              "rows. On the alignments, dashed: none/shared's power law in the parameter count P, the table's "
+              "exponent row (Gaussian GLM with log link, SEs clustered by seed), at each level's P; "
+              "dotted: the P^-1/2 of random directions from the fit's first level. Right: none/shared's trait gain "
+              "against mean alignment, one point per trial coloured by level, and the table's across-levels "
+              "tracking slope with its band.",
 }
 
 
@@ -352,10 +361,105 @@ def first_order(completed: pd.DataFrame, tests: pd.DataFrame) -> Figure:
     return fig
 
 
+Y_LABELS = {"mean_alignment": "mean alignment cos(g_distill, g_trait)",
+            "mean_update_alignment": "mean update alignment cos(−Δθ, g_trait)", "trait_gain": GAIN}
+
+
+def across_axis(completed: pd.DataFrame, tests: pd.DataFrame, table: pd.DataFrame, axis: str,
+                groups: pd.Series) -> Figure:
+    """Along one axis: each arm's mean alignment, update alignment and trait gain per level (mean ± 95% CI over
+    seeds) with the trend the tests table fits; on the alignments, none/shared's power law in P (the exponent
+    row) beside the slope −1/2 of random directions; and trait gain against mean alignment in none/shared with
+    the across-levels tracking line. `groups`: each trial's level of the other axes (the fits' intercepts)."""
+    need(len(table) > 0 and table[axis].nunique() >= 2, f"needs completed trials at 2 or more values of {axis}")
+    claim, colours = f"across {axis}", arm_colours(completed)
+    fitted = regressor(completed[axis], axis)
+    numeric = fitted is not None
+    fig = Figure(figsize=(13.5, 12.5), dpi=DPI, layout="constrained")
+    axes = list(fig.subplots(2, 2).flat)
+    positions = {value: i for i, value in enumerate(dict.fromkeys(table[axis]))}
+    for ax, metric in zip(axes, RELATION_METRICS):
+        for arm in arm_order(completed):
+            rows = table[table["arm"] == arm]
+            if rows.empty:
+                continue
+            x = rows[axis].astype(float) if numeric else rows[axis].map(positions)
+            mean = rows[f"{metric}_mean"].to_numpy(dtype=float)
+            trend = _rows(tests, answered=True, claim=claim, arm=arm, test=TREND, metric=f"{metric} ~ {fitted[0]}"
+                          ) if numeric else tests.iloc[:0]
+            said = f": trend {_interval(trend.iloc[0])} per {'doubling' if fitted[0].startswith('log2') else 'unit'}" \
+                if len(trend) else ""
+            ax.errorbar(x, mean, yerr=[mean - rows[f"{metric}_ci_low"], rows[f"{metric}_ci_high"] - mean],
+                        color=colours[arm], marker="o", capsize=3, linestyle="none" if len(trend) else "-",
+                        label=f"{arm} (n={int(rows[f'{metric}_n'].max())} per level){said}")
+            if len(trend):
+                one = completed[completed["arm"] == arm].assign(arm=groups)
+                fit = inf.slope(one.assign(**{fitted[0]: regressor(one[axis], axis)[1]}), fitted[0], metric)[1]
+                grid = np.geomspace(x.min(), x.max(), 50) if fitted[0].startswith("log2") else np.linspace(
+                    x.min(), x.max(), 50)
+                exog = pd.DataFrame({name: (np.log2(grid) if fitted[0].startswith("log2") else grid)
+                                     if name == fitted[0] else float(name == "const") for name in fit.model.exog_names})
+                _fit_line(ax, fit, exog, grid, colours[arm], linewidth=1.0, gid=f"trend:{arm}:{metric}")
+        exponent = _rows(tests, answered=True, claim=claim, test=EXPONENT_TEST, metric=f"{metric} ∝ P^b")
+        if len(exponent):
+            rows = table[table["arm"] == BASELINE].drop_duplicates(axis)
+            x, power = rows[axis].astype(float), rows["parameter_count"].to_numpy(dtype=float)
+            base = completed[completed["arm"] == BASELINE]
+            fit = inf.exponent(base.assign(arm=groups[base.index]), metric, RANDOM_EXPONENT)[1]
+            exog = pd.DataFrame({name: np.log(power) if name == "parameter_count" else float(name == "const")
+                                 for name in fit.model.exog_names})
+            curve = fit.predict(exog)
+            ax.plot(x, curve, color="black", linestyle="--", linewidth=1.2, gid=f"exponent:{metric}",
+                    label=f"{BASELINE} fit ∝ P^b, b = {_interval(exponent.iloc[0])}")
+            ax.plot(x, curve[0] * (power / power[0]) ** RANDOM_EXPONENT, color="#888888", linestyle=":",
+                    linewidth=1.2, label=f"∝ P^{RANDOM_EXPONENT:g} (random directions), for comparison")
+        ax.axhline(0, color="black", linewidth=0.6, linestyle=":")
+        if numeric and fitted[0].startswith("log2"):
+            ax.set_xscale("log", base=2)
+        ticks = sorted(positions) if numeric else list(positions.values())
+        ax.set_xticks([float(t) for t in ticks] if numeric else ticks, [str(v) for v in positions])
+        ax.minorticks_off()
+        ax.set(xlabel=axis, ylabel=Y_LABELS[metric], title=f"{Y_LABELS[metric].split(' cos')[0]} along {axis}")
+        _legend_below(ax, columns=1)
+    ax = axes[-1]
+    base = completed[completed["arm"] == BASELINE].dropna(subset=["trait_gain", "mean_alignment"])
+    for value in positions:
+        rows = base[base[axis] == value]
+        ax.scatter(rows["mean_alignment"], rows["trait_gain"], s=22, alpha=0.85, label=f"{axis} = {value} (n={len(rows)})")
+    tracking = _rows(tests, answered=True, claim=claim, test=TRACKING_ACROSS)
+    if len(tracking) and len(base):
+        fit = inf.slope(base.assign(arm=groups[base.index]), "mean_alignment")[1]
+        grid = np.linspace(base["mean_alignment"].min(), base["mean_alignment"].max(), 50)
+        exog = pd.DataFrame({name: grid if name == "mean_alignment" else float(name == "const")
+                             for name in fit.model.exog_names})
+        _fit_line(ax, fit, exog, grid, "black", linewidth=1.4, gid="tracking",
+                  label=f"across levels: slope {_interval(tracking.iloc[0])}")
+    ax.set(xlabel=X_LABELS["mean_alignment"], ylabel=GAIN,
+           title=f"{BASELINE}: does trait gain track alignment across {axis}?")
+    _legend_below(ax, columns=1)
+    _title(fig, f"Along {axis}: mean ± {BAND} over seeds per level; lines: the tests table's fits (trend per arm; "
+                f"{BASELINE}'s power law in P; tracking), SEs clustered by seed")
+    return fig
+
+
+def draw(name: str, build: Callable[[], Figure], folder: Path) -> dict[str, str]:
+    """One figure into `folder` as NAME.png: {"file": path relative to the report folder} or {"refused": why},
+    a stale PNG removed. Text is drawn literally (no mathtext), so that a label holding `$` cannot break it."""
+    path = folder / f"{name}.png"
+    try:
+        with matplotlib.rc_context({"text.parse_math": False}):
+            fig = build()
+            atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+        return {"file": f"{folder.name}/{path.name}"}
+    except Refusal as refusal:
+        path.unlink(missing_ok=True)  # a stale figure from an earlier report would mislead
+        return {"refused": str(refusal)}
+
+
 def draw_all(completed: pd.DataFrame, steps: pd.DataFrame, epochs: pd.DataFrame, tests: pd.DataFrame,
-             doses: pd.DataFrame, folder: Path) -> dict[str, dict[str, str]]:
-    """Draw every figure into `folder`: {name: {"file": path relative to the report folder} or {"refused": why}}.
-    Text is drawn literally (no mathtext), so that an arm label holding `$` cannot break a figure."""
+             doses: pd.DataFrame, folder: Path, suffix: str = "") -> dict[str, dict[str, str]]:
+    """Draw every figure into `folder`, each named NAME + `suffix` (a level's, in a sweep over axes):
+    {name: {"file": path relative to the report folder} or {"refused": why}}."""
     jobs: dict[str, Callable[[], Figure]] = {
         "alignment_steps": lambda: alignment_over_steps(steps, completed),
         "update_alignment_steps": lambda: alignment_over_steps(steps, completed, column="update_alignment"),
@@ -365,15 +469,4 @@ def draw_all(completed: pd.DataFrame, steps: pd.DataFrame, epochs: pd.DataFrame,
         "per_layer_alignment": lambda: per_layer_alignment(tests, completed),
         "first_order": lambda: first_order(completed, tests),
     }
-    drawn: dict[str, dict[str, str]] = {}
-    for name, build in jobs.items():
-        path = folder / f"{name}.png"
-        try:
-            with matplotlib.rc_context({"text.parse_math": False}):
-                fig = build()
-                atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-            drawn[name] = {"file": f"{folder.name}/{path.name}"}
-        except Refusal as refusal:
-            path.unlink(missing_ok=True)  # a stale figure from an earlier report would mislead
-            drawn[name] = {"refused": str(refusal)}
-    return drawn
+    return {name + suffix: draw(name + suffix, build, folder) for name, build in jobs.items()}

@@ -108,13 +108,13 @@ def per_seed(trials: pd.DataFrame, arms: list[str], metric: str) -> pd.DataFrame
 
 def _fit(formula_y: pd.Series, exog: pd.DataFrame, seeds: pd.Series) -> Any:
     """OLS with standard errors clustered by seed where a seed has several trials (its arms share a teacher),
-    else HC3; refused when the covariance is undefined."""
+    with t on seeds − 1 degrees of freedom, else HC3; refused when the covariance is undefined."""
     need(np.linalg.matrix_rank(exog.to_numpy()) == exog.shape[1], "the regressors are collinear in this sample")
     model = sm.OLS(formula_y.to_numpy(dtype=float), exog)
     if seeds.value_counts().max() > 1:
         need(seeds.nunique() >= MIN_SEEDS + 1, f"needs at least {MIN_SEEDS + 1} seeds to cluster by seed, "
              f"has {seeds.nunique()}")
-        fit = model.fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(seeds)[0]})
+        fit = model.fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(seeds)[0]}, use_t=True)
     else:
         fit = model.fit(cov_type="HC3")
     need(bool(np.isfinite(fit.bse).all()), "the standard errors are undefined: a trial has leverage 1")
@@ -150,8 +150,37 @@ def slope(trials: pd.DataFrame, x: str, y: str = "trait_gain") -> tuple[Row, Any
     low, high = fit.conf_int(alpha=ALPHA).loc[x]
     return ({"n": int(sample["seed"].nunique()), "trials": len(sample), "estimate": float(fit.params[x]),
              "ci_low": float(low), "ci_high": float(high), "ci_level": CONFIDENCE,
-             "statistic": float(fit.tvalues[x]), "df": float(fit.df_resid), "p": float(fit.pvalues[x]),
+             "statistic": float(fit.tvalues[x]), "df": float(_inference_df(fit)), "p": float(fit.pvalues[x]),
              "r2": float(fit.rsquared), "cov": fit.cov_type}, fit)
+
+
+def _inference_df(fit: Any) -> float:
+    """The t distribution's degrees of freedom: seeds − 1 when clustered by seed, else the residual df."""
+    return float(getattr(fit, "df_resid_inference", None) or fit.df_resid)
+
+
+def exponent(sample: pd.DataFrame, y: str, null: float, x: str = "parameter_count") -> tuple[Row, Any]:
+    """The exponent b of E[y] = a_arm · x^b over trials: a Gaussian GLM with log link (so a trial with y <= 0
+    still counts; only the means must be positive), an intercept per `arm` value, SEs clustered by seed (t on
+    seeds − 1 df); tested against `null`. Returns (row, fitted model)."""
+    sample = slope_sample(sample, x, y)
+    need(sample["seed"].nunique() >= MIN_SEEDS + 1, f"needs at least {MIN_SEEDS + 1} seeds to cluster by seed, "
+         f"has {sample['seed'].nunique()}")
+    means = sample.groupby(["arm", x])[y].mean()
+    need(bool((means > 0).all()), f"a mean of {y} at some {x} is not positive ({means.min():.3g}): a power law "
+         "in it has no exponent")
+    exog = arm_design(sample.assign(**{x: np.log(sample[x].astype(float))}), x)
+    start = sm.OLS(np.log(sample.groupby(["arm", x])[y].transform("mean")), exog).fit().params
+    model = sm.GLM(sample[y].to_numpy(dtype=float), exog, family=sm.families.Gaussian(sm.families.links.Log()))
+    fit = model.fit(start_params=start, cov_type="cluster", cov_kwds={"groups": pd.factorize(sample["seed"])[0]},
+                    use_t=True)
+    need(bool(fit.converged) and bool(np.isfinite(fit.bse).all()), "the power-law fit did not converge")
+    b, se, df = float(fit.params[x]), float(fit.bse[x]), _inference_df(fit)
+    low, high = fit.conf_int(alpha=ALPHA).loc[x]
+    t = (b - null) / se
+    return ({"n": int(sample["seed"].nunique()), "trials": len(sample), "estimate": b, "ci_low": float(low),
+             "ci_high": float(high), "ci_level": CONFIDENCE, "statistic": t, "df": df,
+             "p": float(2 * scipy_stats.t.sf(abs(t), df)), "cov": fit.cov_type}, fit)
 
 
 def heterogeneity(trials: pd.DataFrame, x: str, y: str = "trait_gain") -> Row:

@@ -8,6 +8,7 @@ is missing. Only completed trials ever reach a statistic.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sublim.core.config import TrialConfig
 from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, read_json
 from sublim.core.mitigations import MITIGATIONS
 from sublim.core.schema import SUMMARY_FIELDS, TRACE_COLUMNS
@@ -51,6 +53,7 @@ class Results:
     steps: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     sequential: dict[str, Any] | None = None  # a sweep grown in waves: its design, each look, why it stopped
+    axes: dict[str, list[Any]] = field(default_factory=dict)  # the spec's axes: each varied setting's values
 
     @property
     def completed(self) -> pd.DataFrame:
@@ -226,7 +229,23 @@ def _load_sweep(path: Path) -> Results:
         loader.notes.append(f"{len(strays)} folder(s) under {TRIALS_DIR}/ not listed in {SWEEP_FILE} ignored")
     results = loader.results(path, str(sweep.get("name") or path.name), "sweep")
     results.sequential = sweep.get("sequential") if isinstance(sweep.get("sequential"), dict) else None
+    results.axes = _axes(sweep.get("axes"), results)
     return _checked(results)
+
+
+def _axes(declared: Any, results: Results) -> dict[str, list[Any]]:
+    """sweep.json's axes where each names a trial setting the trials record, with a list of values; else none
+    (with a loading note), and the report treats the folder as one level."""
+    if declared is None:
+        return {}
+    settings = {f.name for f in dataclasses.fields(TrialConfig)} - set(IDENTITY)
+    if not (isinstance(declared, dict) and all(isinstance(name, str) and name in settings and name in results.trials
+                                               and isinstance(values, list) and values
+                                               for name, values in declared.items())):
+        results.warnings.append(f"{SWEEP_FILE}'s axes are not a mapping from recorded trial settings to lists of "
+                                "values; the report treats the folder as one level")
+        return {}
+    return dict(declared)
 
 
 def _load_run(path: Path) -> Results:

@@ -22,9 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sublim.core.config import level_label
 from sublim.core.files import atomic_write, json_safe, write_json, write_text
 
 from . import figures, sequential
+from .axes import (RANDOM_EXPONENT, across_tests, at_level, level_of, level_table, levels, tests_by_level,
+                   trial_groups, with_axis_columns)
 from .contrasts import (BASELINE, CLAIMS, MITIGATIONS_WITH_DOSE, REFUSED, VERDICTS, ZERO, Options, arm_frame, plan,
                         claim_verdict, tests_table)
 from .descriptives import (arm_table, data_summary, dose_table, epoch_table, first_order_table, settings,
@@ -90,9 +93,14 @@ def check_options(options: Options) -> None:
 
 
 def analyse(results: Results, options: Options = Options()) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(completed trials with their per-trial metrics, the tests table): what a notebook needs. A sweep grown in
-    waves is judged at its sequential design's levels."""
+    """(completed trials with their per-trial metrics, the tests table): what a notebook needs. A sweep over
+    axes is tested within each level (a column per axis) and across levels (claims 'across AXIS'); a sweep
+    grown in waves is judged at its sequential design's levels."""
     completed = trial_metrics(results.completed, results.steps)
+    if results.axes:
+        return completed, with_axis_columns(pd.concat([tests_by_level(completed, results.axes, options),
+                                                       across_tests(completed, results.axes)], ignore_index=True),
+                                            results.axes)
     epochs = int(completed["epochs_done"].max()) if "epochs_done" in completed else 0
     tests = tests_table(completed, options, plan(arm_frame(completed), epochs))
     return completed, sequential.judged_by_design(results.sequential, tests) if results.sequential else tests
@@ -204,12 +212,25 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _write(results: Results, completed: pd.DataFrame, tests: pd.DataFrame, options: Options,
            folder: Path) -> ReportFiles:
-    epochs, doses = epoch_table(completed), dose_table(completed, MITIGATIONS_WITH_DOSE)
-    drawn = figures.draw_all(completed, results.steps, epochs, tests, doses, folder / "figures")
-    claims = [{"id": claim, "title": title, "verdict": claim_verdict(tests, claim)}
-              for claim, (title, _) in CLAIMS.items()]
-    tables = {"tests": tests, "trials": results.trials, "arms": arm_table(results.trials), "arm_epochs": epochs,
-              "dose_response": doses, "first_order": first_order_table(completed)}
+    axes, drawn, claims, parts = results.axes, {}, [], {"arms": [], "arm_epochs": [], "dose_response": []}
+    for level in levels(completed, axes):  # one level, {}, without axes
+        label = level_label(level)
+        here, here_tests = at_level(completed, level), at_level(tests, level)
+        epochs, doses = epoch_table(here), dose_table(here, MITIGATIONS_WITH_DOSE)
+        drawn.update(figures.draw_all(here, results.steps, epochs, here_tests, doses, folder / "figures",
+                                      f"-{label}" if label else ""))
+        claims += [{"id": claim, "title": title, "verdict": claim_verdict(here_tests, claim), **level}
+                   for claim, (title, _) in CLAIMS.items()]
+        for name, table in (("arms", arm_table(at_level(results.trials, level))), ("arm_epochs", epochs),
+                            ("dose_response", doses)):
+            parts[name].append(table.assign(**level))
+    tables = {"tests": tests, "trials": results.trials,
+              **{name: pd.concat(tables, ignore_index=True) for name, tables in parts.items()},
+              "first_order": first_order_table(completed, list(axes))}
+    for axis in axes:
+        table = tables[f"across_{axis}"] = level_table(completed, axes, axis)
+        drawn[f"across_{axis}"] = figures.draw(f"across_{axis}", lambda table=table, axis=axis: figures.across_axis(
+            completed, tests, table, axis, trial_groups(completed, axes, axis)), folder / "figures")
     table_paths = []
     for name, table in tables.items():
         path = folder / "tables" / f"{name}.csv"
@@ -217,11 +238,12 @@ def _write(results: Results, completed: pd.DataFrame, tests: pd.DataFrame, optio
         table_paths.append(path)
     data, used = data_summary(results), settings(completed)
     meta = {"name": results.name, "results": str(results.path), "source": results.kind, "confidence": CONFIDENCE,
-            "alpha": ALPHA, "baseline": BASELINE, **dataclasses.asdict(options)}
-    stats = {"schema": SCHEMA, "meta": meta, "settings": used, "data": data, "claims": claims,
-             "tests": _records(tests), "arms": _records(tables["arms"]), "epochs": _records(epochs),
-             "dose_response": _records(doses), "figures": drawn, "sequential": results.sequential,
-             "verdicts": VERDICTS}
+            "alpha": ALPHA, "baseline": BASELINE, "axes": list(axes), **dataclasses.asdict(options)}
+    stats = {"schema": SCHEMA, "meta": meta, "settings": used, "data": data, "axes": axes, "claims": claims,
+             "tests": _records(tests), "arms": _records(tables["arms"]), "epochs": _records(tables["arm_epochs"]),
+             "dose_response": _records(tables["dose_response"]),
+             "across": {axis: _records(tables[f"across_{axis}"]) for axis in axes}, "figures": drawn,
+             "sequential": results.sequential, "verdicts": VERDICTS}
     files = ReportFiles(folder=folder, markdown=folder / "report.md", html=folder / "report.html",
                         stats=folder / "stats.json", tables=table_paths,
                         figures=[folder / f["file"] for f in drawn.values() if "file" in f], claims=claims,
@@ -257,13 +279,22 @@ def test_rows(tests: pd.DataFrame) -> Table:
 
 def _sentence(row: dict[str, Any]) -> str:
     """One primary row in words: what was compared, the estimate with its interval and p, the verdict."""
-    against = "" if row["reference"] in ("0", "0.5") else f" minus {row['reference']}"
+    against = "" if _is_number(row["reference"]) else f" minus {row['reference']}"
     if row["verdict"] in (REFUSED, ZERO):
         return f"{row['arm']}, {row['metric']}{against}: {row['verdict']} ({row['note']})."
     p = f"p = {fmt(row['p'])}" + (f", adjusted {fmt(row['p_adjusted'])}" if row["p_adjusted"] != row["p"] else "")
     flip = f"; the verdict flips at margin {fmt(row['flip_margin'])}" if np.isfinite(row["flip_margin"]) else ""
     return (f"{row['arm']}, {row['metric']}{against} ({row['test']}, expects {expectation(row)}): "
             f"{_interval(row)}, {p}, n = {fmt(row['n'])} seeds{flip}: **{row['verdict']}**.")
+
+
+def _is_number(text: str) -> bool:
+    """A reference that is a number (a null value), not an arm."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def expectation(row: dict[str, Any]) -> str:
@@ -273,12 +304,15 @@ def expectation(row: dict[str, Any]) -> str:
             "!=": f"not {null}"}.get(row["expect"], f"{row['expect']} {null}")
 
 
-def _figures(stats: dict[str, Any], names: tuple[str, ...]) -> list[Block]:
+def _figures(stats: dict[str, Any], names: tuple[str, ...], label: str = "") -> list[Block]:
+    """The figures `names` (of the level `label`, in a sweep over axes), or why each was not drawn."""
     blocks: list[Block] = []
     for name in names:
-        drawn = stats["figures"].get(name, {"refused": "not drawn"})
-        blocks.append(Image(drawn["file"], figures.CAPTIONS[name]) if "file" in drawn
-                      else Paragraph(f"Figure `{name}` not drawn: {drawn['refused']}."))
+        key, at = (f"{name}-{label}", f"At {label}. ") if label else (name, "")
+        drawn = stats["figures"].get(key, {"refused": "not drawn"})
+        caption = figures.CAPTIONS[name.split("_")[0] if name.startswith("across_") else name]
+        blocks.append(Image(drawn["file"], at + caption) if "file" in drawn
+                      else Paragraph(f"Figure `{key}` not drawn: {drawn['refused']}."))
     return blocks
 
 
@@ -287,21 +321,23 @@ def _ordered(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(_rank=rank).sort_values("_rank", kind="stable").drop(columns="_rank")
 
 
-def _claim_section(stats: dict[str, Any], tests: pd.DataFrame, claim: dict[str, str]) -> list[Block]:
+def _claim_section(stats: dict[str, Any], tests: pd.DataFrame, claim: dict[str, str], label: str = "",
+                   depth: int = 2) -> list[Block]:
     rows = tests[tests["claim"] == claim["id"]]
     primary = rows[rows["role"].isin(("primary", "sustained"))]
     words = " ".join(_sentence(row) for row in primary.to_dict("records")) or "No primary test for these arms."
-    return [Heading(claim["title"]), Paragraph(f"**Claim.** {CLAIMS[claim['id']][1]}"),
+    return [Heading(claim["title"], depth), Paragraph(f"**Claim.** {CLAIMS[claim['id']][1]}"),
             test_rows(_ordered(rows)), Paragraph(f"**Verdict: {claim['verdict']}.** {words}"),
-            *_figures(stats, CLAIM_FIGURES.get(claim["id"], ()))]
+            *_figures(stats, CLAIM_FIGURES.get(claim["id"], ()), label)]
 
 
 def _warnings(stats: dict[str, Any], tests: pd.DataFrame) -> list[Block]:
     seeds = tests.loc[(tests["arm"] == BASELINE) & (tests["claim"] == "claim1") & (tests["role"] == "primary"), "n"]
-    n = int(seeds.iloc[0]) if len(seeds) and np.isfinite(seeds.iloc[0]) else 0
+    n = int(seeds.min()) if len(seeds) and np.isfinite(seeds).all() else 0
     items = []
     if n < FEW_SEEDS:
-        items.append(f"This sweep is too small for its verdicts: {n} seed(s) in {BASELINE} (tests need at least "
+        at = " (at its smallest level)" if stats["axes"] else ""
+        items.append(f"This sweep is too small for its verdicts: {n} seed(s) in {BASELINE}{at} (tests need at least "
                      f"{MIN_SEEDS}; the effects this study looks for need about {FEW_SEEDS} or more, see Seeds "
                      "needed). Read 'not shown' here as 'not enough data', not as evidence against a claim.")
     if stats["settings"]:
@@ -331,7 +367,7 @@ def _data_section(stats: dict[str, Any], arms: pd.DataFrame) -> list[Block]:
                   f"{fmt(data['teacher_acc']['mean'])} (range {fmt(data['teacher_acc']['min'])} to "
                   f"{fmt(data['teacher_acc']['max'])}) over {data['teacher_acc']['n']} teachers."),
         Table(["arm", *STATUSES, *(f"{m} [{CI}]" for m in metrics)],
-              [[row["arm"], *(fmt(row[s]) for s in STATUSES),
+              [[" at ".join(filter(None, (row["arm"], level_of(row, stats["axes"])))), *(fmt(row[s]) for s in STATUSES),
                 *(f"{fmt(row[f'{m}_mean'])} [{fmt(row[f'{m}_ci_low'])}, {fmt(row[f'{m}_ci_high'])}]" for m in metrics)]
                for row in arms.to_dict("records")])]
     why = {"failed": lambda row: row["error"], "invalid": lambda row: row["reason"],
@@ -356,9 +392,10 @@ def _dose_blocks(doses: list[dict[str, Any]]) -> list[Block]:
                    for d in doses])] if doses else []
 
 
-def _seeds_section(tests: pd.DataFrame) -> list[Block]:
+def _seeds_section(tests: pd.DataFrame, axes: dict[str, list[Any]]) -> list[Block]:
     primary = tests[tests["role"] == "primary"]
-    rows = [[row["claim"], row["arm"], row["metric"], row["test"], fmt(row["n"]),
+    rows = [[row["claim"], " at ".join(filter(None, (row["arm"], level_of(row, axes)))), row["metric"], row["test"],
+             fmt(row["n"]),
              fmt(row["seeds_needed"]) if np.isfinite(row["seeds_needed"]) else
              ("not computed for equivalence" if row["expect"] == "=" else row["note"] or "n/a")]
             for row in primary.to_dict("records")]
@@ -414,22 +451,82 @@ def _methods(stats: dict[str, Any]) -> list[Block]:
                 "on log(1 + s / s_min); the lower AIC wins, linear on a tie. Simulated p-values resolve to "
                 f"1/{meta['mediation_sims']} (seed {meta['mediation_seed']}).",
                 f"Tests need at least {MIN_SEEDS} seeds with some spread; fewer, and the row is refused with the "
-                "reason."])]
+                "reason.",
+                *(["Over axes: every row above is answered within its level, and primary rows are Holm-adjusted "
+                   "within their level (each level is the study rerun at that setting). Rows about an axis are fits "
+                   "to per-trial numbers with SEs clustered by seed (t on seeds − 1 df): trends by OLS (on log2 of "
+                   "the axis where it spans 4x or more), tracking by OLS of trait_gain on mean_alignment without and "
+                   "with level intercepts, the exponent in P by a Gaussian GLM with log link (so trials with "
+                   "alignment <= 0 still count)."] if meta["axes"] else [])])]
+
+
+def _level_sections(stats: dict[str, Any], tests: pd.DataFrame, level: dict[str, Any], depth: int) -> list[Block]:
+    """Every claim's section, then the secondary sections, of one level (the whole folder without axes)."""
+    label, blocks = level_label(level), []
+    for claim in (c for c in stats["claims"] if all(c.get(name) == value for name, value in level.items())):
+        blocks += _claim_section(stats, tests, claim, label, depth)
+    doses = [d for d in stats["dose_response"] if all(d.get(name) == value for name, value in level.items())]
+    for claim, (heading, text, names) in SECTIONS.items():
+        rows = tests[tests["claim"] == claim]
+        blocks += [Heading(heading, depth), Paragraph(text), *([test_rows(rows)] if len(rows) else []),
+                   *(_dose_blocks(doses) if claim == "mediation" else []), *_figures(stats, names, label)]
+    return blocks
+
+
+def _across_section(stats: dict[str, Any], tests: pd.DataFrame, axis: str) -> list[Block]:
+    """How the arms' alignment and acquisition move along one axis: per-level means, the across rows, the figure."""
+    rows = tests[tests["claim"] == f"across {axis}"]
+    metrics = ("mean_alignment", "mean_update_alignment", "trait_gain")
+    table = stats["across"][axis]
+    others = ["other_axes"] if table and "other_axes" in table[0] else []
+    levels_table = Table(["arm", *others, axis, "parameters P", "n", *(f"{m} [{CI}]" for m in metrics),
+                          "mean_alignment × √P"],
+                         [[row["arm"], *(row[o] for o in others), fmt(row[axis]), fmt(row["parameter_count"]),
+                           fmt(row["trait_gain_n"]),
+                           *(f"{fmt(row[f'{m}_mean'])} [{fmt(row[f'{m}_ci_low'])}, {fmt(row[f'{m}_ci_high'])}]"
+                             for m in metrics), fmt(row["alignment_x_sqrt_p"])] for row in table])
+    judged = rows[rows["test"].isin(("exponent in P", "tracking across levels", "tracking within levels"))]
+    words = " ".join(_sentence(row) for row in judged.to_dict("records"))
+    return [Heading(f"Across {axis}: does alignment survive it, and does acquisition follow?"),
+            Paragraph(f"Per arm and level of {axis}, over seeds (descriptive). Random directions in P dimensions have "
+                      f"cosines of order P^{RANDOM_EXPONENT:g}: where mean_alignment × √P stays level along the axis, "
+                      "alignment scales as random directions' would; where it grows, alignment decays more slowly."),
+            levels_table,
+            Paragraph(f"Tests along {axis} (claim 'across {axis}'; secondary rows, each at alpha {fmt(ALPHA)}): each "
+                      "arm's trend; whether trait gain tracks mean alignment over the trials of every level "
+                      "(across) and within levels (an intercept per level); and, where the axis changes P, the "
+                      f"exponent b of {BASELINE}'s mean alignment ∝ P^b, tested against {RANDOM_EXPONENT:g} "
+                      "(supported: alignment decays more slowly than random directions')."),
+            test_rows(rows), *([Paragraph(words)] if words else []), *_figures(stats, (f"across_{axis}",))]
 
 
 def document(stats: dict[str, Any], tests: pd.DataFrame, arms: pd.DataFrame) -> list[Block]:
     """The report's blocks, from stats.json's content and the tests table."""
-    summary = Table(["question", "verdict"], [[claim["title"], claim["verdict"]] for claim in stats["claims"]])
+    axes = stats["axes"]
+    points = list({level_label(level): level for level in (
+        {name: claim[name] for name in axes} for claim in stats["claims"])}.values())
+    if axes:
+        verdicts = {(claim["id"], level_label({n: claim[n] for n in axes})): claim["verdict"]
+                    for claim in stats["claims"]}
+        summary = Table(["question", *map(level_label, points)],
+                        [[title, *(verdicts[(claim, level_label(p))] for p in points)]
+                         for claim, (title, _) in CLAIMS.items()])
+    else:
+        summary = Table(["question", "verdict"], [[claim["title"], claim["verdict"]] for claim in stats["claims"]])
     blocks: list[Block] = [
         Heading(f"Subliminal learning report: {stats['meta']['name']}", 1),
         Paragraph("Does a student distilled only on a teacher's auxiliary logits, on noise, acquire the teacher's "
                   "MNIST skill, and does the alignment of distillation and trait gradients drive it? Every test "
-                  "below is one row of tables/tests.csv; verdict levels are defined in Methods."),
+                  "below is one row of tables/tests.csv; verdict levels are defined in Methods."
+                  + (f" This sweep varies {', '.join(axes)}: each claim is tested within each level (one column "
+                     "per level above), and each axis has a section on what changes along it." if axes else "")),
         summary, *_warnings(stats, tests), *_settings_section(stats), *_data_section(stats, arms)]
-    for claim in stats["claims"]:
-        blocks += _claim_section(stats, tests, claim)
-    for claim, (heading, text, names) in SECTIONS.items():
-        rows = tests[tests["claim"] == claim]
-        blocks += [Heading(heading), Paragraph(text), *([test_rows(rows)] if len(rows) else []),
-                   *(_dose_blocks(stats["dose_response"]) if claim == "mediation" else []), *_figures(stats, names)]
-    return blocks + _seeds_section(tests) + _sequential_section(stats["sequential"]) + _methods(stats)
+    for level in points:
+        if axes:
+            blocks += [Heading(f"At {level_label(level)}"),
+                       Paragraph(f"Every claim's tests on the trials at {level_label(level)} only.")]
+        blocks += _level_sections(stats, at_level(tests, level), level, 3 if axes else 2)
+    for axis in axes:
+        blocks += _across_section(stats, tests, axis)
+    return (blocks + _seeds_section(tests, axes) + _sequential_section(stats["sequential"])
+            + _methods(stats))

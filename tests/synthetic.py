@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sublim.core.config import TrialConfig
+
 REPO = Path(__file__).resolve().parents[1]
 ARMS = [("none", 0.0, "shared"), ("none", 0.0, "independent"), ("projection", 1.0, "shared"),
         ("liminal", 0.5, "shared"), ("liminal", 2.0, "shared")]
@@ -23,16 +25,19 @@ def arm_label(mitigation: str, strength: float, init: str) -> str:
 def trial_outputs(seed: int, mitigation: str, strength: float, init: str, rng: np.random.Generator,
                   seed_effect: float, projection_drop: float = 0.001, loss_noise: float = 0.01,
                   loss_cost: dict | None = None, gain_per_alignment: dict | None = None,
-                  first_order_share: float | None = None) -> tuple[dict, pd.DataFrame]:
+                  first_order_share: float | None = None, alignment_scale: float = 1.0,
+                  settings: dict | None = None) -> tuple[dict, pd.DataFrame]:
     """A plausible summary.json and trace: alignment lowered by mitigation (not by placebo), gain following
     alignment; the update alignment and per-layer alignments follow the gradient alignment (no extra draws).
     `loss_cost` maps an arm to what it adds to the final distillation loss (default: projection +0.002);
     `gain_per_alignment` an arm to its slope of gain on alignment (default GAIN_PER_ALIGNMENT);
     `first_order_share` plants Σ g_t·Δθ over all steps but the last at that share of the measured trait-loss
-    change, with 5% noise per trial."""
+    change, with 5% noise per trial. `alignment_scale` multiplies the planted alignment level (not its noise);
+    `settings` override the recorded config's settings (e.g. a level of an axis)."""
     shared = init == "shared"
     drop = projection_drop if mitigation == "projection" else 0.0
     level = 0.0 if not shared else 0.004 / (1 + 0.25 * strength) if mitigation == "liminal" else 0.004 - drop * strength
+    level *= alignment_scale
     shape = np.linspace(1.25, 0.75, EPOCHS)  # alignment fading over training
     if mitigation == "liminal":
         shape[0] /= 1 + 0.25 * strength  # attenuated most in the first epoch
@@ -64,7 +69,7 @@ def trial_outputs(seed: int, mitigation: str, strength: float, init: str, rng: n
               "schedule": "liminal", "lambda0": 1.0, "tau2_epochs": 1.0, "temperature": 2.0, "kl_logits": "all",
               "epochs": EPOCHS, "teacher_epochs": 5, "batch_size": 1024, "lr": 3e-4, "teacher_lr": 3e-4,
               "hidden": 256, "aux_logits": 3, "noise_count": 8192, "probe_batch_size": 1024, "train_size": 50000,
-              "split_seed": 0, "device": "cpu"}
+              "split_seed": 0, "device": "cpu", **(settings or {})}
     summary = {
         "arm": arm_label(mitigation, strength, init), "teacher_key": f"teacher{seed}",
         "teacher_acc": 0.95 + rng.normal(0, 0.005), "student_acc_before": acc[0], "student_acc": acc[-1],
@@ -90,16 +95,23 @@ def write_trial(folder: Path, summary: dict, trace: pd.DataFrame) -> None:
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
-def write_sweep(root: Path, seeds: int = 6, arms=ARMS, failed=(), missing=(), rng_seed: int = 0, **options) -> Path:
+def write_sweep(root: Path, seeds: int = 6, arms=ARMS, failed=(), missing=(), rng_seed: int = 0,
+                hidden: tuple[int, ...] = (), alignment_exponent: float = -0.5, **options) -> Path:
     """A sweep folder as `sublim sweep` writes it; trial ids in `failed` get error.txt, in `missing` nothing;
-    `options` go to `trial_outputs`."""
+    `options` go to `trial_outputs`. With `hidden`, an axis over those widths: alignment's level scales as
+    P^alignment_exponent relative to the default width's P (gain follows it through its slope)."""
     rng = np.random.default_rng(rng_seed)
     trials = []
+    widths = hidden or (None,)
     for seed in range(seeds):
         seed_effect = rng.normal(0, 0.02)
-        for mitigation, strength, init in arms:
-            trial_id = f"t{seed}_{mitigation}_{strength:g}_{init}"
-            summary, trace = trial_outputs(seed, mitigation, strength, init, rng, seed_effect, **options)
+        for (mitigation, strength, init), width in ((arm, width) for arm in arms for width in widths):
+            trial_id = f"t{seed}_{mitigation}_{strength:g}_{init}" + (f"-hidden={width}" if width else "")
+            level = {} if width is None else {
+                "settings": {"hidden": width},
+                "alignment_scale": (TrialConfig(hidden=width).parameter_count
+                                    / TrialConfig().parameter_count) ** alignment_exponent}
+            summary, trace = trial_outputs(seed, mitigation, strength, init, rng, seed_effect, **level, **options)
             trials.append({"trial_id": trial_id, "arm": summary["arm"], "config": summary["config"],
                            "teacher_key": summary["teacher_key"]})
             folder = root / "trials" / trial_id
@@ -109,7 +121,9 @@ def write_sweep(root: Path, seeds: int = 6, arms=ARMS, failed=(), missing=(), rn
             elif trial_id not in missing:
                 write_trial(folder, summary, trace)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "sweep.json").write_text(json.dumps({"name": root.name, "spec": {}, "versions": {}, "trials": trials}))
+    axes = {"axes": {"hidden": list(hidden)}} if hidden else {}
+    (root / "sweep.json").write_text(json.dumps({"name": root.name, "spec": {}, "versions": {}, "trials": trials,
+                                                 **axes}))
     (root / "spec.yaml").write_text("name: synthetic\n")
     return root
 
