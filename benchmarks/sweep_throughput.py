@@ -9,6 +9,7 @@ one teacher per seed (in the seed's first trial) and runs one single-threaded tr
     python benchmarks/sweep_throughput.py --data-dir DIR --epochs 1 --teacher-epochs 1 --noise-count 10000
     python benchmarks/sweep_throughput.py --data-dir DIR --spec sweeps/paper.yaml   # a spec; sweep only
     python benchmarks/sweep_throughput.py --data-dir DIR --spec sweeps/paper.yaml --seeds 4 --gpus 0.25
+    python benchmarks/sweep_throughput.py --data-dir DIR --spec sweeps/scaling.yaml --seeds 2  # widths 64-1024
 
 Prints, in core-seconds per trial, where each one's time went; the ratio of the sweep's wall time to
 the plain loop's beside the bound that teacher reuse and perfect packing allow; and the targets:
@@ -123,7 +124,8 @@ def main() -> None:
     settings = spec.settings
     mnist = load_mnist(args.data_dir)
     n = len(spec.trials)
-    print(f"{n} trials ({len(spec.seeds)} seeds x {n // len(spec.seeds)} arms), settings "
+    points = "points of arms x axes" if spec.axes else "arms"
+    print(f"{n} trials ({len(spec.seeds)} seeds x {n // len(spec.seeds)} {points}), settings "
           f"{settings or 'protocol defaults'}, {spec.resources.cpus:g} CPU(s) and {spec.resources.gpus:g} GPU per "
           f"trial in the sweep; {os.cpu_count()} cores, {torch.cuda.device_count()} GPUs", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
