@@ -71,6 +71,11 @@ class FakeCluster:
     """A head started like cluster.yaml's (no CPUs, autoscaler, dashboard on loopback), in its own session."""
 
     def __init__(self, folder: Path, data_dir: Path):
+        self.folder, self.data_dir = folder, data_dir
+        self.start()
+
+    def start(self) -> None:
+        folder, data_dir = self.folder, self.data_dir
         cluster = yaml.safe_load((REPO / "cluster.yaml").read_text())
         gcs_port, dashboard_port = free_port(), free_port()
         config = folder / "autoscaling.yaml"
@@ -82,11 +87,14 @@ class FakeCluster:
                "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0",
                "SUBLIM_DATA_DIR": str(data_dir), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
         self.log = folder / "head.log"
-        with self.log.open("w") as out:
+        with self.log.open("a") as out:
             self.head = subprocess.Popen(
                 [f"{bin_dir}/ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
                  f"--num-cpus={cluster['available_node_types'][cluster['head_node_type']]['resources']['CPU']}",
                  "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", "--object-store-memory=200000000",
+                 # not Ray's fixed defaults (52365, 10001), which another Ray on this machine may hold: the Jobs API
+                 # needs the head's agent
+                 f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}",
                  f"--autoscaling-config={config}", "--disable-usage-stats"],
                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.jobs = self.wait(lambda: self._client(dashboard_port, token), "the Jobs API")
@@ -146,6 +154,40 @@ class FakeCluster:
         self.head.wait()
         _, alive = psutil.wait_procs(processes, timeout=60)
         assert not alive, [p.pid for p in alive]
+
+    def restart(self) -> None:
+        """The head dies and is started again from the same config: every process of the cluster killed at once
+        (the head machine's Ray, the driver running there and the job records its GCS held; the worker nodes,
+        which on a real cluster end by themselves once the GCS is gone), then a fresh head, with no worker."""
+        self.shutdown()
+        self.start()
+
+    def driver(self) -> psutil.Process:
+        """The job's driver: the process running `sublim sweep` (not the shell of the job's entrypoint, if any)."""
+        found = []
+        for process in self.processes():
+            try:
+                args = process.cmdline()
+            except psutil.Error:  # ended meanwhile
+                continue
+            if any(Path(a).name == "sublim" and b == "sweep" for a, b in zip(args, args[1:])):
+                found.append(process)
+        assert len(found) == 1, found
+        return found[0]
+
+    def trials_running(self) -> bool:
+        """Whether a trial's Ray worker (an actor of Tune's function trainable) runs on any node."""
+        for process in self.processes():
+            try:
+                if process.cmdline()[:1] and process.cmdline()[0].startswith("ray::ImplicitFunc"):
+                    return True
+            except psutil.Error:  # ended meanwhile
+                pass
+        return False
+
+    def job_end(self, job: str, what: str) -> JobStatus:
+        """Wait for the job to end: its final status."""
+        return self.wait(lambda: (status := self.jobs.get_job_status(job)).is_terminal() and status, what)
 
 
 @pytest.fixture
@@ -221,23 +263,52 @@ def test_gpu_fraction_trials_go_to_the_gpu_node_type_at_most_four_per_gpu(cluste
     assert len(summaries) == 5 and {s["ran_on"]["device"] for s in summaries} == {"cpu"}  # no CUDA here
 
 
-def test_a_stopped_job_submitted_again_continues_and_ends_with_an_uninterrupted_runs_numbers(cluster, tmp_path,
-                                                                                           data_dir):
-    from test_sweep_ray import assert_same_results, checkpoint_epoch_or_none, finish, start_sweep, write_spec
+INTERRUPTED = {**SPEC, "name": "interrupted",
+               "arms": [{"mitigation": "none"}, {"mitigation": "projection", "strengths": 1.0}],
+               "settings": {**SPEC["settings"], "epochs": 10}}
 
-    epochs = 10
-    spec = {**SPEC, "name": "stopped", "arms": [{"mitigation": "none"}, {"mitigation": "projection", "strengths": 1.0}],
-            "settings": {**SPEC["settings"], "epochs": epochs}}
-    reference = tmp_path / "reference"
-    reference.mkdir()
-    finish(*start_sweep(write_spec(reference, spec), reference / "results", data_dir))  # local Ray, uninterrupted
 
-    path = write_spec(tmp_path, spec)
-    folder = tmp_path / "results" / "stopped"
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, data_dir) -> Path:
+    """INTERRUPTED swept once on a private local Ray, uninterrupted: its results folder."""
+    from test_sweep_ray import finish, start_sweep, write_spec
+
+    root = tmp_path_factory.mktemp("uninterrupted")
+    finish(*start_sweep(write_spec(root, INTERRUPTED), root / "results", data_dir))
+    return root / "results" / INTERRUPTED["name"]
+
+
+def stop_job(cluster: FakeCluster, job: str) -> None:
+    """`ray job stop`: the driver is told to stop, and stops its trials."""
+    cluster.jobs.stop_job(job)
+    assert cluster.job_end(job, "the job to stop") == JobStatus.STOPPED
+
+
+def kill_driver(cluster: FakeCluster, job: str) -> None:
+    """The driver's process killed (SIGKILL): its lock stays behind, and Ray ends the job and its trials."""
+    cluster.driver().kill()
+    assert cluster.job_end(job, "the job to fail") == JobStatus.FAILED
+
+
+def kill_head(cluster: FakeCluster, job: str) -> None:
+    """The head dies (the driver with it), and is started again from the same config."""
+    cluster.restart()
+
+
+@pytest.mark.parametrize("interrupt", [stop_job, kill_driver, kill_head], ids=["job_stopped", "driver_killed",
+                                                                               "head_killed"])
+def test_an_interrupted_job_submitted_again_continues_and_ends_with_an_uninterrupted_runs_numbers(
+        cluster, tmp_path, uninterrupted, interrupt):
+    from test_sweep_ray import assert_same_results, checkpoint_epoch_or_none, write_spec
+
+    epochs = INTERRUPTED["settings"]["epochs"]
+    trials = len(INTERRUPTED["seeds"]) * len(INTERRUPTED["arms"])
+    path = write_spec(tmp_path, INTERRUPTED)
+    folder = tmp_path / "results" / INTERRUPTED["name"]
     command = f"sublim sweep {path} --storage {folder.parent} --address auto"
     job = cluster.jobs.submit_job(entrypoint=command)
 
-    def stop_point():
+    def interrupt_point():
         """A finished trial, and a running one checkpointed with epochs to go (read from its own checkpoint)."""
         assert not cluster.jobs.get_job_status(job).is_terminal(), cluster.jobs.get_job_logs(job)[-3000:]
         if not list(folder.glob("trials/*/summary.json")):
@@ -245,26 +316,28 @@ def test_a_stopped_job_submitted_again_continues_and_ends_with_an_uninterrupted_
         return [p.parent.name for p in folder.glob("trials/*/checkpoint.pt")
                 if 1 <= (checkpoint_epoch_or_none(folder, p.parent.name) or 0) < epochs - 1] or None
 
-    cluster.wait(stop_point, "a finished trial and a checkpointed running one")
+    cluster.wait(interrupt_point, "a finished trial and a checkpointed running one")
     finished = {p.parent.name: p.stat().st_mtime_ns for p in folder.glob("trials/*/summary.json")}
-    cluster.jobs.stop_job(job)
-    assert cluster.wait(lambda: cluster.jobs.get_job_status(job).is_terminal() and cluster.jobs.get_job_status(job),
-                        "the job to stop") == JobStatus.STOPPED
+    interrupt(cluster, job)
+    cluster.wait(lambda: not cluster.trials_running(), "the interrupted job's trials to end")
     resumable = {p.parent.name: checkpoint_epoch_or_none(folder, p.parent.name)
                  for p in folder.glob("trials/*/checkpoint.pt")}
     resumable = {trial: epoch for trial, epoch in resumable.items() if epoch}
     assert resumable
+    killed = interrupt is not stop_job  # a killed driver leaves its lock behind: the next one takes it over
+    assert (folder / "driver.lock").exists() == killed
 
     again = cluster.jobs.submit_job(entrypoint=command)  # the same command
-    status = cluster.wait(lambda: cluster.jobs.get_job_status(again).is_terminal() and
-                          cluster.jobs.get_job_status(again), "the second job to end")
+    status = cluster.job_end(again, "the second job to end")
     logs = cluster.jobs.get_job_logs(again)
-    assert status == JobStatus.SUCCEEDED and "4 of 4 trials finished" in logs, logs[-5000:]
+    assert status == JobStatus.SUCCEEDED and f"{trials} of {trials} trials finished" in logs, logs[-5000:]
+    assert killed == ("taking over the lock of driver" in logs and "(its process is no longer running)" in logs)
     for trial, mtime in finished.items():  # finished trials are not rerun
         assert (folder / "trials" / trial / "summary.json").stat().st_mtime_ns == mtime
     second_run = sorted((folder / "tune").glob("run-*"))[-1]
+    assert not {p.parent.name for p in second_run.glob("*/result.json")} & finished.keys()
     restored = {trial: json.loads((second_run / trial / "result.json").read_text().splitlines()[0])
                 ["restored_from_epoch"] for trial in resumable if (second_run / trial / "result.json").exists()}
-    # Unfinished ones continue from their checkpoints (a stopped trial may have finished as it went).
+    # Unfinished ones continue from their checkpoints (an interrupted trial may have finished as it went).
     assert restored and all(restored[trial] >= resumable[trial] for trial in restored)
-    assert_same_results(folder, reference / "results" / "stopped")
+    assert_same_results(folder, uninterrupted)
