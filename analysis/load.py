@@ -229,12 +229,13 @@ def _load_sweep(path: Path) -> Results:
         loader.notes.append(f"{len(strays)} folder(s) under {TRIALS_DIR}/ not listed in {SWEEP_FILE} ignored")
     results = loader.results(path, str(sweep.get("name") or path.name), "sweep")
     results.sequential = sweep.get("sequential") if isinstance(sweep.get("sequential"), dict) else None
-    results.axes = _axes(sweep.get("axes"), results)
+    spec = sweep.get("spec")
+    results.axes = _axes(spec.get("axes") if isinstance(spec, dict) else None, results)
     return _checked(results)
 
 
 def _axes(declared: Any, results: Results) -> dict[str, list[Any]]:
-    """sweep.json's axes where each names a trial setting the trials record, with a list of values; else none
+    """The spec's axes (sweep.json's spec) where each names a trial setting the trials record, with a list of values; else none
     (with a loading note), and the report treats the folder as one level."""
     if declared is None:
         return {}

@@ -121,9 +121,8 @@ def write_sweep(root: Path, seeds: int = 6, arms=ARMS, failed=(), missing=(), rn
             elif trial_id not in missing:
                 write_trial(folder, summary, trace)
     root.mkdir(parents=True, exist_ok=True)
-    axes = {"axes": {"hidden": list(hidden)}} if hidden else {}
-    (root / "sweep.json").write_text(json.dumps({"name": root.name, "spec": {}, "versions": {}, "trials": trials,
-                                                 **axes}))
+    spec = {"axes": {"hidden": list(hidden)}} if hidden else {}
+    (root / "sweep.json").write_text(json.dumps({"name": root.name, "spec": spec, "versions": {}, "trials": trials}))
     (root / "spec.yaml").write_text("name: synthetic\n")
     return root
 
