@@ -145,7 +145,7 @@ def across_tests(completed: pd.DataFrame, axes: dict[str, list[Any]]) -> pd.Data
                       f"OLS over trials at every {axis}, {within}SEs clustered by seed",
                       lambda: inf.slope(pooled, "mean_alignment")[0]),
                  _row(claim, BASELINE, "trait_gain ~ mean_alignment", TRACKING_WITHIN, ">",
-                      f"OLS with an intercept per level, SEs clustered by seed",
+                      "OLS with an intercept per level, SEs clustered by seed",
                       lambda: inf.slope(by_level, "mean_alignment")[0])]
         if completed[base].groupby(groups[base])["parameter_count"].nunique().gt(1).any():  # the axis changes P
             rows += [_row(claim, BASELINE, f"{metric} ∝ P^b", EXPONENT_TEST, ">",

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sublim.core.config import TrialConfig
-from sublim.core.schema import IMAGE_PIXELS, NUM_CLASSES
+from sublim.core.schema import NUM_CLASSES
 
 from .seeding import generator
 
