@@ -1,8 +1,12 @@
-"""A tiny axes sweep end to end on real MNIST with Ray, then grown along an axis: its trials, teachers and ids."""
+"""A tiny axes sweep end to end on real MNIST with Ray, then grown along an axis: its trials, teachers and ids,
+and the report across its axes."""
 
 import json
 
+import pandas as pd
 import pytest
+
+from sublim.cli import main
 
 from test_sweep_ray import finish, start_sweep, summaries, write_spec
 
@@ -33,3 +37,13 @@ def test_an_axes_sweep_trains_a_teacher_per_seed_and_width_and_grows_by_a_new_wi
     sweep = json.loads((folder / "sweep.json").read_text())
     assert sorted(sweep["extensions"][0]["added"]) == sorted(set(summaries(folder)) - expected)
     assert all("-hidden=48-" in t for t in sweep["extensions"][0]["added"])
+
+    assert main(["report", str(folder), "--mediation-sims", "10"]) == 0  # the report across both axes
+    report = folder / "report"
+    tests = pd.read_csv(report / "tables" / "tests.csv")
+    within = tests.dropna(subset=["hidden", "lr"])
+    assert {(int(h), lr) for h, lr in zip(within["hidden"], within["lr"])} == {
+        (h, lr) for h in (16, 32, 48) for lr in (0.001, 0.003)}
+    assert {"across hidden", "across lr"} <= set(tests["claim"])
+    assert (report / "figures" / "across_hidden.png").is_file() and (report / "figures" / "across_lr.png").is_file()
+    assert "## At hidden=48-lr=0.003" in (report / "report.md").read_text()
