@@ -16,7 +16,6 @@ from typing import Any, Callable
 import matplotlib
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from matplotlib.figure import Figure
 
 from sublim.core.files import atomic_write
@@ -256,21 +255,19 @@ def gain_vs_alignment(completed: pd.DataFrame, tests: pd.DataFrame) -> Figure:
 
 
 def _dose_line(ax: Any, completed: pd.DataFrame, kind: str, top: float, colour: str) -> None:
-    """The dose model the mediation rows of `kind` use (`inference.dose_model`'s scale; trait_gain ~ dose + an
-    intercept per seed, by OLS) at the sample's average seed, with its band; or why there is none."""
+    """The dose model the mediation rows of `kind` use (`inference.dose_model`: trait_gain ~ dose + an intercept
+    per seed, by OLS, on the scale its rule chose) at the sample's average seed, with its band; or why there is
+    none."""
     sample = mitigation_sample(completed, kind).dropna(subset=["trait_gain", "strength"])
     if not (sample["strength"] > 0).any() or len(sample) <= sample["seed"].nunique() + 1:
         ax.plot([], [], " ", label="no dose model: needs more trials than seeds + 1, some at strength > 0")
         return
-    s_min, scale = float(sample.loc[sample["strength"] > 0, "strength"].min()), inf.dose_model(sample)[0]
-    design = inf.arm_design(sample.assign(arm=sample["seed"].astype(str),
-                                          dose=inf.DOSES[scale](sample["strength"], s_min)), "dose")
-    fit = sm.OLS(sample["trait_gain"].to_numpy(dtype=float), design).fit()
-    grid = np.unique(np.concatenate([np.linspace(0, top, 60), np.geomspace(s_min, top, 60)]))
-    exog = pd.DataFrame([design.mean()] * len(grid)).assign(dose=inf.DOSES[scale](grid, s_min))
-    dose = "s" if scale == "linear" else f"log(1 + s/{s_min:g})"
-    _fit_line(ax, fit, exog, grid, colour, linewidth=1.2, linestyle="-.", gid=f"dose:{kind}:{scale}",
-              label=f"dose model: trait_gain ~ {dose} + seed, slope {fit.params['dose']:.3g}")
+    model = inf.dose_model(sample)
+    grid = np.unique(np.concatenate([np.linspace(0, top, 60), np.geomspace(model.s_min, top, 60)]))
+    exog = pd.DataFrame([model.exog.mean()] * len(grid)).assign(dose=inf.DOSES[model.scale](grid, model.s_min))
+    dose = "s" if model.scale == "linear" else f"log(1 + s/{model.s_min:g})"
+    _fit_line(ax, model.fit, exog, grid, colour, linewidth=1.2, linestyle="-.", gid=f"dose:{kind}:{model.scale}",
+              label=f"dose model: trait_gain ~ {dose} + seed, slope {model.fit.params['dose']:.3g}")
 
 
 def dose_response(completed: pd.DataFrame, doses: pd.DataFrame) -> Figure:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from statsmodels.stats.mediation import Mediation
 from statsmodels.stats.power import FTestPowerF2, TTestPower
 from statsmodels.stats.weightstats import DescrStatsW
 
-from .errors import Refusal, need
+from .errors import need
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
@@ -233,18 +234,32 @@ def ratio(numerator: Any, denominator: Any, what: str, null: float) -> Row:
 DOSES = {"linear": lambda s, s_min: s, "log": lambda s, s_min: np.log1p(s / s_min)}
 
 
-def dose_model(sample: pd.DataFrame, y: str = "trait_gain") -> tuple[str, dict[str, float]]:
+@dataclass(frozen=True)
+class DoseModel:
+    """The dose-response model the rule chose: its scale ('linear' or 'log'), both AICs, the smallest strength
+    above 0 (the log dose's unit), and the fitted OLS of y ~ dose + seed with its design."""
+
+    scale: str
+    aic: dict[str, float]
+    s_min: float
+    fit: Any
+    exog: pd.DataFrame
+
+
+def dose_model(sample: pd.DataFrame, y: str = "trait_gain") -> DoseModel:
     """The dose scale of y's dose-response, by a stated rule: y ~ dose + seed by OLS on the linear dose s and on
     the log dose log(1 + s / s_min) (s_min the smallest strength above 0); the one with the lower AIC, linear on a
-    tie. Returns the chosen scale and both AICs."""
+    tie."""
     s_min = float(sample.loc[sample["strength"] > 0, "strength"].min())
     seeds = pd.get_dummies(sample["seed"].astype(str), prefix="seed", drop_first=True, dtype=float)
-    aic = {}
+    fits = {}
     for name, dose in DOSES.items():
         exog = pd.concat([pd.Series(1.0, index=sample.index, name="const"),
                           dose(sample["strength"], s_min).rename("dose"), seeds], axis=1)
-        aic[name] = float(sm.OLS(sample[y].to_numpy(dtype=float), exog).fit().aic)
-    return ("log" if aic["log"] < aic["linear"] else "linear"), aic
+        fits[name] = (sm.OLS(sample[y].to_numpy(dtype=float), exog).fit(), exog)
+    aic = {name: float(fit.aic) for name, (fit, _) in fits.items()}
+    scale = "log" if aic["log"] < aic["linear"] else "linear"
+    return DoseModel(scale, aic, s_min, *fits[scale])
 
 
 def mediation(sample: pd.DataFrame, mediator: str, scale: str, sims: int, rng_seed: int,

@@ -168,7 +168,7 @@ def test_dose_scale_follows_the_shape_of_the_dose_response():
     for shape, gain in (("log", lambda s: 0.3 - 0.05 * np.log1p(s / 0.1)), ("linear", lambda s: 0.3 - 0.02 * s)):
         rows = [{"seed": seed, "strength": s, "trait_gain": gain(s) + rng.normal(0, 0.005)}
                 for seed in range(8) for s in strengths]
-        assert dose_model(pd.DataFrame(rows))[0] == shape
+        assert dose_model(pd.DataFrame(rows)).scale == shape
 
 
 def test_no_common_slope_without_a_heterogeneity_test():
