@@ -249,8 +249,9 @@ def _mediation_test(trials: pd.DataFrame, p: Planned, options: Options, context:
     if key not in context:
         sample = mitigation_sample(trials, p.arm)
         try:
-            scale, aic = inf.dose_model(sample.dropna(subset=["trait_gain", "strength"]))
-            context[key] = (inf.mediation(sample, c.x, scale, options.mediation_sims, options.mediation_seed), aic)
+            model = inf.dose_model(sample.dropna(subset=["trait_gain", "strength"]))
+            context[key] = (inf.mediation(sample, c.x, model.scale, options.mediation_sims, options.mediation_seed),
+                            model.aic)
         except Refusal as refusal:
             context[key] = refusal
         except (ValueError, np.linalg.LinAlgError) as error:
