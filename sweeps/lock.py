@@ -45,9 +45,13 @@ class DriverLock:
             holder, age = self._holder()
             gone = holder is not None and self._gone(holder, age)
             if holder is not None and not gone:
+                elsewhere = "" if holder.get("host") == self.record["host"] else (
+                    f"; if that host is gone (a head that died), the lock is taken over once {STALE_S / 60:.0f} min "
+                    f"unrefreshed, in {max(STALE_S - age, 0) / 60:.0f} min")
                 raise LockHeld(f"{self.path.parent} is in use by the sweep driver {holder.get('pid', '?')} on "
                                f"{holder.get('host', '?')}, started {holder.get('started', '?')} (its lock "
-                               f"{self.path.name} was refreshed {age:.0f} s ago); wait for it to end, or stop it")
+                               f"{self.path.name} was refreshed {age:.0f} s ago); wait for it to end, or stop it"
+                               + elsewhere)
             if gone:
                 self.log(f"taking over the lock of driver {holder.get('pid', '?')} on {holder.get('host', '?')} "
                          f"({gone})")

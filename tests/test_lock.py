@@ -79,8 +79,10 @@ def test_a_live_or_recently_refreshed_lock_is_not_taken_over(tmp_path, live_pid)
     with pytest.raises(LockHeld, match=f"driver {live_pid} on {socket.gethostname()}"):
         DriverLock(tmp_path, print).acquire()
     write_lock(tmp_path, "another-host", 12345, age_s=60)  # its PID means nothing here: only its age counts
-    with pytest.raises(LockHeld, match="driver 12345 on another-host, started 2026-01-01T00:00:00Z"):
+    with pytest.raises(LockHeld, match="driver 12345 on another-host, started 2026-01-01T00:00:00Z") as held:
         DriverLock(tmp_path, print).acquire()
+    assert str(held.value).endswith("if that host is gone (a head that died), the lock is taken over once 10 min "
+                                    "unrefreshed, in 9 min")
 
 
 def test_the_lock_is_refreshed_while_its_driver_runs(tmp_path, monkeypatch):
