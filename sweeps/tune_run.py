@@ -103,7 +103,7 @@ class RunRecord(tune.Callback):
     def __init__(self, folder: Path, log: Callable[[str], None]):
         self.folder, self.log = str(folder), log  # a path: Tune pickles its callbacks
         self.results: dict[str, dict[str, Any]] = {}
-        self.teachers_trained: set[str] = set()
+        self.teachers_announced: set[str] = set()
         self.failures: dict[str, str] = {}  # each trial's latest error, as Tune logged it
         self.disk_full = False
 
@@ -130,8 +130,8 @@ class RunRecord(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
         self.results[trial_id_of(trial)] = result
-        if result.get("teacher_trained") and result["teacher_key"] not in self.teachers_trained:
-            self.teachers_trained.add(result["teacher_key"])
+        if result.get("teacher_trained") and result["teacher_key"] not in self.teachers_announced:
+            self.teachers_announced.add(result["teacher_key"])
             self.log(f"  teacher of seed {trial.config['trial']['config']['seed']}: test accuracy "
                      f"{result['teacher_acc']:.4f} "
                      f"({result['teacher_seconds']:.1f} s, trained by {trial_id_of(trial)})")
@@ -201,14 +201,16 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
         spec = folder.grid_of(spec) if folder.exists() else spec  # trials the folder holds keep their ids there
         folder.check_entries(spec.trials)
         pending = pending_trials(spec, folder, log) if folder.exists() else list(spec.trials)
+        teachers_before = set(folder.teachers.folder.glob("teacher-*.pt"))
         timings = _run_on_ray(name, spec, spec_text, folder, mnist, pending, address, num_cpus, log) if pending else {}
         statuses = {trial.trial_id: folder.status(trial)[0] for trial in spec.trials}
+        teachers = set(folder.teachers.folder.glob("teacher-*.pt"))  # those trained by trials that failed later too
     return SweepOutcome(
         folder=folder.path, total=len(spec.trials), finished=sum(s == "finished" for s in statuses.values()),
         diverged=sorted(t for t, s in statuses.items() if s == "diverged"),
         failed=sorted(t for t, s in statuses.items() if s == "pending"),
-        teachers=len(list(folder.teachers.folder.glob("teacher-*.pt"))), seconds=time.perf_counter() - start,
-        **timings,
+        teachers=len(teachers), teachers_trained=len(teachers - teachers_before),
+        seconds=time.perf_counter() - start, **timings,
     )
 
 
@@ -244,5 +246,4 @@ def _run_on_ray(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolde
         except DiskFull as error:
             record.disk_full = True
             log(str(error))
-    return {"teachers_trained": len(record.teachers_trained), "ray_start_seconds": ray_start, "profile": profile,
-            "disk_full": record.disk_full}
+    return {"ray_start_seconds": ray_start, "profile": profile, "disk_full": record.disk_full}
