@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
+from sublim.core.config import level_label
 from sublim.core.schema import LAYER_NAMES
 
 from . import inference as inf
@@ -129,10 +130,19 @@ class Planned:
     reference: str
     metric: str
     arms: tuple[str, ...] = field(default=())  # the arms a slope or mediation pools
+    level: tuple[tuple[str, Any], ...] = ()  # (axis, value) pairs of the level the row is answered at, if any
 
     @property
-    def key(self) -> tuple[str, str, str, str, str]:
-        return (self.contrast.claim, self.arm, self.reference, self.metric, self.contrast.test)
+    def level_label(self) -> str:
+        """The level's label, as trial ids and the tests table's axis columns name it ('' without a level)."""
+        return level_label(dict(self.level))
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """What names the row in a sequential design; the level's label only with a level, so that designs of
+        sweeps without axes keep their stored keys."""
+        return (self.contrast.claim, self.arm, self.reference, self.metric, self.contrast.test) + (
+            (self.level_label,) if self.level else ())
 
 
 def _selected(arms: pd.DataFrame, selector: str) -> list[str]:

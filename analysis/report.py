@@ -98,12 +98,13 @@ def analyse(results: Results, options: Options = Options()) -> tuple[pd.DataFram
     grown in waves is judged at its sequential design's levels."""
     completed = trial_metrics(results.completed, results.steps)
     if results.axes:
-        return completed, with_axis_columns(pd.concat([tests_by_level(completed, results.axes, options),
-                                                       across_tests(completed, results.axes)], ignore_index=True),
-                                            results.axes)
-    epochs = int(completed["epochs_done"].max()) if "epochs_done" in completed else 0
-    tests = tests_table(completed, options, plan(arm_frame(completed), epochs))
-    return completed, sequential.judged_by_design(results.sequential, tests) if results.sequential else tests
+        tests = with_axis_columns(pd.concat([tests_by_level(completed, results.axes, options),
+                                             across_tests(completed, results.axes)], ignore_index=True), results.axes)
+    else:
+        epochs = int(completed["epochs_done"].max()) if "epochs_done" in completed else 0
+        tests = tests_table(completed, options, plan(arm_frame(completed), epochs))
+    return completed, (sequential.judged_by_design(results.sequential, tests, results.axes) if results.sequential
+                       else tests)
 
 
 def build_report(results_path: str | Path, out: str | Path | None = None, options: Options = Options(),
@@ -411,7 +412,8 @@ def _sequential_section(record: dict[str, Any] | None) -> list[Block]:
         return []
     design = record["design"]
     rows = [[fmt(wave["look"]), fmt(wave["seeds"]),
-             "; ".join(f"{t['claim']} {t['arm']} {t.get('metric', '')}: {t['status']}" for t in wave["tests"])]
+             "; ".join(f"{t['claim']} {t['arm']} {t.get('metric', '')}{' at ' + t['level'] if 'level' in t else ''}: "
+                       f"{t['status']}" for t in wave["tests"])]
             for wave in record["waves"]]
     return [Heading("Sequential design: how many seeds this sweep ran, and why"),
             Paragraph(f"{design.get('method', 'group-sequential design')}; looks after "

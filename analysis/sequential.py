@@ -4,7 +4,9 @@ looking after every wave and stopping once the claims are decided keeps the fami
 The family: the tests table's primary directional rows (`expect` > or <, two-sided tests) that the spec's arms
 can answer. Each gets alpha / K (Bonferroni): the rows share seeds and arms, so they depend on each other in
 ways that change with the arms; Bonferroni holds under any dependence and loses little in the worst case
-(independent rows: 1 - (1 - alpha / K)^K = 0.049 for K = 7). Each row is a two-sided group-sequential test with
+(independent rows: 1 - (1 - alpha / K)^K = 0.049 for K = 7). Over a spec's axes the family is every such row
+at every level, K rows x L levels at alpha / (K L) each, a level's rows answered on its own trials (the rows
+across an axis are secondary, outside the family). Each row is a two-sided group-sequential test with
 the conventional O'Brien-Fleming-type Lan-DeMets spending, alpha_k / 2 per side; the boundaries come from
 numerical integration of the z values' Brownian motion in information time t_j = n_j / N (n_j seeds at look j).
 
@@ -21,6 +23,7 @@ benchmarks/sequential_error.py measures the whole rule.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,7 @@ import pandas as pd
 from scipy import integrate, optimize
 from scipy import stats as scipy_stats
 
+from .axes import at_level, level_of
 from .contrasts import CONTRADICTED, NOT_SHOWN, REFUSED, SUPPORTED, Planned, per_seed_values, tests_table
 from .inference import ALPHA
 
@@ -112,9 +116,14 @@ class Design:
     def describe(self) -> str:
         looks = ", ".join(f"{n} seeds: p <= {p:.2g} (|z| {c:.2f})"
                           for n, c, p in zip(self.seeds, self.boundaries, self.nominal_p))
-        return (f"group-sequential design over {len(self.rows)} primary tests at family-wise alpha {self.alpha:g} "
-                f"(Bonferroni: {self.per_test_alpha:.3g} each, O'Brien-Fleming-type spending, alpha/2 per side); "
-                f"a test is resolved when its t-test and its skewness-corrected test reach the look's p: {looks}")
+        per_level = Counter(p.level_label for p in self.rows if p.level)
+        where = ("(" + ", ".join(f"{n} at {label}" for label, n in per_level.items())
+                 + "; each level on its own trials) ") if per_level else ""
+        share = f"{self.alpha:g} / {len(self.rows)} over every level's tests = " if per_level else ""
+        return (f"group-sequential design over {len(self.rows)} primary tests {where}at family-wise alpha "
+                f"{self.alpha:g} (Bonferroni: {share}{self.per_test_alpha:.3g} each, O'Brien-Fleming-type spending, "
+                "alpha/2 per side); a test is resolved when its t-test and its skewness-corrected test reach the "
+                f"look's p: {looks}")
 
     def to_json(self) -> dict[str, Any]:
         return {"method": METHOD, "alpha": self.alpha, "family_size": len(self.rows),
@@ -123,8 +132,8 @@ class Design:
 
 
 def design(planned: list[Planned], seeds: list[int], arms: set[str], alpha: float = ALPHA) -> Design:
-    """The design for the rows planned on `arms`, looking after `seeds[j]` seeds (increasing; the last the
-    planned maximum)."""
+    """The design for the rows planned on `arms` (at each level of the axes, where the rows carry levels),
+    looking after `seeds[j]` seeds (increasing; the last the planned maximum)."""
     rows = family(planned, arms)
     if not rows:
         raise ValueError("no primary directional test can be computed from these arms: nothing for waves to decide")
@@ -149,6 +158,8 @@ def skew_corrected_p(values: Any, null: float = 0.0) -> float:
 def _judged(row: dict[str, Any], planned: Planned, trials: pd.DataFrame, nominal: float) -> dict[str, Any]:
     """One row of the tests table at a look: resolved (its verdict) when both tests cross, else open."""
     test = {k: row[k] for k in ("claim", "arm", "reference", "metric", "test", "expect")}
+    if planned.level:
+        test["level"] = planned.level_label
     if row["verdict"] == REFUSED:
         return {**test, "status": "undetermined", "reason": row["note"]}
     numbers = {"n": int(row["n"]), **{k: float(row[k]) for k in ("estimate", "ci_low", "ci_high", "df", "p")}}
@@ -160,10 +171,15 @@ def _judged(row: dict[str, Any], planned: Planned, trials: pd.DataFrame, nominal
 
 
 def look(trials: pd.DataFrame, rows: list[Planned], design: Design, index: int) -> list[dict[str, Any]]:
-    """`rows` (of the family) on these completed trials (with `trial_metrics`), judged at look `index`."""
+    """`rows` (of the family) on these completed trials (with `trial_metrics`), each on its level's trials only,
+    judged at look `index`; in the order of `rows` (the design's: level by level)."""
     nominal = design.nominal_p[index]
-    table = tests_table(trials, rows=rows, alphas={p.key: nominal for p in rows})
-    return [_judged(row, p, trials, nominal) for row, p in zip(table.to_dict("records"), rows)]
+    tests = []
+    for level in dict.fromkeys(p.level for p in rows):
+        here, mine = at_level(trials, dict(level)), [p for p in rows if p.level == level]
+        table = tests_table(here, rows=mine, alphas={p.key: nominal for p in mine})
+        tests += [_judged(row, p, here, nominal) for row, p in zip(table.to_dict("records"), mine)]
+    return tests
 
 
 def new_record(design: Design) -> dict[str, Any]:
@@ -192,13 +208,16 @@ def advance(record: dict[str, Any], design: Design, trials: pd.DataFrame, index:
 
 
 def _key(test: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(test[k] for k in ("claim", "arm", "reference", "metric", "test"))
+    """A look's test (or a tests-table row given its "level") by its family member's `Planned.key`."""
+    return tuple(test[k] for k in ("claim", "arm", "reference", "metric", "test")) + (
+        (test["level"],) if test.get("level") else ())
 
 
 def line(test: dict[str, Any]) -> str:
     """A look's test in one line."""
     head = f"{test['claim']} {test['metric']} ({test['arm']}" + (
-        f" vs {test['reference']})" if test["reference"] != "0" else ")")
+        f" vs {test['reference']})" if test["reference"] != "0" else ")") + (
+        f" at {test['level']}" if "level" in test else "")
     if test["status"] == "undetermined":
         return f"{head}: undetermined ({test['reason']})"
     return (f"{head}: {test['estimate']:+.3g} [95% CI {test['ci_low']:+.3g}, {test['ci_high']:+.3g}], "
@@ -207,18 +226,20 @@ def line(test: dict[str, Any]) -> str:
             + f" against {test['nominal_p']:.2g}: {test['status']}")
 
 
-def judged_by_design(record: dict[str, Any], tests: pd.DataFrame) -> pd.DataFrame:
+def judged_by_design(record: dict[str, Any], tests: pd.DataFrame,
+                     axes: dict[str, list[Any]] | None = None) -> pd.DataFrame:
     """The tests table of a sweep grown in waves, its family's rows judged as the stopping rule judged them: a
     row resolved at a look keeps that look's verdict (a crossing is final), a row still open at the last look
-    reads "not shown"; `alpha` is the nominal p of that look. Other rows keep the table's own verdicts. A record
-    of the older per-test design (no stored family) changes nothing."""
+    reads "not shown"; `alpha` is the nominal p of that look. Over `axes` a row is its family member at its
+    level (rows across an axis are not in the family). Other rows keep the table's own verdicts. A record of
+    the older per-test design (no stored family) changes nothing."""
     design_json = record["design"]
     if "family" not in design_json:
         return tests
     final = {_key(t): (wave, t) for wave in record["waves"] for t in wave["tests"]}
     tests = tests.copy()
-    for index, row in tests.iterrows():
-        key = _key(row)
+    for index, row in zip(tests.index, tests.to_dict("records")):
+        key = _key({**row, "level": level_of(row, axes)})
         if key not in final or list(key) not in design_json["family"]:
             continue
         wave, test = final[key]

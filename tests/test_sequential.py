@@ -24,8 +24,10 @@ FIVE_ARMS = [{"mitigation": "none"}, {"mitigation": "none", "student_init": "ind
              {"mitigation": "liminal", "strengths": 1.0}]
 
 
-def spec_of(arms, seeds=(0, 1, 2)) -> SweepSpec:
-    return SweepSpec.from_dict({"name": "waves", "seeds": list(seeds), "arms": arms, "settings": {"epochs": EPOCHS, "noise_count": 8192}})  # as the synthetic trials
+def spec_of(arms, seeds=(0, 1, 2), axes=None) -> SweepSpec:
+    return SweepSpec.from_dict({"name": "waves", "seeds": list(seeds), "arms": arms,
+                                "settings": {"epochs": EPOCHS, "noise_count": 8192},  # as the synthetic trials
+                                **({"axes": axes} if axes else {})})
 
 
 def test_boundaries_are_the_published_two_sided_obrien_fleming_ones():
@@ -57,6 +59,31 @@ def test_the_family_is_the_primary_directional_rows_the_spec_arms_can_answer():
         plan(spec_of([{"mitigation": "none", "student_init": "independent"}]), 12, 3)
 
 
+def test_a_design_without_axes_stores_what_it_stored_before_axes():
+    """A folder grown in waves before axes compares its stored design with the planned one: it must stay equal."""
+    stored = plan(spec_of([{"mitigation": "none"}]), 12, 3)[1].to_json()
+    assert list(stored) == ["method", "alpha", "family_size", "per_test_alpha", "family", "seeds", "boundaries_z",
+                            "nominal_p"]
+    assert stored["family"] == [["claim1", "none/shared", "0", "mean_alignment", "t-test"],
+                                ["claim3", "none/shared", "0", "epoch1_gain_minus_later", "t-test"]]
+    assert stored["method"] == sequential.METHOD and stored["seeds"] == [3, 6, 9, 12]
+
+
+def test_with_axes_the_family_is_every_primary_row_at_every_level():
+    arms = [{"mitigation": "none"}, {"mitigation": "none", "student_init": "independent"}]
+    design = plan(spec_of(arms, axes={"hidden": [64, 256]}), max_seeds=12, wave=3)[1]
+    rows = [["claim1", "none/shared", "0", "mean_alignment", "t-test"],
+            ["claim3", "none/shared", "0", "epoch1_gain_minus_later", "t-test"],
+            ["control", "none/shared", "none/independent", "trait_gain", "paired t-test"]]
+    stored = design.to_json()
+    assert stored["family"] == [row + [level] for level in ("hidden=64", "hidden=256") for row in rows]
+    assert stored["family_size"] == 3 * 2 and design.per_test_alpha == pytest.approx(0.05 / 6)
+    assert stored["boundaries_z"] == pytest.approx(sequential.boundaries([0.25, 0.5, 0.75, 1.0], 0.05 / 6))
+    assert design.describe().startswith(
+        "group-sequential design over 6 primary tests (3 at hidden=64, 3 at hidden=256; each level on its own "
+        "trials) at family-wise alpha 0.05 (Bonferroni: 0.05 / 6 over every level's tests = 0.00833 each")
+
+
 @pytest.mark.parametrize("max_seeds, wave", [(2, 1), (10, 0), (10, 11)])
 def test_a_plan_that_cannot_work_is_refused(max_seeds, wave):
     with pytest.raises(SweepError, match="is not allowed"):
@@ -81,10 +108,10 @@ def test_the_whole_rule_keeps_its_family_wise_error_on_a_small_simulation():
     assert wrong / 200 <= 0.05 + 3 * (0.05 * 0.95 / 200) ** 0.5 and used == 200 * 15
 
 
-def planted_run_wave(folder: ResultsFolder, alignment: float, written: list[str]):
+def planted_run_wave(folder: ResultsFolder, alignment: float | dict[int, float], written: list[str]):
     """A stand-in for one wave of `sublim sweep`: stored results, no training. Every trial of a seed draws its
-    mean alignment around `alignment` (sd 0.0005); unless it is 0 (the null), the seed gains 0.3 in epoch 1
-    (sd 0.01) and nothing later, and independent-init students gain nothing."""
+    mean alignment around `alignment` (sd 0.0005; a dict: by the trial's hidden width); unless it is 0 (the
+    null), the seed gains 0.3 in epoch 1 (sd 0.01) and nothing later, and independent-init students gain nothing."""
     def run_wave(wave_spec: SweepSpec, text: str) -> None:
         folder.record(wave_spec.name, wave_spec, text)
         for trial in wave_spec.trials:
@@ -93,10 +120,11 @@ def planted_run_wave(folder: ResultsFolder, alignment: float, written: list[str]
                 continue
             c = trial.config
             rng = np.random.default_rng(c.seed)
+            planted = alignment[c.hidden] if isinstance(alignment, dict) else alignment
             summary, trace = trial_outputs(c.seed, c.mitigation, c.strength, c.student_init, rng, seed_effect=0.0)
-            mean = alignment + rng.normal(0, 0.0005)
-            gain = 0.3 + rng.normal(0, 0.01) if alignment and c.student_init == "shared" else 0.0
-            accuracy = [0.1 + gain * (e > 0) + (0.0 if alignment else rng.normal(0, 0.01)) for e in range(EPOCHS + 1)]
+            mean = planted + rng.normal(0, 0.0005)
+            gain = 0.3 + rng.normal(0, 0.01) if planted and c.student_init == "shared" else 0.0
+            accuracy = [0.1 + gain * (e > 0) + (0.0 if planted else rng.normal(0, 0.01)) for e in range(EPOCHS + 1)]
             summary.update(config=c.to_dict(), mean_alignment=mean, alignment_by_epoch=[mean] * EPOCHS,
                            acc_by_epoch=accuracy, student_acc_before=accuracy[0], student_acc=accuracy[-1],
                            trait_gain=accuracy[-1] - accuracy[0])
@@ -105,10 +133,13 @@ def planted_run_wave(folder: ResultsFolder, alignment: float, written: list[str]
     return run_wave
 
 
-def waves_of(tmp_path, alignment: float, max_seeds: int = 12, arms=({"mitigation": "none"},), lines=None):
+def waves_of(tmp_path, alignment: float | dict[int, float], max_seeds: int = 12, arms=({"mitigation": "none"},),
+             lines=None):
+    """Waves of 3 seeds up to `max_seeds` on planted results; `alignment` a dict: an axis over its hidden widths."""
     folder, written = ResultsFolder(tmp_path / "waves", log=lambda line: None), []
     args = argparse.Namespace(max_seeds=max_seeds, wave=3)
-    record = run_in_waves(args, spec_of(list(arms)), folder, planted_run_wave(folder, alignment, written),
+    spec = spec_of(list(arms), axes={"hidden": list(alignment)} if isinstance(alignment, dict) else None)
+    record = run_in_waves(args, spec, folder, planted_run_wave(folder, alignment, written),
                           log=(lines if lines is not None else []).append)
     return record, written, folder
 
@@ -181,3 +212,41 @@ def test_the_report_keeps_a_row_the_rule_held_open_open(tmp_path):
     row = tests[(tests["claim"] == key["claim"]) & (tests["metric"] == key["metric"]) & (tests["arm"] == key["arm"])]
     assert row["verdict"].tolist() == ["not shown"]
     assert row["note"].iloc[0].startswith("sequential design: still open at the last look (12 seeds")
+
+
+@pytest.fixture(scope="module")
+def grown_at_one_level(tmp_path_factory):
+    """Waves over hidden 64 and 256 with the effect planted at 256 only: the record, the log and the folder."""
+    lines = []
+    record, _, folder = waves_of(tmp_path_factory.mktemp("levels"), alignment={64: 0.0, 256: 0.01}, lines=lines)
+    return record, lines, folder
+
+
+def test_a_look_judges_each_level_on_its_own_trials(grown_at_one_level):
+    record, lines, _ = grown_at_one_level
+    at = {level: [t for t in record["waves"][1]["tests"] if t["level"] == level]
+          for level in ("hidden=64", "hidden=256")}
+    assert [t["status"] for t in at["hidden=256"]] == ["supported"] * 2
+    assert [t["status"] for t in at["hidden=64"]] == ["open"] * 2
+    assert at["hidden=256"][0]["estimate"] == pytest.approx(0.01, abs=0.001)  # not pooled with hidden=64's 0
+    assert all(t["level"] == "hidden=64" for wave in record["waves"][2:] for t in wave["tests"])  # 256's are final
+    assert record["stopped"] == "the planned maximum of 12 seeds reached with 2 test(s) still open"
+    logged = lines[2].splitlines()[3]  # look 2's first row at hidden=256
+    assert logged.startswith("  claim1 mean_alignment (none/shared) at hidden=256: +0.0098") and logged.endswith(
+        ": supported")
+
+
+def test_the_report_of_an_axes_folder_judges_the_family_at_each_level(grown_at_one_level):
+    record, _, folder = grown_at_one_level
+    tests = analyse(load_results(folder.path))[1]
+    in_family = tests["hidden"].notna() & tests["claim"].isin(["claim1", "claim3"]) & (tests["role"] == "primary")
+    notes = tests.loc[in_family].set_index(["hidden", "claim"])["note"]
+    assert tests.loc[in_family].set_index(["hidden", "claim"])["verdict"].to_dict() == {
+        (64, "claim1"): "not shown", (64, "claim3"): "not shown", (256, "claim1"): "supported",
+        (256, "claim3"): "supported"}
+    assert notes[256].str.startswith("sequential design: resolved at look 2 (6 seeds").all()
+    assert notes[64].str.startswith("sequential design: still open at the last look (12 seeds").all()
+    assert (tests.loc[in_family, "alpha"] < 0.05).all()
+    across = tests["claim"].str.startswith("across")
+    assert across.any() and tests.loc[across, "alpha"].tolist() == pytest.approx([0.05] * across.sum())
+    assert not tests.loc[across, "note"].fillna("").str.startswith("sequential design").any()

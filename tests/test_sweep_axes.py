@@ -1,13 +1,15 @@
 """Axes in a spec: any trial setting over a list of values, validated before Ray starts, with ids that name each
 value; a spec without axes gives the very grid and sweep.json it gave before axes existed."""
 
+import argparse
 import hashlib
 import json
 
 import pytest
 import yaml
 
-from sublim import cli
+from sublim.cli.sweep import check_waves
+from sublim.cli.waves import plan
 from sublim.sweeps.results import ResultsFolder, SweepError, trial_records
 from sublim.sweeps.spec import SpecError, SweepSpec
 from sublim.sweeps.worker import launch_order
@@ -146,11 +148,11 @@ def test_a_sweep_grown_by_a_new_axis_runs_the_old_trials_under_their_ids(tmp_pat
     assert outcome.total == 8 and "s000-none-shared-lr=0.001" in outcome.failed
 
 
-def test_until_resolved_refuses_axes_in_one_line_before_any_work(tmp_path, capsys):
-    path = tmp_path / "axes.yaml"
-    path.write_text(yaml.safe_dump({**TINY, "axes": {"lr": [0.001, 0.003]}}))
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["sweep", str(path), "--storage", str(tmp_path / "results"), "--until-resolved", "--max-seeds", "6"])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.count("\n") == 1 and "does not take a spec with axes yet" in err
-    assert not (tmp_path / "results").exists()
+def test_until_resolved_takes_axes_and_plans_every_primary_test_at_every_level():
+    """The check `sublim sweep` runs before any work passes, and the family is the K tests at each of L levels."""
+    spec = spec_of({"lr": [0.001, 0.003]})
+    check_waves(argparse.Namespace(until_resolved=True, max_seeds=6, wave=None), spec)
+    design = plan(spec, max_seeds=6, wave=None)[1]
+    per_level = plan(SweepSpec.from_dict(TINY), max_seeds=6, wave=None)[1].rows
+    assert [p.key for p in design.rows] == [p.key + (level,) for level in ("lr=0.001", "lr=0.003") for p in per_level]
+    assert len(per_level) == 4 and design.per_test_alpha == pytest.approx(0.05 / 8)

@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     waves.add_argument("--until-resolved", action="store_true",
                        help="run the spec's arms over seeds in waves, stopping once every primary directional test "
                             "the arms can answer is resolved at its look's boundary (family-wise alpha 0.05), or at "
-                            "--max-seeds")
+                            "--max-seeds; with axes, every such test at every level, each on that level's trials "
+                            "(Bonferroni over tests x levels), every wave adding its seeds to every level")
     waves.add_argument("--max-seeds", type=int, metavar="N", help="the planned maximum number of seeds")
     waves.add_argument("--wave", type=int, metavar="K", help="seeds per wave (default: the spec's number of seeds)")
 
@@ -142,9 +143,6 @@ def check_waves(args: argparse.Namespace, spec: SweepSpec) -> None:
     """--until-resolved, --max-seeds and --wave go together, and their plan must work: checked before any work."""
     if args.until_resolved != (args.max_seeds is not None) or (args.wave is not None and not args.until_resolved):
         raise SweepError("--until-resolved needs --max-seeds N (and takes --wave K); they go together")
-    if args.until_resolved and spec.axes:  # its tests would pool the axes' levels, as the report does not yet split them
-        raise SweepError("--until-resolved does not take a spec with axes yet: its tests are per arm, not per level "
-                         "of an axis; run the axes as a plain sweep, or one spec per level")
     if args.until_resolved:
         from .waves import plan
 

@@ -1,5 +1,6 @@
 """`sublim sweep SPEC --until-resolved --max-seeds N [--wave K]`: the spec's arms over seeds in waves of K,
-stopping when every primary directional test is resolved or N seeds are reached.
+stopping when every primary directional test (at every level of the spec's axes) is resolved or N seeds are
+reached. A wave's spec keeps the axes: it adds its seeds to every level.
 
 The stopping rule is a group-sequential design (sublim.analysis.sequential) planned before the first wave
 from the spec's arms and stored in sweep.json, so looking after every wave keeps the family-wise error rate
@@ -10,12 +11,14 @@ again, replays the finished waves' decisions from their results and continues wi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 import yaml
 
 from sublim.analysis import sequential
+from sublim.analysis.axes import at_level, levels
 from sublim.analysis.contrasts import arm_frame, plan as plan_rows
 from sublim.analysis.descriptives import trial_metrics
 from sublim.analysis.inference import MIN_SEEDS
@@ -29,17 +32,20 @@ if TYPE_CHECKING:
 
 def plan(spec: SweepSpec, max_seeds: int, wave: int | None) -> tuple[list[int], sequential.Design]:
     """All seeds the sweep may use (from the spec's first) and the design over its looks, its family counted
-    from the spec's arms and epochs (the tests table's rows before any data)."""
+    from the spec's arms and epochs (the tests table's rows before any data) at every level of its axes."""
     wave = len(spec.seeds) if wave is None else wave
     if max_seeds < MIN_SEEDS or wave < 1 or wave > max_seeds:
         raise SweepError(f"--max-seeds {max_seeds} --wave {wave} is not allowed; need max-seeds >= {MIN_SEEDS} and "
                          "1 <= wave <= max-seeds (wave defaults to the spec's number of seeds)")
     looks = sorted({min(n, max_seeds) for n in range(max(wave, MIN_SEEDS), max_seeds + wave, wave)})
-    configs = [t.config for t in spec.trials]
-    arms = arm_frame(pd.DataFrame([{"arm": c.arm, "mitigation": c.mitigation, "strength": c.strength,
-                                    "student_init": c.student_init} for c in configs]))
+    grid = pd.DataFrame([{"arm": c.arm, "mitigation": c.mitigation, "strength": c.strength,
+                          "student_init": c.student_init, "epochs": c.epochs,
+                          **{name: getattr(c, name) for name in spec.axes}} for c in (t.config for t in spec.trials)])
+    arms = arm_frame(grid)  # the same at every level: the grid is seeds x arms x the axes' product
+    rows = [dataclasses.replace(p, level=tuple(level.items())) for level in levels(grid, spec.axes)
+            for p in plan_rows(arms, int(at_level(grid, level)["epochs"].iloc[0]))]
     try:
-        design = sequential.design(plan_rows(arms, configs[0].epochs), looks, set(arms["arm"]))
+        design = sequential.design(rows, looks, set(arms["arm"]))
     except ValueError as error:
         raise SweepError(f"--until-resolved: {error} (the spec's arms: {', '.join(arms['arm'])})") from None
     return list(range(spec.seeds[0], spec.seeds[0] + max_seeds)), design
@@ -54,7 +60,7 @@ def run_in_waves(args: argparse.Namespace, spec: SweepSpec, folder: ResultsFolde
     if planned is not None and planned != design.to_json():
         raise SweepError(f"{folder.path} was planned with {planned.get('seeds')} seeds per look and "
                          f"{planned.get('family_size', 'other')} primary tests; a design cannot change once waves "
-                         "have run: repeat its --max-seeds and --wave and its arms, or choose another --name")
+                         "have run: repeat its --max-seeds and --wave, its arms and its axes, or choose another --name")
     log(design.describe())
     record = sequential.new_record(design)
     for j, n in enumerate(design.seeds):
