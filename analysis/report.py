@@ -76,7 +76,7 @@ class ReportFiles:
     stats: Path
     tables: list[Path]
     figures: list[Path]
-    claims: list[dict[str, str]]  # id, title, verdict
+    claims: list[dict[str, Any]]  # id, title, verdict (over axes: per level, with its values and "level" label)
     totals: dict[str, int]  # trials expected and by status
 
 
@@ -220,8 +220,8 @@ def _write(results: Results, completed: pd.DataFrame, tests: pd.DataFrame, optio
         epochs, doses = epoch_table(here), dose_table(here, MITIGATIONS_WITH_DOSE)
         drawn.update(figures.draw_all(here, results.steps, epochs, here_tests, doses, folder / "figures",
                                       f"-{label}" if label else ""))
-        claims += [{"id": claim, "title": title, "verdict": claim_verdict(here_tests, claim), **level}
-                   for claim, (title, _) in CLAIMS.items()]
+        claims += [{"id": claim, "title": title, "verdict": claim_verdict(here_tests, claim), **level,
+                    **({"level": label} if label else {})} for claim, (title, _) in CLAIMS.items()]
         for name, table in (("arms", arm_table(at_level(results.trials, level))), ("arm_epochs", epochs),
                             ("dose_response", doses)):
             parts[name].append(table.assign(**level))

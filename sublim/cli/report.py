@@ -37,5 +37,5 @@ def main(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{n} {status}" for status, n in files.totals.items() if n and status != "expected")
     print(f"  trials: {files.totals['expected']} expected; {counts} (statistics use completed trials only)")
     for claim in files.claims:
-        print(f"  {claim['verdict']:>16}  {claim['title']}")
+        print(f"  {claim['verdict']:>16}  {claim['title']}" + (f" (at {claim['level']})" if "level" in claim else ""))
     return 0
