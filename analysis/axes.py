@@ -6,8 +6,9 @@ column per axis: a row answered within a level holds the level's values there an
 that level's primary rows: each level is the study rerun at that setting). Rows about an axis (claim
 "across AXIS") leave that column empty:
 
-- the trend of each arm's mean alignment, update alignment and trait gain along the axis (on log2 of its values
-  when they span 4x or more), with an intercept per level of any other axis;
+- whether each arm's mean alignment, update alignment and trait gain differ between the axis's values at all
+  (a Wald F of the value terms: any shape, a hump as well as a trend), and their trend along the axis (on log2
+  of its values when they span 4x or more), with an intercept per level of any other axis;
 - whether trait gain tracks mean alignment across the axis's levels in none/shared: the slope over its trials at
   every level, beside the slope within levels (an intercept per level), which a confound of the axis would split;
 - for an axis that changes the parameter count P: the exponent b of mean alignment ∝ P^b in none/shared, against
@@ -35,8 +36,8 @@ RELATION_METRICS = ("mean_alignment", "mean_update_alignment", "trait_gain")
 EXPONENT_METRICS = ("mean_alignment", "mean_update_alignment")
 RANDOM_EXPONENT = -0.5  # cosines of random directions in P dimensions: of order P^(-1/2)
 LOG_SPAN = 4  # an axis whose positive values span this ratio or more is fitted (and drawn) on a log scale
-EXPONENT_TEST, TRACKING_ACROSS, TRACKING_WITHIN, TREND = ("exponent in P", "tracking across levels",
-                                                          "tracking within levels", "trend")
+EXPONENT_TEST, TRACKING_ACROSS, TRACKING_WITHIN, TREND, DIFFERENCES = (
+    "exponent in P", "tracking across levels", "tracking within levels", "trend", "level differences")
 
 
 def levels(trials: pd.DataFrame, axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -129,6 +130,12 @@ def across_tests(completed: pd.DataFrame, axes: dict[str, list[Any]]) -> pd.Data
     for axis in axes:
         claim, groups = f"across {axis}", trial_groups(completed, axes, axis)
         within = "intercept per level of the other axes, " if len(axes) > 1 else ""
+        for arm in arm_order(completed):
+            one = completed[completed["arm"] == arm].assign(arm=groups)
+            rows += [_row(claim, arm, f"{metric} by {axis}", DIFFERENCES, "!=",
+                          f"Wald F of the {axis} terms, {within}SEs clustered by seed",
+                          lambda one=one, metric=metric: inf.level_differences(one, metric, axis))
+                     for metric in RELATION_METRICS]
         fitted = regressor(completed[axis], axis)
         if fitted is not None:
             x, values = fitted

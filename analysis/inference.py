@@ -192,11 +192,27 @@ def heterogeneity(trials: pd.DataFrame, x: str, y: str = "trait_gain") -> Row:
     arms = sample["arm"].nunique()
     need(arms >= 2, f"needs at least 2 arms with {MIN_DISTINCT_X} distinct values of {x}, has {arms}")
     exog = arm_design(sample, x, interactions=True)
+    return _joint_test(sample, y, exog, [c for c in exog if c.startswith(f"{x}:")], "slope differences")
+
+
+def level_differences(trials: pd.DataFrame, y: str, by: str) -> Row:
+    """Do the means of y differ between the values of `by`, whatever the shape (a hump as well as a trend)? Wald
+    F-test of the value terms, with an intercept per `arm` group, seeds clustered."""
+    need(y in trials, f"needs {y} in the trials")
+    sample = trials[[y, by, "seed", "arm"]].assign(**{y: pd.to_numeric(trials[y], errors="coerce")}).dropna()
+    need(sample[by].nunique() >= 2, f"needs trials at 2 or more values of {by}, has {sample[by].nunique()}")
+    values = pd.get_dummies(sample[by].astype(str), prefix=by, drop_first=True, dtype=float)
+    groups = pd.get_dummies(sample["arm"].astype(str), prefix="group", drop_first=True, dtype=float)
+    exog = pd.concat([pd.Series(1.0, index=sample.index, name="const"), values, groups], axis=1)
+    return _joint_test(sample, y, exog, list(values.columns), f"differences between values of {by}")
+
+
+def _joint_test(sample: pd.DataFrame, y: str, exog: pd.DataFrame, names: list[str], what: str) -> Row:
+    """Wald F-test that the coefficients `names` of y ~ exog are all 0, with `_fit`'s standard errors."""
     fit = _fit(sample[y], exog, sample["seed"])
-    names = [c for c in exog if c.startswith(f"{x}:")]
     if fit.cov_type == "cluster":
-        need(sample["seed"].nunique() - 1 >= len(names), f"needs more seeds than arms to test {len(names)} slope "
-             f"differences with seeds clustered, has {sample['seed'].nunique()} seeds")
+        need(sample["seed"].nunique() - 1 >= len(names), f"needs more seeds than the {len(names)} {what} it tests "
+             f"with seeds clustered, has {sample['seed'].nunique()} seeds")
     restriction = np.zeros((len(names), exog.shape[1]))
     for i, name in enumerate(names):
         restriction[i, list(exog).index(name)] = 1.0

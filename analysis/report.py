@@ -456,7 +456,8 @@ def _methods(stats: dict[str, Any]) -> list[Block]:
                 "reason.",
                 *(["Over axes: every row above is answered within its level, and primary rows are Holm-adjusted "
                    "within their level (each level is the study rerun at that setting). Rows about an axis are fits "
-                   "to per-trial numbers with SEs clustered by seed (t on seeds − 1 df): trends by OLS (on log2 of "
+                   "to per-trial numbers with SEs clustered by seed (t on seeds − 1 df): level differences by the "
+                   "Wald F of the level terms, trends by OLS (on log2 of "
                    "the axis where it spans 4x or more), tracking by OLS of trait_gain on mean_alignment without and "
                    "with level intercepts, the exponent in P by a Gaussian GLM with log link (so trials with "
                    "alignment <= 0 still count)."] if meta["axes"] else [])])]
@@ -494,8 +495,8 @@ def _across_section(stats: dict[str, Any], tests: pd.DataFrame, axis: str) -> li
                       f"cosines of order P^{RANDOM_EXPONENT:g}: where mean_alignment × √P stays level along the axis, "
                       "alignment scales as random directions' would; where it grows, alignment decays more slowly."),
             levels_table,
-            Paragraph(f"Tests along {axis} (claim 'across {axis}'; secondary rows, each at alpha {fmt(ALPHA)}): each "
-                      "arm's trend; whether trait gain tracks mean alignment over the trials of every level "
+            Paragraph(f"Tests along {axis} (claim 'across {axis}'; secondary rows, each at alpha {fmt(ALPHA)}): "
+                      "whether each arm's means differ between levels at all (any shape), and their trend; whether trait gain tracks mean alignment over the trials of every level "
                       "(across) and within levels (an intercept per level); and, where the axis changes P, the "
                       f"exponent b of {BASELINE}'s mean alignment ∝ P^b, tested against {RANDOM_EXPONENT:g} "
                       "(supported: alignment decays more slowly than random directions')."),

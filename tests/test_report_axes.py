@@ -12,7 +12,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from sublim.analysis import analyse, build_report, contrasts, figures, load_results
-from sublim.analysis.axes import (EXPONENT_TEST, TRACKING_ACROSS, across_tests, level_table, levels,
+from sublim.analysis.axes import (DIFFERENCES, EXPONENT_TEST, TRACKING_ACROSS, across_tests, level_table, levels,
                                   trial_groups)
 from sublim.analysis.contrasts import NOT_SHOWN, SUPPORTED, Options
 from sublim.analysis.descriptives import trial_metrics
@@ -70,10 +70,13 @@ def test_alignment_at_random_directions_rate_is_not_called_slower(tmp_path):
     assert exponent["ci_low"] < -0.5 < exponent["ci_high"] and exponent["verdict"] == NOT_SHOWN
 
 
-def test_gain_that_does_not_follow_alignment_is_not_said_to_track_it(tmp_path):
+def test_gain_that_does_not_follow_alignment_is_not_said_to_track_it_or_to_differ_by_width(tmp_path):
     _, tests, _ = analysed(tmp_path / "flat", seeds=10, arms=ARMS[:1],
                            gain_per_alignment={"none/shared": 0.0})
     assert row(tests, claim="across hidden", test=TRACKING_ACROSS)["verdict"] == NOT_SHOWN
+    assert row(tests, test=DIFFERENCES, metric="trait_gain by hidden")["verdict"] == NOT_SHOWN
+    differs = row(tests, test=DIFFERENCES, metric="mean_alignment by hidden")  # alignment still falls with P
+    assert differs["verdict"] == SUPPORTED and differs["df"] == len(WIDTHS) - 1
 
 
 def test_the_level_table_gives_parameter_counts_and_alignment_times_root_p(planted):
