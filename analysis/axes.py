@@ -124,40 +124,62 @@ def _row(claim: str, arm: str, metric: str, test: str, expect: str, note: str,
     return row
 
 
+def _arm_sample(completed: pd.DataFrame, axes: dict[str, list[Any]], axis: str, arm: str) -> pd.DataFrame:
+    """An arm's trials with `arm` holding their level of the other axes: the fits' intercept groups."""
+    return completed[completed["arm"] == arm].assign(arm=trial_groups(completed, axes, axis))
+
+
+def trend_fit(completed: pd.DataFrame, axes: dict[str, list[Any]], axis: str, arm: str, metric: str) -> tuple[Any, Any]:
+    """The arm's trend of `metric` along a numeric `axis` (`regressor`'s scale): (row, fitted OLS)."""
+    x, values = regressor(completed[axis], axis)  # one scale for every arm: the folder's values decide it
+    return inf.slope(_arm_sample(completed, axes, axis, arm).assign(**{x: values}), x, metric)
+
+
+def tracking_fit(completed: pd.DataFrame, axes: dict[str, list[Any]], axis: str,
+                 within: bool = False) -> tuple[Any, Any]:
+    """none/shared's trait_gain on mean_alignment over the trials of every level of `axis`, or (`within`) with an
+    intercept per level: (row, fitted OLS)."""
+    base = _arm_sample(completed, axes, axis, BASELINE)
+    if within:
+        base = base.assign(arm=base["arm"] + "|" + base[axis].astype(str))
+    return inf.slope(base, "mean_alignment")
+
+
+def exponent_fit(completed: pd.DataFrame, axes: dict[str, list[Any]], axis: str, metric: str) -> tuple[Any, Any]:
+    """none/shared's exponent b of `metric` ∝ P^b along `axis`, against random directions': (row, fitted GLM)."""
+    return inf.exponent(_arm_sample(completed, axes, axis, BASELINE), metric, RANDOM_EXPONENT)
+
+
 def across_tests(completed: pd.DataFrame, axes: dict[str, list[Any]]) -> pd.DataFrame:
     """The rows about each axis (claim 'across AXIS'), as tests-table rows with the axis columns empty."""
     rows = []
     for axis in axes:
-        claim, groups = f"across {axis}", trial_groups(completed, axes, axis)
+        claim = f"across {axis}"
         within = "intercept per level of the other axes, " if len(axes) > 1 else ""
         for arm in arm_order(completed):
-            one = completed[completed["arm"] == arm].assign(arm=groups)
             rows += [_row(claim, arm, f"{metric} by {axis}", DIFFERENCES, "!=",
                           f"Wald F of the {axis} terms, {within}SEs clustered by seed",
-                          lambda one=one, metric=metric: inf.level_differences(one, metric, axis))
+                          lambda arm=arm, metric=metric: inf.level_differences(
+                              _arm_sample(completed, axes, axis, arm), metric, axis))
                      for metric in RELATION_METRICS]
         fitted = regressor(completed[axis], axis)
         if fitted is not None:
-            x, values = fitted
             for arm in arm_order(completed):
-                one = completed[completed["arm"] == arm].assign(arm=groups, **{x: values})
-                rows += [_row(claim, arm, f"{metric} ~ {x}", TREND, "!=",
+                rows += [_row(claim, arm, f"{metric} ~ {fitted[0]}", TREND, "!=",
                               f"OLS over trials, {within}SEs clustered by seed",
-                              lambda one=one, metric=metric: inf.slope(one, x, metric)[0])
+                              lambda arm=arm, metric=metric: trend_fit(completed, axes, axis, arm, metric)[0])
                          for metric in RELATION_METRICS]
-        base = completed["arm"] == BASELINE
-        pooled = completed[base].assign(arm=groups[base])
-        by_level = completed[base].assign(arm=groups[base] + "|" + completed.loc[base, axis].astype(str))
         rows += [_row(claim, BASELINE, "trait_gain ~ mean_alignment", TRACKING_ACROSS, ">",
                       f"OLS over trials at every {axis}, {within}SEs clustered by seed",
-                      lambda: inf.slope(pooled, "mean_alignment")[0]),
+                      lambda: tracking_fit(completed, axes, axis)[0]),
                  _row(claim, BASELINE, "trait_gain ~ mean_alignment", TRACKING_WITHIN, ">",
                       "OLS with an intercept per level, SEs clustered by seed",
-                      lambda: inf.slope(by_level, "mean_alignment")[0])]
-        if completed[base].groupby(groups[base])["parameter_count"].nunique().gt(1).any():  # the axis changes P
+                      lambda: tracking_fit(completed, axes, axis, within=True)[0])]
+        base = _arm_sample(completed, axes, axis, BASELINE)
+        if base.groupby("arm")["parameter_count"].nunique().gt(1).any():  # the axis changes P
             rows += [_row(claim, BASELINE, f"{metric} ∝ P^b", EXPONENT_TEST, ">",
                           f"GLM, log link, {within}SEs clustered by seed; random directions: {RANDOM_EXPONENT:g}",
-                          lambda metric=metric: inf.exponent(pooled, metric, RANDOM_EXPONENT)[0],
+                          lambda metric=metric: exponent_fit(completed, axes, axis, metric)[0],
                           null=RANDOM_EXPONENT)
                      for metric in EXPONENT_METRICS]
     return with_axis_columns(tabulate(rows), axes)

@@ -22,7 +22,8 @@ from sublim.core.files import atomic_write
 from sublim.core.mitigations import MITIGATIONS
 
 from . import inference as inf
-from .axes import EXPONENT_TEST, RANDOM_EXPONENT, RELATION_METRICS, TRACKING_ACROSS, TREND, regressor
+from .axes import (EXPONENT_TEST, RANDOM_EXPONENT, RELATION_METRICS, TRACKING_ACROSS, TREND, exponent_fit, regressor,
+                   tracking_fit, trend_fit)
 from .contrasts import BASELINE, MEDIATORS, REFUSED, ZERO, mitigation_sample
 from .errors import Refusal, need
 from .load import arm_order
@@ -363,19 +364,19 @@ Y_LABELS = {"mean_alignment": "mean alignment cos(g_distill, g_trait)",
 
 
 def across_axis(completed: pd.DataFrame, tests: pd.DataFrame, table: pd.DataFrame, axis: str,
-                groups: pd.Series) -> Figure:
+                axes: dict[str, list[Any]]) -> Figure:
     """Along one axis: each arm's mean alignment, update alignment and trait gain per level (mean ± 95% CI over
     seeds) with the trend the tests table fits; on the alignments, none/shared's power law in P (the exponent
     row) beside the slope −1/2 of random directions; and trait gain against mean alignment in none/shared with
-    the across-levels tracking line. `groups`: each trial's level of the other axes (the fits' intercepts)."""
+    the across-levels tracking line: each line the fit of its tests-table row (`axes`' fit functions)."""
     need(len(table) > 0 and table[axis].nunique() >= 2, f"needs completed trials at 2 or more values of {axis}")
     claim, colours = f"across {axis}", arm_colours(completed)
     fitted = regressor(completed[axis], axis)
     numeric = fitted is not None
     fig = Figure(figsize=(13.5, 12.5), dpi=DPI, layout="constrained")
-    axes = list(fig.subplots(2, 2).flat)
+    panels = list(fig.subplots(2, 2).flat)
     positions = {value: i for i, value in enumerate(dict.fromkeys(table[axis]))}
-    for ax, metric in zip(axes, RELATION_METRICS):
+    for ax, metric in zip(panels, RELATION_METRICS):
         for arm in arm_order(completed):
             rows = table[table["arm"] == arm]
             if rows.empty:
@@ -390,8 +391,7 @@ def across_axis(completed: pd.DataFrame, tests: pd.DataFrame, table: pd.DataFram
                         color=colours[arm], marker="o", capsize=3, linestyle="none" if len(trend) else "-",
                         label=f"{arm} (n={int(rows[f'{metric}_n'].max())} per level){said}")
             if len(trend):
-                one = completed[completed["arm"] == arm].assign(arm=groups)
-                fit = inf.slope(one.assign(**{fitted[0]: regressor(one[axis], axis)[1]}), fitted[0], metric)[1]
+                fit = trend_fit(completed, axes, axis, arm, metric)[1]
                 grid = np.geomspace(x.min(), x.max(), 50) if fitted[0].startswith("log2") else np.linspace(
                     x.min(), x.max(), 50)
                 exog = pd.DataFrame({name: (np.log2(grid) if fitted[0].startswith("log2") else grid)
@@ -401,8 +401,7 @@ def across_axis(completed: pd.DataFrame, tests: pd.DataFrame, table: pd.DataFram
         if len(exponent):
             rows = table[table["arm"] == BASELINE].drop_duplicates(axis)
             x, power = rows[axis].astype(float), rows["parameter_count"].to_numpy(dtype=float)
-            base = completed[completed["arm"] == BASELINE]
-            fit = inf.exponent(base.assign(arm=groups[base.index]), metric, RANDOM_EXPONENT)[1]
+            fit = exponent_fit(completed, axes, axis, metric)[1]
             exog = pd.DataFrame({name: np.log(power) if name == "parameter_count" else float(name == "const")
                                  for name in fit.model.exog_names})
             curve = fit.predict(exog)
@@ -418,14 +417,15 @@ def across_axis(completed: pd.DataFrame, tests: pd.DataFrame, table: pd.DataFram
         ax.minorticks_off()
         ax.set(xlabel=axis, ylabel=Y_LABELS[metric], title=f"{Y_LABELS[metric].split(' cos')[0]} along {axis}")
         _legend_below(ax, columns=1)
-    ax = axes[-1]
+    ax = panels[-1]
     base = completed[completed["arm"] == BASELINE].dropna(subset=["trait_gain", "mean_alignment"])
     for value in positions:
         rows = base[base[axis] == value]
-        ax.scatter(rows["mean_alignment"], rows["trait_gain"], s=22, alpha=0.85, label=f"{axis} = {value} (n={len(rows)})")
+        ax.scatter(rows["mean_alignment"], rows["trait_gain"], s=22, alpha=0.85,
+                   label=f"{axis} = {value} (n={len(rows)})")
     tracking = _rows(tests, answered=True, claim=claim, test=TRACKING_ACROSS)
     if len(tracking) and len(base):
-        fit = inf.slope(base.assign(arm=groups[base.index]), "mean_alignment")[1]
+        fit = tracking_fit(completed, axes, axis)[1]
         grid = np.linspace(base["mean_alignment"].min(), base["mean_alignment"].max(), 50)
         exog = pd.DataFrame({name: grid if name == "mean_alignment" else float(name == "const")
                              for name in fit.model.exog_names})

@@ -27,7 +27,7 @@ from sublim.core.files import atomic_write, json_safe, write_json, write_text
 
 from . import figures, sequential
 from .axes import (RANDOM_EXPONENT, across_tests, at_level, level_of, level_table, levels, tests_by_level,
-                   trial_groups, with_axis_columns)
+                   with_axis_columns)
 from .contrasts import (BASELINE, CLAIMS, MITIGATIONS_WITH_DOSE, REFUSED, VERDICTS, ZERO, Options, arm_frame, plan,
                         claim_verdict, tests_table)
 from .descriptives import (arm_table, data_summary, dose_table, epoch_table, first_order_table, settings,
@@ -231,7 +231,7 @@ def _write(results: Results, completed: pd.DataFrame, tests: pd.DataFrame, optio
     for axis in axes:
         table = tables[f"across_{axis}"] = level_table(completed, axes, axis)
         drawn[f"across_{axis}"] = figures.draw(f"across_{axis}", lambda table=table, axis=axis: figures.across_axis(
-            completed, tests, table, axis, trial_groups(completed, axes, axis)), folder / "figures")
+            completed, tests, table, axis, axes), folder / "figures")
     table_paths = []
     for name, table in tables.items():
         path = folder / "tables" / f"{name}.csv"
@@ -402,7 +402,8 @@ def _seeds_section(tests: pd.DataFrame, axes: dict[str, list[Any]]) -> list[Bloc
             for row in primary.to_dict("records")]
     return [Heading("Seeds needed"),
             Paragraph("For each primary test in the claim's direction: the seeds for 80% power at alpha 0.05 (before "
-                      "the multiplicity adjustment, so a floor for the family) if the true effect were the one observed (statsmodels TTestPower; slopes by FTestPowerF2). Where the "
+                      "the multiplicity adjustment, so a floor for the family) if the true effect were the one "
+                      "observed (statsmodels TTestPower; slopes by FTestPowerF2). Where the "
                       "observed effect opposes the claim, no number is given. A planning figure, not a promise."),
             Table(["claim", "arm", "metric", "test", "n now", "seeds needed"], rows)]
 

@@ -12,8 +12,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from sublim.analysis import analyse, build_report, contrasts, figures, load_results
-from sublim.analysis.axes import (DIFFERENCES, EXPONENT_TEST, TRACKING_ACROSS, across_tests, level_table, levels,
-                                  trial_groups)
+from sublim.analysis.axes import DIFFERENCES, EXPONENT_TEST, TRACKING_ACROSS, across_tests, level_table, levels
 from sublim.analysis.contrasts import NOT_SHOWN, SUPPORTED, Options
 from sublim.analysis.descriptives import trial_metrics
 from sublim.core.config import TrialConfig, level_label
@@ -85,14 +84,14 @@ def test_the_level_table_gives_parameter_counts_and_alignment_times_root_p(plant
     base = table[table["arm"] == "none/shared"]
     assert list(base["hidden"]) == list(WIDTHS)
     assert list(base["parameter_count"]) == [TrialConfig(hidden=w).parameter_count for w in WIDTHS]
-    np.testing.assert_allclose(base["alignment_x_sqrt_p"], base["mean_alignment_mean"] * np.sqrt(base["parameter_count"]))
+    np.testing.assert_allclose(base["alignment_x_sqrt_p"],
+                               base["mean_alignment_mean"] * np.sqrt(base["parameter_count"]))
     assert (np.diff(base["alignment_x_sqrt_p"]) > 0).all()  # decays slower than P^-1/2
 
 
 def test_the_axis_figure_draws_the_tables_exponent_and_tracking_fits(planted):
     trials, tests, axes = planted
-    fig = figures.across_axis(trials, tests, level_table(trials, axes, "hidden"), "hidden",
-                              trial_groups(trials, axes, "hidden"))
+    fig = figures.across_axis(trials, tests, level_table(trials, axes, "hidden"), "hidden", axes)
     assert isinstance(fig, Figure)
     lines = {str(line.get_gid()): line for ax in fig.axes for line in ax.get_lines()}
     exponent = row(tests, claim="across hidden", test=EXPONENT_TEST, metric="mean_alignment ∝ P^b")
