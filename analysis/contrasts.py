@@ -32,15 +32,20 @@ ZERO_BY_CONSTRUCTION = {"mean_alignment_out": "the distillation gradient reaches
 FIRST_ORDER_NULL = 0.5  # "the first-order drive dominates": it predicts more than half the measured change
 
 SUPPORTED, CONTRADICTED, NOT_SHOWN, REFUSED = "supported", "contradicted", "not shown", "refused"
-PARTLY, UNDETERMINED, ZERO = "partly supported", "undetermined", "zero by construction"
+PARTLY, MIXED, UNDETERMINED, ZERO = "partly supported", "mixed", "undetermined", "zero by construction"
+FUTILE = "not shown (futility)"
 VERDICTS = {
     SUPPORTED: "the test shows what the row expects at alpha (after the multiplicity adjustment of primary tests)",
     CONTRADICTED: "the test shows the opposite of what the row expects (a directional effect of the other sign, "
                   "a difference beyond the equivalence margin, or an arm shown inferior)",
     NOT_SHOWN: "the data do not decide at alpha: neither what the row expects nor its opposite is shown",
+    FUTILE: "(sweeps grown in waves) the sequential design's futility rule stopped the row: at the planned maximum "
+            "of seeds it would very likely not be shown either",
     REFUSED: "the data cannot support the test (too few seeds, no spread, an arm missing); the note says why",
     ZERO: "the quantity is exactly 0 by the model's construction, so nothing is tested",
-    PARTLY: "(claims) some primary tests supported, others not shown; or supported but not in every epoch",
+    PARTLY: "(claims) some primary tests supported and the others not shown, none contradicted; or every primary "
+            "test supported but not in every epoch",
+    MIXED: "(claims) some primary tests supported and at least one contradicted: the data speak against part of it",
     UNDETERMINED: "(claims) no primary test could be computed from this folder's arms and trials",
 }
 COLUMNS = ("claim", "role", "arm", "reference", "metric", "test", "expect", "alternative", "margin", "n",
@@ -418,17 +423,18 @@ CLAIMS: dict[str, tuple[str, str]] = {
 
 
 def claim_verdict(table: pd.DataFrame, claim: str) -> str:
-    """A claim's verdict from its primary rows (see VERDICTS), with its sustained rows as an intersection-union
-    test: every one must be supported for the claim to be supported in full."""
+    """A claim's verdict from its primary rows (see VERDICTS): any contradicted row makes it contradicted (none
+    supported) or mixed (some supported), so a contradiction is never rolled up into support; its sustained rows
+    are an intersection-union test: every one must be supported for the claim to be supported in full."""
     rows = table[table["claim"] == claim]
     primary = rows.loc[rows["role"] == "primary", "verdict"]
     judged = primary[primary != REFUSED]
     if judged.empty:
         return UNDETERMINED
-    if (judged == CONTRADICTED).any() and not (judged == SUPPORTED).any():
-        return CONTRADICTED
+    supported, contradicted = (judged == SUPPORTED).any(), (judged == CONTRADICTED).any()
+    if contradicted:
+        return MIXED if supported else CONTRADICTED
     if not (judged == SUPPORTED).all():
-        return PARTLY if (judged == SUPPORTED).any() else NOT_SHOWN
+        return PARTLY if supported else NOT_SHOWN
     sustained = rows.loc[rows["role"] == "sustained", "verdict"]
     return PARTLY if len(primary) > len(judged) or (sustained != SUPPORTED).any() else SUPPORTED
-
