@@ -17,6 +17,7 @@ import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
 from sublim.core.config import level_label
+from sublim.core.mitigations import MITIGATIONS
 from sublim.core.schema import LAYER_NAMES
 
 from . import inference as inf
@@ -27,13 +28,20 @@ BASELINE = "none/shared"
 CONTROL = "none/independent"
 MITIGATIONS_WITH_DOSE = ("projection", "placebo", "liminal")
 MEDIATORS = ("mean_alignment", "mean_update_alignment")  # the raw gradient's cosine; the step Adam applied
+# The mediation's one mediator, declared before any data: every mitigation acts on the step the optimizer applies
+# (a loss term or a gradient transform), never on g_d itself, whose alignment changes only through the trajectory;
+# and the trait loss moves, to first order, by g_t·Δθ. So a mitigation acts through alignment, if at all, through
+# the applied step's alignment.
+MEDIATOR = "mean_update_alignment"
+SECONDARY_ADJUSTMENT = ("Benjamini–Hochberg within each claim's secondary rows (false discovery rate 0.05); "
+                        "a row's verdict reads its adjusted p")
 ZERO_BY_CONSTRUCTION = {"mean_alignment_out": "the distillation gradient reaches only the output layer's auxiliary "
                         "rows and the trait gradient only its class rows, so their dot product there is exactly 0"}
 FIRST_ORDER_NULL = 0.5  # "the first-order drive dominates": it predicts more than half the measured change
 
 SUPPORTED, CONTRADICTED, NOT_SHOWN, REFUSED = "supported", "contradicted", "not shown", "refused"
 PARTLY, MIXED, UNDETERMINED, ZERO = "partly supported", "mixed", "undetermined", "zero by construction"
-FUTILE = "not shown (futility)"
+FUTILE, DESCRIPTIVE = "not shown (futility)", "descriptive"
 VERDICTS = {
     SUPPORTED: "the test shows what the row expects at alpha (after the multiplicity adjustment of primary tests)",
     CONTRADICTED: "the test shows the opposite of what the row expects (a directional effect of the other sign, "
@@ -43,6 +51,7 @@ VERDICTS = {
             "of seeds it would very likely not be shown either",
     REFUSED: "the data cannot support the test (too few seeds, no spread, an arm missing); the note says why",
     ZERO: "the quantity is exactly 0 by the model's construction, so nothing is tested",
+    DESCRIPTIVE: "an estimate with its interval that rests on untestable assumptions (mediation): described, not judged",
     PARTLY: "(claims) some primary tests supported and the others not shown, none contradicted; or every primary "
             "test supported but not in every epoch",
     MIXED: "(claims) some primary tests supported and at least one contradicted: the data speak against part of it",
@@ -55,11 +64,13 @@ COLUMNS = ("claim", "role", "arm", "reference", "metric", "test", "expect", "alt
 
 @dataclass(frozen=True)
 class Contrast:
-    """One declared comparison. `arms`: an arm label, a mitigation name (its shared-init arms with a dose), or
-    'shared' (every shared-init arm) or 'all'. `reference`: '0' (or `null`), an arm label, or 'same-strength
+    """One declared comparison. `arms`: an arm label, a mitigation name (its shared-init arms with a dose),
+    'shared' (every shared-init arm), 'pooled' (the shared-init arms whose mitigation does not act on the trait
+    direction: pre-specified to share a slope) or 'all'. `reference`: '0' (or `null`), an arm label, or 'same-strength
     KIND' (the KIND arm of the row arm's strength); the estimate is arm minus reference. `role`: primary (a
     claim's verdict, in the multiplicity family), sustained (joins the claim's verdict as an intersection-union
-    test: every one must hold), secondary (reported, not judged into a claim)."""
+    test: every one must hold), secondary (reported, not judged into a claim; adjusted within its claim) or
+    descriptive (an estimate with its interval, never judged)."""
 
     claim: str
     metric: str
@@ -99,11 +110,11 @@ CONTRASTS: list[Contrast] = [
     Contrast("referee", "final_distill_loss", "non-inferiority", "<=", arms="placebo", reference=BASELINE),
     *(c for x in MEDIATORS for c in (
         Contrast("referee", "trait_gain", "slope", ">", arms="shared", x=x),
-        Contrast("referee", "trait_gain", "slope heterogeneity", "!=", arms="shared", x=x),
-        Contrast("referee", "trait_gain", "common slope", ">", arms="shared", x=x),
-        *(Contrast("mediation", "trait_gain", f"mediation {effect}", "!=", arms=kind, x=x)
-          for kind in MITIGATIONS_WITH_DOSE for effect in ("ACME", "ADE", "total")),
+        Contrast("referee", "trait_gain", "slope heterogeneity", "!=", arms="pooled", x=x),
+        Contrast("referee", "trait_gain", "common slope", ">", arms="pooled", x=x),
     )),
+    *(Contrast("mediation", "trait_gain", f"mediation {effect}", "!=", arms=kind, role="descriptive", x=MEDIATOR)
+      for kind in MITIGATIONS_WITH_DOSE for effect in ("ACME", "ADE", "total")),
     # First-order accounting: does Σ g_t·Δθ account for the measured change of the trait loss?
     Contrast("first-order", "predicted_trait_loss_change", "first-order share", ">", arms="all",
              null=FIRST_ORDER_NULL),
@@ -156,9 +167,16 @@ def _selected(arms: pd.DataFrame, selector: str) -> list[str]:
         return list(arms["arm"])
     if selector == "shared":
         return list(shared["arm"])
+    if selector == "pooled":  # the arms pre-specified to share a slope: none acts on the trait direction
+        return list(shared.loc[[not _acts_on_direction(kind) for kind in shared["mitigation"]], "arm"])
     if selector in MITIGATIONS_WITH_DOSE:
         return list(shared.loc[(shared["mitigation"] == selector) & (shared["strength"] > 0), "arm"])
     return [selector] if selector in set(arms["arm"]) else []
+
+
+def _acts_on_direction(kind: str) -> bool:
+    """Whether the mitigation acts on the step's trait-aligned component; one not installed here is assumed to."""
+    return kind not in MITIGATIONS or MITIGATIONS[kind].acts_on_trait_direction
 
 
 def _reference(arms: pd.DataFrame, arm: str, reference: str) -> str | None:
@@ -187,7 +205,8 @@ def plan(arms: pd.DataFrame, epochs: int, contrasts: list[Contrast] | None = Non
         chosen = _selected(arms, c.arms)
         if c.test in ("slope heterogeneity", "common slope"):
             if len(chosen) >= 2:
-                rows.append(Planned(c, "shared-init arms", "0", f"{c.metric} ~ {c.x}", tuple(chosen)))
+                label = "pooled arms" if c.arms == "pooled" else "shared-init arms"
+                rows.append(Planned(c, label, "0", f"{c.metric} ~ {c.x}", tuple(chosen)))
             continue
         if c.test == "slope":
             rows += [Planned(c, arm, "0", f"{c.metric} ~ {c.x}", (arm,)) for arm in chosen]
@@ -247,7 +266,8 @@ def _slope_test(trials: pd.DataFrame, p: Planned, options: Options, context: dic
                           "read the per-arm slopes")
     row, _ = inf.slope(chosen, c.x, c.metric)
     return {**row, "note": f"OLS, {'intercept per arm, ' if len(p.arms) > 1 else ''}"
-                           f"{'SEs clustered by seed' if row['cov'] == 'cluster' else 'HC3 SEs'}"}
+                           f"{'SEs clustered by seed' if row['cov'] == 'cluster' else 'HC3 SEs'}"
+                           + (f"; arms {', '.join(p.arms)}" if c.arms == "pooled" else "")}
 
 
 def mitigation_sample(trials: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -387,7 +407,8 @@ def _alternative(test: str) -> str:
 
 
 def _adjust(table: pd.DataFrame, planned: list[Planned] | None, alphas: dict[tuple, float] | None) -> None:
-    """Holm over the primary rows (or each test's sequential level), then every row's verdict."""
+    """Holm over the primary rows (or each test's sequential level), Benjamini–Hochberg within each claim's
+    secondary rows, then every row's verdict (descriptive rows are not judged)."""
     table["alpha"] = inf.ALPHA
     table["p_adjusted"] = table["p"]
     primary = (table["role"] == "primary") & table["p"].notna()
@@ -395,9 +416,12 @@ def _adjust(table: pd.DataFrame, planned: list[Planned] | None, alphas: dict[tup
         table["alpha"] = [alphas.get(p.key, inf.ALPHA) for p in planned]
     elif primary.sum() > 1:
         table.loc[primary, "p_adjusted"] = multipletests(table.loc[primary, "p"], alpha=inf.ALPHA, method="holm")[1]
-    judged = [row["verdict"] if row.get("verdict") in (REFUSED, ZERO) else judge(
-        {**row, "p": row["p_adjusted"]}, row["alpha"]) for row in table.to_dict("records")]
-    table["verdict"] = judged
+    secondary = (table["role"] == "secondary") & table["p"].notna()
+    for _, index in table[secondary].groupby("claim").groups.items():
+        table.loc[index, "p_adjusted"] = multipletests(table.loc[index, "p"], alpha=inf.ALPHA, method="fdr_bh")[1]
+    table["verdict"] = [row["verdict"] if row.get("verdict") in (REFUSED, ZERO)
+                        else DESCRIPTIVE if row["role"] == "descriptive"
+                        else judge({**row, "p": row["p_adjusted"]}, row["alpha"]) for row in table.to_dict("records")]
 
 
 # --- claims ------------------------------------------------------------------------------------------

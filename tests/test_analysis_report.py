@@ -70,7 +70,8 @@ def test_tests_table_is_the_csv_and_stats_json(sweep_report):
                    "ci_high", "p", "verdict"):
         assert column in table
     assert set(table["alternative"]) == {"two-sided", "equivalence", "non-inferiority"}
-    assert set(table["verdict"]) <= {"supported", "contradicted", "not shown", "refused", "zero by construction"}
+    assert set(table["verdict"]) <= {"supported", "contradicted", "not shown", "refused", "zero by construction",
+                                     "descriptive"}
     # no p-value from pooled steps: every tested row's n is a number of seeds
     assert table.loc[table["p"].notna(), "n"].max() <= 6
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from sublim.analysis import contrasts
-from sublim.analysis.contrasts import (CONTRADICTED, CONTRASTS, NOT_SHOWN, REFUSED, SUPPORTED, ZERO, Contrast, Options,
+from sublim.analysis.contrasts import (CONTRADICTED, CONTRASTS, MIXED, NOT_SHOWN, REFUSED, SUPPORTED, ZERO, Contrast, Options,
                                        arm_frame, claim_verdict, plan)
 from sublim.analysis.inference import dose_model, ratio
 
@@ -79,11 +79,11 @@ def slopes_frame(slopes: dict[str, float], seeds: int = 16, noise: float = 0.01,
     return trials(values)
 
 
-SLOPES = [c for c in CONTRASTS if c.arms == "shared" and c.x == "mean_alignment"]  # as the report declares them
+SLOPES = [c for c in CONTRASTS if "slope" in c.test and c.x == "mean_alignment"]  # as the report declares them
 
 
 def test_heterogeneous_slopes_are_reported_per_arm_and_no_common_slope():
-    table = run(slopes_frame({"none/shared": 40.0, "projection@1/shared": 0.0, "placebo@1/shared": 40.0}), *SLOPES)
+    table = run(slopes_frame({"none/shared": 40.0, "projection@1/shared": 0.0, "placebo@1/shared": 0.0}), *SLOPES)
     assert only(table, test="slope heterogeneity")["verdict"] == SUPPORTED
     assert only(table, test="common slope")["verdict"] == REFUSED
     per_arm = table[table["test"] == "slope"].set_index("arm")
@@ -91,12 +91,16 @@ def test_heterogeneous_slopes_are_reported_per_arm_and_no_common_slope():
     assert per_arm.loc["projection@1/shared", "ci_low"] < 0 < per_arm.loc["projection@1/shared", "ci_high"]
 
 
-def test_equal_slopes_give_a_common_slope_with_seeds_clustered():
-    table = run(slopes_frame({"none/shared": 30.0, "projection@1/shared": 30.0, "placebo@1/shared": 30.0}), *SLOPES)
-    assert only(table, test="slope heterogeneity")["verdict"] == NOT_SHOWN
+def test_equal_slopes_of_the_pooled_arms_give_their_common_slope_whatever_projection_does():
+    """The pool is declared in advance: arms that do not act on the trait direction. Projection's own slope (here
+    opposite) neither enters the heterogeneity test nor blocks the common slope."""
+    table = run(slopes_frame({"none/shared": 30.0, "projection@1/shared": -20.0, "placebo@1/shared": 30.0}), *SLOPES)
+    het = only(table, test="slope heterogeneity")
+    assert het["verdict"] == NOT_SHOWN and het["arm"] == "pooled arms"
     common = only(table, test="common slope")
     assert common["verdict"] == SUPPORTED and common["ci_low"] < 30 < common["ci_high"]
     assert common["n"] == 16 and "clustered by seed" in common["note"]
+    assert "none/shared, placebo@1/shared" in common["note"] and "projection" not in common["note"]
 
 
 def test_first_order_share_recovers_the_planted_share():
@@ -178,3 +182,41 @@ def test_no_common_slope_without_a_heterogeneity_test():
     assert only(table, test="slope heterogeneity")["verdict"] == REFUSED
     common = only(table, test="common slope")
     assert common["verdict"] == REFUSED and "could not be tested" in common["note"]
+
+
+REFEREE = (Contrast("referee", "trait_gain", "paired t-test", "<", arms="projection",
+                    reference="same-strength placebo", role="primary"), PLACEBO_EQUIVALENCE)
+
+
+@pytest.mark.parametrize("placebo_shift, projection_shift, verdict", [
+    (0.0, -0.25, SUPPORTED),       # projection suppresses, placebo equivalent to none
+    (-0.15, -0.35, MIXED),         # projection below placebo, but the placebo itself beyond the margin
+    (0.0, +0.2, MIXED),            # the placebo holds, but projection raises acquisition: opposes the claim
+    (-0.15, +0.1, CONTRADICTED),   # both rows against the claim
+])
+def test_a_contradicted_primary_row_is_never_rolled_up_into_support(placebo_shift, projection_shift, verdict):
+    rng = np.random.default_rng(8)
+    base = 0.3 + rng.normal(0, 0.05, 12)
+    frame = trials({"none/shared": {"trait_gain": base},
+                    "placebo@1/shared": {"trait_gain": base + placebo_shift + rng.normal(0, 0.005, 12)},
+                    "projection@1/shared": {"trait_gain": base + projection_shift + rng.normal(0, 0.005, 12)}})
+    assert claim_verdict(run(frame, *REFEREE), "referee") == verdict
+
+
+def test_secondary_rows_are_adjusted_within_their_claim_and_mediation_is_descriptive():
+    rng = np.random.default_rng(9)
+    metrics = {f"m{i}": rng.normal(0.02 if i < 2 else 0.0, 0.05, 10) for i in range(6)}
+    frame = trials({"none/shared": {**metrics, "other": metrics["m0"]}})
+    table = run(frame, *(Contrast("layers", m, "t-test", ">") for m in metrics),
+                Contrast("claim1", "other", "t-test", ">"))
+    layers = table[table["claim"] == "layers"]
+    p = layers["p"].to_numpy()
+    order = np.argsort(p)
+    bh = np.minimum.accumulate((p[order] * len(p) / np.arange(1, len(p) + 1))[::-1])[::-1]
+    assert layers["p_adjusted"].to_numpy()[order] == pytest.approx(np.minimum(bh, 1))
+    assert only(table, claim="claim1")["p_adjusted"] == only(table, claim="claim1")["p"]  # its own family of one
+    for row in layers.to_dict("records"):
+        assert row["verdict"] == (SUPPORTED if row["p_adjusted"] <= 0.05 and row["estimate"] > 0 else
+                                  CONTRADICTED if row["p_adjusted"] <= 0.05 else NOT_SHOWN)
+    mediated = [c for c in CONTRASTS if c.test.startswith("mediation")]
+    assert mediated and all(c.role == "descriptive" and c.x == contrasts.MEDIATOR for c in mediated)

@@ -29,6 +29,9 @@ class Mitigation:
     typical_strengths: tuple[float, ...] = ()  # named when a strength is missing (`sublim run`)
     needs_trait_gradient: bool = False  # its step uses g_t, so g_t is computed even when not traced
     adds_loss: bool = False  # it has a loss term (and a frozen base) when its strength is > 0
+    # It acts on the step's component along the trait gradient. The report pre-specifies that only arms which do
+    # not may share a slope of trait gain on alignment: acting on that component changes the relation itself.
+    acts_on_trait_direction: bool = False
 
     def strength_problem(self, strength: float) -> str | None:
         """Why `strength` is not allowed for this mitigation, or None."""
@@ -138,6 +141,7 @@ class Projection(Mitigation):
     max_strength = 2.0
     typical_strengths = (0.5, 1.0, 2.0)
     needs_trait_gradient = True
+    acts_on_trait_direction = True
 
     def transform_gradient(self, config: TrialConfig, grad: Any, trait_grad: Any, rng: Any) -> tuple[Any, Any]:
         return project_out_trait(grad, trait_grad, config.strength, config.projection_when == "always")
