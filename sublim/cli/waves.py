@@ -1,11 +1,14 @@
 """`sublim sweep SPEC --until-resolved --max-seeds N [--wave K]`: the spec's arms over seeds in waves of K,
-stopping when every primary directional test (at every level of the spec's axes) is resolved or N seeds are
-reached. A wave's spec keeps the axes: it adds its seeds to every level.
+stopping when every primary directional test (at every level of the spec's axes) is resolved (supported,
+contradicted, or dropped as futile) or N seeds are reached. A wave's spec keeps the axes: it adds its seeds to
+every level.
 
 The stopping rule is a group-sequential design (sublim.analysis.sequential) planned before the first wave
-from the spec's arms and stored in sweep.json, so looking after every wave keeps the family-wise error rate
-at alpha. Each wave grows the results folder (finished trials are kept), so an interrupted run, started
-again, replays the finished waves' decisions from their results and continues with the next wave.
+from the spec's arms and stored in sweep.json with its boundaries, so looking after every wave keeps the
+family-wise error rate at alpha. Each wave grows the results folder (finished trials are kept), so an
+interrupted run, started again, replays the finished waves' decisions from their results with the stored
+boundaries and continues with the next wave. A folder planned under an older version of the rule is not
+continued (its record is still read by the report).
 """
 
 from __future__ import annotations
@@ -57,10 +60,17 @@ def run_in_waves(args: argparse.Namespace, spec: SweepSpec, folder: ResultsFolde
     which sweep.json keeps up to date after every wave."""
     seeds, design = plan(spec, args.max_seeds, args.wave)
     planned = (folder.sequential() or {}).get("design") if folder.exists() else None
-    if planned is not None and planned != design.to_json():
-        raise SweepError(f"{folder.path} was planned with {planned.get('seeds')} seeds per look and "
-                         f"{planned.get('family_size', 'other')} primary tests; a design cannot change once waves "
-                         "have run: repeat its --max-seeds and --wave, its arms and its axes, or choose another --name")
+    if planned is not None:
+        if not sequential.is_current(planned):
+            raise SweepError(f"{folder.path} was planned under an older version of the stopping rule "
+                             f"({planned.get('method', 'a per-test design')}); this version cannot continue its "
+                             "waves (the report still reads them): choose another --name")
+        if {k: planned.get(k) for k in design.plan()} != design.plan():
+            raise SweepError(f"{folder.path} was planned with {planned.get('seeds')} seeds per look and "
+                             f"{planned.get('family_size', 'other')} primary tests; a design cannot change once waves "
+                             "have run: repeat its --max-seeds and --wave, its arms and its axes, or choose another "
+                             "--name")
+        design = sequential.Design.from_json(planned, list(design.rows))  # the stored boundaries decide
     log(design.describe())
     record = sequential.new_record(design)
     for j, n in enumerate(design.seeds):
