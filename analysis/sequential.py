@@ -437,8 +437,9 @@ def judged_by_design(record: dict[str, Any], tests: pd.DataFrame,
     final = {_key(t): (wave, t) for wave in record["waves"] for t in wave["tests"]}
     current, last_planned = is_current(stored), len(stored["seeds"])
     tests = tests.copy()
-    for column in ("ci_level", "statistic", "df", "n", "estimate", "ci_low", "ci_high", "p", "p_adjusted", "alpha"):
-        tests[column] = tests[column].astype(float)
+    if current:  # the looks' numbers replace the table's
+        for column in ("n", "estimate", "ci_low", "ci_high", "ci_level", "statistic", "df", "p", "p_adjusted", "alpha"):
+            tests[column] = tests[column].astype(float)
     for index, row in zip(tests.index, tests.to_dict("records")):
         key = _key({**row, "level": level_of(row, axes)})
         if key not in final or list(key) not in stored["family"]:
@@ -482,5 +483,7 @@ def _note(test: dict[str, Any], wave: dict[str, Any], last_planned: int, maximum
                 f"power at {maximum} seeds below {FUTILITY_POWER:.0%}; {interval}")
     where = (f"open at the last look ({wave['seeds']} seeds)" if wave["look"] == last_planned
              else f"open at {at}, the sweep not finished")
-    bound = f": |t| {abs(test['t']):.3g} < {test['boundary_t']:.3g}" if test["boundary_t"] is not None else ""
-    return f"sequential design: {where}{bound} (nominal p {test['nominal_p']:.2g}); {interval}"
+    if test["boundary_t"] is None:
+        return f"sequential design: {where}; {interval}"
+    return (f"sequential design: {where}: |t| {abs(test['t']):.3g} < {test['boundary_t']:.3g} (nominal p "
+            f"{test['nominal_p']:.2g}); {interval}")
