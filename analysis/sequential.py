@@ -92,7 +92,6 @@ FUTILE_STATUS = "futile"
 STATUSES = ("open", SUPPORTED, CONTRADICTED, FUTILE_STATUS, "undetermined")  # the codes of `decide`
 OPEN, SUPPORTED_CODE, CONTRADICTED_CODE, FUTILE_CODE, UNDETERMINED_CODE = range(5)
 RESOLVED = (SUPPORTED, CONTRADICTED)  # a test rejected: its share of alpha passes on
-FINAL = (*RESOLVED, FUTILE_STATUS)  # a decision no later look revisits
 _CHUNK = 2 ** 15
 
 
@@ -110,7 +109,8 @@ def studentized(values: Any, null: float = 0.0) -> np.ndarray:
         return x.mean(axis=-1) * math.sqrt(n) / x.std(axis=-1, ddof=1)
 
 
-def reference_draws(rng: np.random.Generator, shape: tuple[int, ...], skewness: float = REFERENCE_SKEWNESS) -> np.ndarray:
+def reference_draws(rng: np.random.Generator, shape: tuple[int, ...],
+                    skewness: float = REFERENCE_SKEWNESS) -> np.ndarray:
     """Standardized gamma numbers (mean 0, sd 1) of the given skewness (shape 4 / skewness^2); normal for 0."""
     if skewness == 0:
         return rng.standard_normal(shape)

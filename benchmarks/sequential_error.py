@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
 from sublim.analysis import sequential
 from sublim.analysis.axes import at_level
