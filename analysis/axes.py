@@ -7,14 +7,15 @@ that level's primary rows: each level is the study rerun at that setting). Rows 
 "across AXIS") leave that column empty:
 
 - whether each arm's mean alignment, update alignment and trait gain differ between the axis's values at all
-  (a Wald F of the value terms: any shape, a hump as well as a trend), and their trend along the axis (on log2
+  (an F of the value terms, p by a wild-cluster bootstrap over seeds: any shape, a hump as well as a trend), and their trend along the axis (on log2
   of its values when they span 4x or more), with an intercept per level of any other axis;
 - whether trait gain tracks mean alignment across the axis's levels in none/shared: the slope over its trials at
   every level, beside the slope within levels (an intercept per level), which a confound of the axis would split;
 - for an axis that changes the parameter count P: the exponent b of mean alignment ∝ P^b in none/shared, against
   the −1/2 of random directions (their cosines in P dimensions are of order P^−1/2).
 
-Every fit is to per-trial numbers with standard errors clustered by seed: the seed stays the unit of inference.
+Every fit is to per-trial numbers with seeds clustered (CR2 standard errors, or the bootstrap over seeds): the seed
+stays the unit of inference.
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ def _row(claim: str, arm: str, metric: str, test: str, expect: str, note: str,
            "expect": expect, "null": null, "margin": np.nan, "note": note}
     try:
         row.update(compute())
+        row["note"] = f"{note}; {row['method']}"
     except Refusal as refusal:
         row.update(verdict=REFUSED, note=str(refusal), p=np.nan)
     except (ValueError, np.linalg.LinAlgError) as error:
@@ -155,10 +157,10 @@ def across_tests(completed: pd.DataFrame, axes: dict[str, list[Any]]) -> pd.Data
     rows = []
     for axis in axes:
         claim = f"across {axis}"
-        within = "intercept per level of the other axes, " if len(axes) > 1 else ""
+        within = ", an intercept per level of the other axes" if len(axes) > 1 else ""
         for arm in arm_order(completed):
             rows += [_row(claim, arm, f"{metric} by {axis}", DIFFERENCES, "!=",
-                          f"Wald F of the {axis} terms, {within}SEs clustered by seed",
+                          f"the {axis} terms{within}",
                           lambda arm=arm, metric=metric: inf.level_differences(
                               _arm_sample(completed, axes, axis, arm), metric, axis))
                      for metric in RELATION_METRICS]
@@ -166,19 +168,19 @@ def across_tests(completed: pd.DataFrame, axes: dict[str, list[Any]]) -> pd.Data
         if fitted is not None:
             for arm in arm_order(completed):
                 rows += [_row(claim, arm, f"{metric} ~ {fitted[0]}", TREND, "!=",
-                              f"OLS over trials, {within}SEs clustered by seed",
+                              f"OLS over trials{within}",
                               lambda arm=arm, metric=metric: trend_fit(completed, axes, axis, arm, metric)[0])
                          for metric in RELATION_METRICS]
         rows += [_row(claim, BASELINE, "trait_gain ~ mean_alignment", TRACKING_ACROSS, ">",
-                      f"OLS over trials at every {axis}, {within}SEs clustered by seed",
+                      f"OLS over trials at every {axis}{within}",
                       lambda: tracking_fit(completed, axes, axis)[0]),
                  _row(claim, BASELINE, "trait_gain ~ mean_alignment", TRACKING_WITHIN, ">",
-                      "OLS with an intercept per level, SEs clustered by seed",
+                      "OLS with an intercept per level",
                       lambda: tracking_fit(completed, axes, axis, within=True)[0])]
         base = _arm_sample(completed, axes, axis, BASELINE)
         if base.groupby("arm")["parameter_count"].nunique().gt(1).any():  # the axis changes P
             rows += [_row(claim, BASELINE, f"{metric} ∝ P^b", EXPONENT_TEST, ">",
-                          f"GLM, log link, {within}SEs clustered by seed; random directions: {RANDOM_EXPONENT:g}",
+                          f"GLM, log link{within}; random directions: {RANDOM_EXPONENT:g}",
                           lambda metric=metric: exponent_fit(completed, axes, axis, metric)[0],
                           null=RANDOM_EXPONENT)
                      for metric in EXPONENT_METRICS]

@@ -256,7 +256,7 @@ def _slope_test(trials: pd.DataFrame, p: Planned, options: Options, context: dic
     if c.test == "slope heterogeneity":
         row = inf.heterogeneity(chosen, c.x, c.metric)
         context[("heterogeneity", c.x)] = row
-        return {**row, "note": f"Wald F over {row['df']:.0f} arm × {c.x} terms, seeds clustered"}
+        return {**row, "note": row["method"]}
     if c.test == "common slope":
         het = context.get(("heterogeneity", c.x))
         if het is None:
@@ -265,8 +265,7 @@ def _slope_test(trials: pd.DataFrame, p: Planned, options: Options, context: dic
             raise Refusal(f"the arms' slopes differ (heterogeneity p = {het['p']:.2g}): no common slope; "
                           "read the per-arm slopes")
     row, _ = inf.slope(chosen, c.x, c.metric)
-    return {**row, "note": f"OLS, {'intercept per arm, ' if len(p.arms) > 1 else ''}"
-                           f"{'SEs clustered by seed' if row['cov'] == 'cluster' else 'HC3 SEs'}"
+    return {**row, "note": f"OLS, {'intercept per arm, ' if len(p.arms) > 1 else ''}{row['method']}"
                            + (f"; arms {', '.join(p.arms)}" if c.arms == "pooled" else "")}
 
 
@@ -297,7 +296,8 @@ def _mediation_test(trials: pd.DataFrame, p: Planned, options: Options, context:
     rows, aic = answer
     row = rows[c.test.split()[1]]
     return {**row, "note": f"dose {row['dose']} (AIC linear {aic['linear']:.1f}, log {aic['log']:.1f}); "
-                           f"strength 0 → {row['contrast_to']:g}; {options.mediation_sims} simulations"}
+                           f"strength 0 → {row['contrast_to']:g}; exposure × mediator interaction allowed; "
+                           f"{options.mediation_sims} simulations"}
 
 
 def _first_order_test(trials: pd.DataFrame, p: Planned, options: Options, context: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+import statsmodels.formula.api as smf
 from scipy import stats as scipy_stats
 from statsmodels.stats.mediation import Mediation
 from statsmodels.stats.power import FTestPowerF2, TTestPower
@@ -458,25 +459,25 @@ def dose_model(sample: pd.DataFrame, y: str = "trait_gain") -> DoseModel:
 
 def mediation(sample: pd.DataFrame, mediator: str, scale: str, sims: int, rng_seed: int,
               outcome: str = "trait_gain") -> dict[str, Row]:
-    """strength → mediator → outcome (statsmodels' Mediation, OLS models with seed fixed effects): the ACME, ADE
-    and total effect of moving the dose from 0 to the largest strength tested, on the given dose scale."""
+    """strength → mediator → outcome (statsmodels' Mediation, OLS models with seed fixed effects, the outcome
+    model with the exposure × mediator interaction, so the mediator's effect may differ with the dose): the
+    average ACME and ADE over both exposure levels and the total effect of moving the dose from 0 to the largest
+    strength tested, on the given dose scale. Estimates, not tests: they assume no unmeasured mediator–outcome
+    confounding within a seed and that the dose affects nothing the mediator model leaves out."""
     sample = sample[["strength", mediator, outcome, "seed"]].dropna()
     strengths = sorted(sample["strength"].unique())
     need(len(strengths) >= 2, f"needs at least 2 distinct strengths (none counts as 0), has {len(strengths)}")
     need(sample[mediator].nunique() >= MIN_DISTINCT_X, f"needs {MIN_DISTINCT_X} distinct values of {mediator}")
     s_min = float(min(s for s in strengths if s > 0))
-    dose = DOSES[scale](sample["strength"], s_min)
-    exposure = (dose / DOSES[scale](strengths[-1], s_min)).rename("exposure")
-    seeds = pd.get_dummies(sample["seed"].astype(str), prefix="seed", drop_first=True, dtype=float)
-    const = pd.Series(1.0, index=sample.index, name="const")
-    outcome_exog = pd.concat([const, sample[mediator], exposure, seeds], axis=1)
-    need(len(sample) >= outcome_exog.shape[1] + 2, f"needs at least {outcome_exog.shape[1] + 2} trials to fit the "
-         f"outcome model with {seeds.shape[1] + 1} seeds, has {len(sample)}")
-    need(np.linalg.matrix_rank(outcome_exog.to_numpy()) == outcome_exog.shape[1],
-         "strength is confounded with seed in this sample")
-    fitted = Mediation(sm.OLS(sample[outcome], outcome_exog),
-                       sm.OLS(sample[mediator], pd.concat([const, exposure, seeds], axis=1)),
-                       exposure="exposure", mediator=mediator).fit(n_rep=sims, rng=rng_seed)
+    data = pd.DataFrame({"y": sample[outcome], "m": sample[mediator], "seed": sample["seed"].astype(str),
+                         "exposure": DOSES[scale](sample["strength"], s_min) / DOSES[scale](strengths[-1], s_min)})
+    outcome_model = smf.ols("y ~ exposure * m + C(seed)", data)
+    parameters = outcome_model.exog.shape[1]
+    need(len(data) >= parameters + 2, f"needs at least {parameters + 2} trials to fit the outcome model with "
+         f"{data['seed'].nunique()} seeds, has {len(data)}")
+    need(np.linalg.matrix_rank(outcome_model.exog) == parameters, "strength is confounded with seed in this sample")
+    fitted = Mediation(outcome_model, smf.ols("m ~ exposure + C(seed)", data), exposure="exposure",
+                       mediator="m").fit(n_rep=sims, rng=rng_seed)
     table = fitted.summary(alpha=ALPHA)
     rows = {}
     for name, label in (("ACME", "ACME (average)"), ("ADE", "ADE (average)"), ("total", "Total effect")):
