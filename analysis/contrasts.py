@@ -83,6 +83,7 @@ class Contrast:
     x: str | None = None  # a slope's regressor, a mediation's mediator
     epochs: bool = False  # expand `metric` (holding "{epoch}") over the folder's epochs
     min_epochs: int = 1  # fewer epochs and the metric does not exist: the row is not planned
+    adjusted: bool = True  # a secondary row joins its claim's Benjamini–Hochberg family (False: judged at alpha)
 
 
 CONTRASTS: list[Contrast] = [
@@ -110,7 +111,9 @@ CONTRASTS: list[Contrast] = [
     Contrast("referee", "final_distill_loss", "non-inferiority", "<=", arms="placebo", reference=BASELINE),
     *(c for x in MEDIATORS for c in (
         Contrast("referee", "trait_gain", "slope", ">", arms="shared", x=x),
-        Contrast("referee", "trait_gain", "slope heterogeneity", "!=", arms="pooled", x=x),
+        # A check of the common slope's model, judged at alpha unadjusted: pooling is refused whenever the data
+        # speak against it, and the row's verdict says the same as the common slope's refusal.
+        Contrast("referee", "trait_gain", "slope heterogeneity", "!=", arms="pooled", x=x, adjusted=False),
         Contrast("referee", "trait_gain", "common slope", ">", arms="pooled", x=x),
     )),
     *(Contrast("mediation", "trait_gain", f"mediation {effect}", "!=", arms=kind, role="descriptive", x=MEDIATOR)
@@ -256,7 +259,8 @@ def _slope_test(trials: pd.DataFrame, p: Planned, options: Options, context: dic
     if c.test == "slope heterogeneity":
         row = inf.heterogeneity(chosen, c.x, c.metric)
         context[("heterogeneity", c.x)] = row
-        return {**row, "note": row["method"]}
+        return {**row, "note": f"{row['method']}; arms {', '.join(p.arms)}; judged at alpha, not adjusted: it "
+                               "decides whether the common slope is fitted"}
     if c.test == "common slope":
         het = context.get(("heterogeneity", c.x))
         if het is None:
@@ -372,7 +376,8 @@ def tests_table(trials: pd.DataFrame, options: Options = Options(), rows: list[P
     for p in planned:
         c = p.contrast
         row = {"claim": c.claim, "role": c.role, "arm": p.arm, "reference": p.reference, "metric": p.metric,
-               "test": c.test, "expect": c.expect, "null": c.null, "margin": np.nan, "note": None}
+               "test": c.test, "expect": c.expect, "null": c.null, "margin": np.nan, "note": None,
+               "adjusted": c.adjusted}
         try:
             row.update(_answer(trials, p, options, context))
         except _Zero as zero:
@@ -408,7 +413,7 @@ def _alternative(test: str) -> str:
 
 def _adjust(table: pd.DataFrame, planned: list[Planned] | None, alphas: dict[tuple, float] | None) -> None:
     """Holm over the primary rows (or each test's sequential level), Benjamini–Hochberg within each claim's
-    secondary rows, then every row's verdict (descriptive rows are not judged)."""
+    secondary rows (those `adjusted`), then every row's verdict (descriptive rows are not judged)."""
     table["alpha"] = inf.ALPHA
     table["p_adjusted"] = table["p"]
     primary = (table["role"] == "primary") & table["p"].notna()
@@ -416,7 +421,7 @@ def _adjust(table: pd.DataFrame, planned: list[Planned] | None, alphas: dict[tup
         table["alpha"] = [alphas.get(p.key, inf.ALPHA) for p in planned]
     elif primary.sum() > 1:
         table.loc[primary, "p_adjusted"] = multipletests(table.loc[primary, "p"], alpha=inf.ALPHA, method="holm")[1]
-    secondary = (table["role"] == "secondary") & table["p"].notna()
+    secondary = (table["role"] == "secondary") & table["p"].notna() & table.get("adjusted", True)
     for _, index in table[secondary].groupby("claim").groups.items():
         table.loc[index, "p_adjusted"] = multipletests(table.loc[index, "p"], alpha=inf.ALPHA, method="fdr_bh")[1]
     table["verdict"] = [row["verdict"] if row.get("verdict") in (REFUSED, ZERO)

@@ -97,6 +97,7 @@ def test_equal_slopes_of_the_pooled_arms_give_their_common_slope_whatever_projec
     table = run(slopes_frame({"none/shared": 30.0, "projection@1/shared": -20.0, "placebo@1/shared": 30.0}), *SLOPES)
     het = only(table, test="slope heterogeneity")
     assert het["verdict"] == NOT_SHOWN and het["arm"] == "pooled arms"
+    assert het["p_adjusted"] == het["p"] and "not adjusted" in het["note"]  # the gate of the common slope
     common = only(table, test="common slope")
     assert common["verdict"] == SUPPORTED and common["ci_low"] < 30 < common["ci_high"]
     assert common["n"] == 16 and "clustered by seed" in common["note"]
