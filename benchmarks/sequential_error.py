@@ -58,14 +58,15 @@ NEAR_NULL = 0.5  # |d| below this: a row of the partial null
 
 # Planning values for paper.yaml's family, per-seed mean / sd of each row's per-seed number: strong effects where
 # the claims hold (claim 1's alignment, projection's suppression of the trait against none/shared and against the
-# placebo of its strength, liminal training's acquisition, the shared-init control) and near-null ones where
-# the paper folder shows little (claim 3's critical period; liminal training's alignment in epoch 1, d 0.1 at
-# strength 0.1 up to 0.3 at 10). Keyed by (claim, metric); liminal's alignment rows by strength. --effects FOLDER
-# replaces them with a results folder's own.
+# placebo of its strength, liminal training's acquisition, the shared-init control) and near-null ones where the
+# paper's results show little (claim 3's critical period; liminal training's alignment in epoch 1 against
+# none/shared, |d| 0.1 at strength 0.1 up to 0.3 at 10). A 10-seed run of paper.yaml (--effects on its folder)
+# gave: claim 1 +3.5; claim 2 -2.5 to -3.4; claim 3 +0.06; claim 4's alignment +0.03 to -0.41, its trait gain
+# +2.0 to +2.8; the referee -3.4; the control +3.5. Keyed by (claim, metric); liminal's alignment rows by strength.
 EFFECTS = {("claim1", "mean_alignment"): 3.0, ("claim2", "trait_gain"): -2.5,
            ("claim3", "epoch1_gain_minus_later"): 0.1, ("claim4", "trait_gain"): 2.0,
            ("referee", "trait_gain"): -2.0, ("control", "trait_gain"): 2.5}
-LIMINAL_ALIGNMENT = {0.1: 0.1, 0.3: 0.15, 1.0: 0.2, 3.0: 0.25, 10.0: 0.3}
+LIMINAL_ALIGNMENT = {0.1: -0.1, 0.3: -0.15, 1.0: -0.2, 3.0: -0.25, 10.0: -0.3}
 
 
 def design_of(spec: SweepSpec, wave: int, max_seeds: int) -> sequential.Design:
