@@ -47,9 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     waves = parser.add_argument_group("growing in waves until the claims are resolved (a group-sequential design)")
     waves.add_argument("--until-resolved", action="store_true",
                        help="run the spec's arms over seeds in waves, stopping once every primary directional test "
-                            "the arms can answer is resolved at its look's boundary (family-wise alpha 0.05), or at "
-                            "--max-seeds; with axes, every such test at every level, each on that level's trials "
-                            "(Bonferroni over tests x levels), every wave adding its seeds to every level")
+                            "the arms can answer is resolved (supported or contradicted at its look's boundary, "
+                            "family-wise alpha 0.05 by Holm-Bonferroni, or dropped as futile), or at --max-seeds; no "
+                            "test is judged on fewer than 6 seeds; with axes, every such test at every level, each on "
+                            "that level's trials (one family over tests x levels), every wave adding its seeds to "
+                            "every level")
     waves.add_argument("--max-seeds", type=int, metavar="N", help="the planned maximum number of seeds")
     waves.add_argument("--wave", type=int, metavar="K", help="seeds per wave (default: the spec's number of seeds)")
 
