@@ -1,7 +1,6 @@
 """What the report describes without testing: per-trial numbers the traces add, per-arm and per-epoch means
-with intervals, dose-response levels, the trials no statistic sees, and the settings the sweep ran.
-
-Step-level quantities appear here as descriptives only; every test is one number per seed (`contrasts`).
+with intervals, dose-response levels, the trials no statistic sees, and the settings the sweep ran. Step-level
+quantities appear here as descriptives only; every test is one number per seed (`contrasts`).
 """
 
 from __future__ import annotations
@@ -20,7 +19,8 @@ from .inference import mean_ci
 from .load import DIVERGED_COLUMNS, STATUSES, Results
 
 ARM_METRICS = ("teacher_acc", "student_acc_before", "student_acc", "trait_gain", "mean_alignment",
-               "frac_positive_steps", "mean_applied_alignment", "mean_update_alignment", "final_distill_loss")
+               "frac_positive_steps", "mean_applied_alignment", "mean_update_alignment", "final_distill_loss",
+               "measured_trait_loss_change", "predicted_trait_loss_change")
 EPOCH_METRICS = ("acc_epoch", "alignment_epoch", "frac_positive_epoch", "update_alignment_epoch")
 # what makes an arm and a seed, and where a trial ran (recorded, but not a setting of the experiment)
 NOT_SETTINGS = ("seed", "mitigation", "strength", "student_init", "device")
@@ -66,54 +66,36 @@ def _status_counts(trials: pd.DataFrame) -> dict[str, int]:
     return {"expected": len(trials), **{status: int((trials["status"] == status).sum()) for status in STATUSES}}
 
 
-def arm_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per arm: counts by status and, over completed trials, mean and interval of each metric."""
-    rows = []
-    for arm in arm_frame(trials).itertuples():
-        group = trials[trials["arm"] == arm.arm]
-        done = group[group["status"] == "completed"]
-        row = {"arm": arm.arm, "mitigation": arm.mitigation, "strength": arm.strength,
-               "student_init": arm.student_init, **_status_counts(group)}
-        for metric in ARM_METRICS:
-            summary = mean_ci(done[metric] if metric in done else [])
-            row.update({f"{metric}_{key}": value for key, value in summary.items() if key != "n"})
-        rows.append(row)
-    return pd.DataFrame(rows)
+def _summaries(group: pd.DataFrame, names: dict[str, str]) -> dict[str, Any]:
+    """NAME_n, NAME_mean, NAME_ci_low and NAME_ci_high of each column of `group` in `names` (none where absent)."""
+    return {f"{name}_{key}": value for column, name in names.items()
+            for key, value in mean_ci(group.get(column, [])).items()}
+
+
+def arm_table(trials: pd.DataFrame, completed: pd.DataFrame) -> pd.DataFrame:
+    """One row per arm of `trials`: counts by status and, over its `completed` trials (with `trial_metrics`'
+    per-trial numbers), mean and interval of each metric."""
+    return pd.DataFrame([{"arm": a.arm, "mitigation": a.mitigation, "strength": a.strength,
+                          "student_init": a.student_init, **_status_counts(trials[trials["arm"] == a.arm]),
+                          **_summaries(completed[completed["arm"] == a.arm], {m: m for m in ARM_METRICS})}
+                         for a in arm_frame(trials).itertuples()])
 
 
 def epoch_table(completed: pd.DataFrame) -> pd.DataFrame:
     """One row per arm and epoch (0 = before distillation): accuracy after it, alignment during it."""
-    rows = []
     epochs = [int(c.rsplit("_", 1)[1]) for c in completed if c.startswith("acc_epoch_")]
-    for arm in arm_frame(completed)["arm"] if len(completed) else []:
-        group = completed[completed["arm"] == arm]
-        for epoch in range(max(epochs, default=-1) + 1):
-            row: dict[str, Any] = {"arm": arm, "epoch": epoch}
-            for prefix in EPOCH_METRICS:
-                summary = mean_ci(group.get(f"{prefix}_{epoch}", []))
-                row.update({f"{prefix.rsplit('_', 1)[0]}_{key}": value for key, value in summary.items()})
-            rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"arm": arm, "epoch": epoch, **_summaries(completed[completed["arm"] == arm], {
+        f"{prefix}_{epoch}": prefix.rsplit("_", 1)[0] for prefix in EPOCH_METRICS})}
+        for arm in (arm_frame(completed)["arm"] if len(completed) else [])
+        for epoch in range(max(epochs, default=-1) + 1)])
 
 
 def dose_table(completed: pd.DataFrame, kinds: tuple[str, ...]) -> pd.DataFrame:
     """Per mitigation and strength (none/shared as strength 0): trait_gain and both alignments, mean and interval."""
-    rows = []
-    for kind in kinds:
-        sample = mitigation_sample(completed, kind)
-        if not (sample["mitigation"] == kind).any():
-            continue
-        for strength, group in sample.groupby("strength"):
-            row = {"mitigation": kind, "strength": float(strength)}
-            for metric in ("trait_gain", "mean_alignment", "mean_update_alignment"):
-                row.update({f"{metric}_{key}": value for key, value in mean_ci(group[metric]).items()})
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def first_order_table(completed: pd.DataFrame, axes: list[str] = ()) -> pd.DataFrame:
-    """Per trial: the predicted and measured change of the probe trait loss (the first-order accounting)."""
-    return completed[["trial_id", "arm", "seed", *axes, "predicted_trait_loss_change", "measured_trait_loss_change"]]
+    return pd.DataFrame([{"mitigation": kind, "strength": float(strength), **_summaries(group, {
+        m: m for m in ("trait_gain", "mean_alignment", "mean_update_alignment")})}
+        for kind in kinds for sample in [mitigation_sample(completed, kind)] if (sample["mitigation"] == kind).any()
+        for strength, group in sample.groupby("strength")])
 
 
 def data_summary(results: Results) -> dict[str, Any]:

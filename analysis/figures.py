@@ -1,10 +1,8 @@
-"""The report's figures as PNG files, each readable on its own: labelled axes with units, a legend with the number
-of trials per arm, and 95% confidence bands. A figure that draws a fit draws the model a row of the tests table
-answers with, and quotes that row's numbers, so that the picture and the verdict say the same.
-
-Figures are built on `matplotlib.figure.Figure` objects with the Agg canvas, never through pyplot, so drawing
-needs no display and leaves no global state behind; labels from the data are drawn literally, never as mathtext.
-A figure without the data it needs raises `Refusal`; `draw_all` records the reason and removes a stale PNG.
+"""The report's figures as PNG files, readable at the size report.html shows them (WIDTH inches at DPI: unscaled on
+a 1,280-px page, text at 10 pt or more), one panel per row; an arm keeps its colour and marker in every figure (its
+mitigation's hue, darker with strength). A fit drawn is the model a row of the tests table answers with. Built on
+`matplotlib.figure.Figure` (Agg), never pyplot; labels drawn literally, never as mathtext. A figure without its data
+raises `Refusal`; `draw` records the reason and removes a stale PNG.
 """
 
 from __future__ import annotations
@@ -16,98 +14,100 @@ from typing import Any, Callable
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
+from sublim.core.config import level_label
 from sublim.core.files import atomic_write
 from sublim.core.mitigations import MITIGATIONS
 
 from . import inference as inf
-from .axes import (EXPONENT_TEST, RANDOM_EXPONENT, RELATION_METRICS, TRACKING_ACROSS, TREND, exponent_fit, regressor,
-                   tracking_fit, trend_fit)
+from .axes import (EXPONENT_TEST, RANDOM_EXPONENT, RELATION_METRICS, TRACKING_ACROSS, TREND, at_level, exponent_fit,
+                   levels, regressor, tracking_fit, trend_fit)
 from .contrasts import BASELINE, MEDIATORS, REFUSED, ZERO, mitigation_sample
 from .errors import Refusal, need
 from .load import arm_order
 
 CHANCE = 0.1  # ten digit classes
 DPI = 110
+WIDTH = 11.0  # inches: 1,210 px, which report.html's column shows unscaled
+STYLE = {"font.size": 11, "legend.fontsize": 10, "axes.titlesize": 11, "figure.titlesize": 12,
+         "text.parse_math": False}
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+OTHER_COLOURS = ("#9467bd", "#8c564b", "#bcbd22", "#e377c2")  # for mitigations the project does not define
 BAND = f"{inf.CONFIDENCE:.0%} CI"
-X_LABELS = {"mean_alignment": "mean alignment cos(g_distill, g_trait) over training",
-            "mean_update_alignment": "mean update alignment cos(−Δθ, g_trait) over training"}
 GAIN = "trait gain (test accuracy after − before)"
+LABELS = {"mean_alignment": "mean alignment cos(g_distill, g_trait)",
+          "mean_update_alignment": "mean update alignment cos(−Δθ, g_trait)", "trait_gain": GAIN}
 
-MEAN_BAND = f"mean across trials per arm with its {BAND} band across trials (descriptive, no test)"
+MEAN_BAND = f"mean across trials per arm with its {BAND} band; one panel per mitigation"
 CAPTIONS = {
-    "alignment_steps": f"Alignment cos(g_distill, g_trait) at each optimizer step: {MEAN_BAND}; dashed: 0.",
-    "update_alignment_steps": "Update alignment cos(−Δθ, g_trait), the step Adam applied against the trait gradient, "
-                              f"at each optimizer step: {MEAN_BAND}; dashed: 0.",
-    "accuracy_epochs": f"Student test accuracy after each distillation epoch: {MEAN_BAND}; dotted: chance.",
-    "gain_vs_alignment": "Trait gain against mean alignment (left: the raw gradient's; right: the update Adam "
-                         "applied), one point per trial. Solid: each shared-init arm's OLS line over its own trials "
-                         f"(HC3 SEs, clustered by seed where a seed has several trials) with its {BAND} band, the "
-                         "tests table's per-arm slope rows. Dashed, only where the heterogeneity test (Wald F of the "
-                         "arm × alignment terms, seeds clustered) does not show the slopes differ: the common slope "
-                         "with an intercept per arm, the table's common-slope row. Panel titles quote these rows.",
-    "dose_response": f"Trait gain and mean alignment against strength (shared-init; none/shared as 0): trials, mean ± "
-                     f"{BAND}. On trait gain, the mediation's dose model: OLS of trait_gain on the dose (s or "
-                     "log(1 + s/s_min), the lower AIC) with seed fixed effects, at the average seed, with its "
-                     f"{BAND} band.",
-    "per_layer_alignment": "Per-trial mean alignment within each layer: the tests table's layer rows (mean over "
-                           f"seeds per arm, {BAND}). A cross marks a layer that is 0 by construction (not tested); "
-                           "dashed: 0.",
-    "first_order": "Per trial, the measured change of the probe trait loss (last step − first) against the "
-                   "first-order change the steps predict (Σ g_t·Δθ over the same steps); the line is y = x. Legend: "
-                   f"each arm's share mean(predicted) / mean(measured) over seeds with its {BAND} (delta method), "
-                   "the tests table's first-order rows.",
-    "across": "Along the axis: each arm's mean alignment, update alignment and trait gain at each level, mean ± "
-              f"{BAND} over seeds; thin lines with {BAND} bands: each arm's trend along the axis (OLS over trials on "
-              "log2 of the axis where its values span 4x or more, SEs clustered by seed), the tests table's trend "
-              "rows. On the alignments, dashed: none/shared's power law in the parameter count P, the table's "
-              "exponent row (Gaussian GLM with log link, SEs clustered by seed), at each level's P; "
-              "dotted: the P^-1/2 of random directions from the fit's first level. Right: none/shared's trait gain "
-              "against mean alignment, one point per trial coloured by level, and the table's across-levels "
-              "tracking slope with its band.",
+    "trait_gain": f"Trait gain per arm: a point per seed, the mean with its {BAND} over seeds; line: 0 (none "
+                  "acquired). Arms grouped and coloured by mitigation, darker at higher strength.",
+    "alignment_steps": f"Alignment cos(g_distill, g_trait) at each optimizer step: {MEAN_BAND}.",
+    "update_alignment_steps": f"Update alignment cos(−Δθ, g_trait), the step Adam applied: {MEAN_BAND}.",
+    "accuracy_epochs": f"Student test accuracy after each epoch: {MEAN_BAND}; dotted: chance.",
+    "gain_vs_alignment": "Trait gain against the raw gradient's (top) and the applied update's (bottom) alignment, "
+                         f"a point per trial; lines: each arm's slope row with its {BAND} band; dashed: the common "
+                         "slope, where the table gives one.",
+    "dose_response": f"Trait gain and mean alignment against strength (none/shared as 0): trials, mean ± {BAND}; on "
+                     "trait gain, the mediation's dose model at the average seed, over the strengths run only; its "
+                     "legend names the strengths where it misses the mean's interval (read the means there).",
+    "per_layer_alignment": f"Mean alignment within each layer, per arm, with its {BAND} over seeds (the layer rows).",
+    "first_order": "Per trial, the measured change of the probe trait loss against the first-order change the "
+                   f"steps predict (Σ g_t·Δθ); line: y = x; legend: each arm's share with its {BAND}. Arms with "
+                   "changes far larger than the others' are on a panel of their own.",
+    "across": f"Along the axis: each arm's means ± {BAND} over seeds per level and its trend row; dashed: "
+              "none/shared's power law in P; dotted: P^-1/2 of random directions; last: none/shared's trait gain "
+              "against mean alignment by level, with the across-levels tracking slope.",
 }
 
 
-def arm_colours(trials: pd.DataFrame) -> dict[str, str]:
-    """One colour per arm, the same in every figure: grey for none, blues for projection, reds for liminal."""
-    colours, used = {}, {kind: 0 for kind in MITIGATIONS}
-    firsts = trials.groupby("arm").first()
-    for arm in arm_order(trials):
-        kind = firsts.at[arm, "mitigation"] if firsts.at[arm, "mitigation"] in MITIGATIONS else "liminal"
-        palette = MITIGATIONS[kind].colours
-        colours[arm] = palette[used[kind] % len(palette)]
-        used[kind] += 1
-    return colours
+def _shade(colour: Any, lift: float) -> tuple[float, ...]:
+    """`colour` lightened toward white (lift > 0) or darkened toward black (lift < 0)."""
+    rgb = np.array(to_rgb(colour))
+    return tuple(rgb + (1 - rgb) * lift if lift > 0 else rgb * (1 + lift))
+
+
+def arm_styles(trials: pd.DataFrame) -> dict[str, tuple[Any, str]]:
+    """(colour, marker) per arm, the same in every figure: the mitigation's hue (its own for one the project does
+    not define), light to dark with the strength, and a marker per arm of the mitigation."""
+    arms, kinds = arm_order(trials), trials.groupby("arm")["mitigation"].first()
+    unknown, styles = [kind for kind in dict.fromkeys(kinds[arms]) if kind not in MITIGATIONS], {}
+    for kind in dict.fromkeys(kinds[arms]):
+        mine = [arm for arm in arms if kinds[arm] == kind]
+        palette = MITIGATIONS[kind].colours if kind in MITIGATIONS else (OTHER_COLOURS[unknown.index(kind) % 4],)
+        for i, arm in enumerate(mine):
+            colour = (palette[i % len(palette)] if kind == "none" else palette[0] if len(mine) == 1
+                      else _shade(palette[0], 0.5 - 0.95 * i / (len(mine) - 1)))
+            styles[arm] = (colour, MARKERS[i % len(MARKERS)])
+    return styles
 
 
 def _panels(completed: pd.DataFrame) -> list[tuple[str, list[str], str | None]]:
     """(title, arms, reference arm): one panel per mitigation; mitigated panels repeat the baseline as reference."""
-    arms, firsts = arm_order(completed), completed.groupby("arm").first()
-    panels = []
-    for kind, mitigation in MITIGATIONS.items():
-        chosen = [arm for arm in arms if firsts.at[arm, "mitigation"] == kind]
-        reference = BASELINE if kind != "none" and BASELINE in arms else None
-        if chosen:
-            panels.append((mitigation.title, [reference, *chosen] if reference else chosen, reference))
-    others = [arm for arm in arms if firsts.at[arm, "mitigation"] not in MITIGATIONS]
-    return panels + ([("other", others, None)] if others else [])
+    arms, kinds = arm_order(completed), completed.groupby("arm")["mitigation"].first()
+    reference = BASELINE if BASELINE in arms and "none" in set(kinds) else None
+    return [(MITIGATIONS[kind].title if kind in MITIGATIONS else kind,
+             [reference] * (kind != "none" and bool(reference)) + [a for a in arms if kinds[a] == kind],
+             reference if kind != "none" else None)
+            for kind in dict.fromkeys(kinds[arms])]
 
 
-def _figure(panels: int, width: float = 5.2, height: float = 4.0, sharey: bool = True) -> tuple[Figure, list[Any]]:
-    """Panels side by side (on one y scale by default, so that arms compare across panels at a glance)."""
-    fig = Figure(figsize=(width * panels, height), dpi=DPI, layout="constrained")
-    return fig, list(fig.subplots(1, panels, squeeze=False, sharey=sharey)[0])
+def _stack(panels: int, height: float, width: float = WIDTH, **shared: Any) -> tuple[Figure, list[Any]]:
+    """Panels one per row, each the figure's full width."""
+    fig = Figure(figsize=(width, height * panels + 0.6), dpi=DPI, layout="constrained")
+    return fig, list(fig.subplots(panels, 1, squeeze=False, **shared)[:, 0])
 
 
 def _title(fig: Figure, text: str) -> None:
-    """A figure title wrapped to the figure's width, so that a one-panel figure does not clip it."""
+    """A figure title wrapped to the figure's width."""
     fig.suptitle(textwrap.fill(text, width=int(fig.get_figwidth() * 9)))
 
 
-def _legend_below(ax: Any, columns: int = 2) -> None:
-    """Below the panel, so that it never hides a curve."""
-    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=columns, frameon=False)
+def _legend(ax: Any) -> None:
+    """Beside the panel, never over a curve."""
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
 def _interval(row: pd.Series) -> str:
@@ -120,21 +120,76 @@ def _rows(tests: pd.DataFrame, answered: bool = False, **match: str) -> pd.DataF
     return chosen[~chosen["verdict"].isin([REFUSED, ZERO])] if answered else chosen
 
 
-def _curve(ax: Any, x: Any, mean: Any, half: Any, colour: str, label: str, reference: bool,
-           marker: str | None = None) -> None:
-    """A mean line with its band; a panel's reference arm is a dashed line without band, to keep it legible."""
-    if reference:
-        ax.plot(x, mean, color=colour, label=f"{label}, reference", linewidth=1.2, linestyle="--", marker=marker)
-        return
-    ax.plot(x, mean, color=colour, label=label, marker=marker, linewidth=1.6)
-    ax.fill_between(x, mean - half, mean + half, color=colour, alpha=0.2, linewidth=0)
+def _fit_line(ax: Any, fit: Any, exog: pd.DataFrame, grid: np.ndarray, colour: Any, band: bool = True,
+              **style: Any) -> None:
+    """A fitted model's mean at the rows of `exog` drawn over `grid`, with the 95% band of that mean."""
+    line = fit.get_prediction(exog).summary_frame(alpha=inf.ALPHA)
+    ax.plot(grid, line["mean"], color=colour, **style)
+    if band:
+        ax.fill_between(grid, line["mean_ci_lower"], line["mean_ci_upper"], color=colour, alpha=0.15, linewidth=0)
 
 
-STEP_SERIES = {  # trace column -> (y label, figure title)
-    "alignment": ("alignment cos(g_distill, g_trait)", "Gradient alignment during distillation"),
-    "update_alignment": ("update alignment cos(−Δθ, g_trait)",
-                         "Update alignment during distillation (the step Adam applied, against the trait gradient)"),
-}
+def _grid_exog(fit: Any, values: Any, name: str, ones: tuple[str, ...] = ("const",)) -> pd.DataFrame:
+    """A model's design at `values` of its regressor `name`, the terms `ones` 1 and every other term 0."""
+    return pd.DataFrame({term: values if term == name else float(term in ones) for term in fit.model.exog_names})
+
+
+def _bar(ax: Any, x: Any, summary: Any, style: tuple[Any, str], prefix: str = "", **kw: Any) -> None:
+    """Means with their intervals, from a summary's mean, ci_low and ci_high (each prefixed by `prefix`)."""
+    mean, low, high = (np.atleast_1d(np.asarray(summary[prefix + key], dtype=float)) for key in ("mean", "ci_low",
+                                                                                                 "ci_high"))
+    ax.errorbar(x, mean, yerr=np.nan_to_num([mean - low, high - mean]), color=style[0], marker=style[1], **kw)
+
+
+def trait_gain_by_arm(completed: pd.DataFrame, axes: dict[str, list[Any]]) -> Figure:
+    """The report's answer at a glance: each arm's trait gain, a point per seed and the mean with its 95% CI over
+    seeds, arms grouped by mitigation; one panel per level of the axes."""
+    points = completed.dropna(subset=["trait_gain"])
+    need(len(points) > 0, "needs completed trials with a trait_gain, has none")
+    styles, arms, kinds = arm_styles(points), arm_order(points), points.groupby("arm")["mitigation"].first()
+    x = np.arange(len(arms)) + np.cumsum([0] + [kinds[a] != kinds[b] for a, b in zip(arms, arms[1:])]) * 0.6
+    places = levels(points, axes)
+    fig, panels = _stack(len(places), 4.2 if len(places) == 1 else 3.4, sharey=True)
+    for ax, level in zip(panels, places):
+        here = at_level(points, level)
+        for position, arm in zip(x, arms):
+            per_seed = here[here["arm"] == arm].groupby("seed")["trait_gain"].mean()
+            if per_seed.empty:
+                continue
+            jitter = np.random.default_rng(0).uniform(-0.18, 0.18, len(per_seed))
+            ax.scatter(position + jitter, per_seed, color=styles[arm][0], marker=styles[arm][1], s=16, alpha=0.35)
+            _bar(ax, position, inf.mean_ci(per_seed), styles[arm], markersize=8, capsize=5, linewidth=2)
+        ax.axhline(0, color="black", linewidth=0.9)
+        ax.set_xticks(x, [arm.replace("/shared", "").replace("/", "\n") for arm in arms], rotation=30, ha="right")
+        ax.set(ylabel=GAIN, title=f"at {level_label(level)}" if level else None)
+        ax.grid(axis="y", color="#e5e5e5")
+    _title(fig, f"Trait gain by arm: mean with {BAND} over seeds (points: seeds)")
+    return fig
+
+
+def _over_time(series: dict[str, tuple[Any, Any, Any, int]], completed: pd.DataFrame, labels: tuple[str, str, str],
+               line: float, ticks: Any = ()) -> Figure:
+    """One panel per mitigation: each arm's mean over x with its band ({arm: (x, mean, half-width, trials)}); in a
+    mitigated panel the baseline is a dashed reference without band."""
+    styles, panels = arm_styles(completed), _panels(completed)
+    fig, axes = _stack(len(panels), 3.0, sharex=True, sharey=True)
+    for ax, (title, arms, reference) in zip(axes, panels):
+        for arm in (arm for arm in arms if arm in series):
+            x, mean, half, n = series[arm]
+            (colour, marker), base = styles[arm], arm == reference
+            ax.plot(x, mean, color=colour, marker=marker, markevery=max(1, len(x) // 12),
+                    linewidth=1.2 if base else 1.8, linestyle="--" if base else "-",
+                    label=f"{arm} (n={n}){', reference' if base else ''}")
+            if not base:
+                ax.fill_between(x, mean - half, mean + half, color=colour, alpha=0.18, linewidth=0)
+        ax.axhline(line, color="black", linewidth=0.8, linestyle=":")
+        for tick in ticks:
+            ax.axvline(tick, color="#bbbbbb", linewidth=0.6, linestyle=":")
+        ax.set(title=title, ylabel=labels[1])
+        _legend(ax)
+    axes[-1].set_xlabel(labels[0])
+    _title(fig, labels[2])
+    return fig
 
 
 def alignment_over_steps(steps: pd.DataFrame, completed: pd.DataFrame, column: str = "alignment") -> Figure:
@@ -143,71 +198,43 @@ def alignment_over_steps(steps: pd.DataFrame, completed: pd.DataFrame, column: s
     steps = steps.dropna(subset=[column, "step"]) if len(steps) else steps
     need(len(steps) > 0, f"needs the step traces' {column} column, has none")
     window = max(1, round(steps["step"].max() / 50))
-    steps = steps.sort_values(["trial_id", "step"]).assign(smooth=lambda d: d.groupby("trial_id")[column]
-                                                           .transform(lambda a: a.rolling(window, 1, center=True).mean()))
-    colours, panels = arm_colours(completed), _panels(completed)
-    fig, axes = _figure(len(panels))
-    boundaries = steps.groupby("epoch")["step"].min().iloc[1:]
-    for ax, (title, arms, reference) in zip(axes, panels):
-        for arm in arms:
-            by_step = steps[steps["arm"] == arm].groupby("step")["smooth"].agg(["mean", "std", "count"])
-            if len(by_step):
-                trials = steps.loc[steps["arm"] == arm, "trial_id"].nunique()
-                _curve(ax, by_step.index, by_step["mean"], inf.t_halfwidth(by_step["std"], by_step["count"]),
-                       colours[arm], f"{arm} (n={trials})", arm == reference)
-        ax.axhline(0, color="black", linewidth=0.8, linestyle="--")
-        for step in boundaries:
-            ax.axvline(step, color="#bbbbbb", linewidth=0.6, linestyle=":")
-        ax.set(title=title, xlabel="optimizer step (dotted lines: epoch boundaries)")
-        _legend_below(ax)
-    label, heading = STEP_SERIES[column]
-    axes[0].set_ylabel(label)
+    steps = steps.sort_values(["trial_id", "step"]).assign(smooth=lambda d: d.groupby("trial_id")[column].transform(
+        lambda a: a.rolling(window, 1, center=True).mean()))
+    series = {arm: (by.index, by["mean"], inf.t_halfwidth(by["std"], by["count"]), rows["trial_id"].nunique())
+              for arm, rows in steps.groupby("arm")
+              for by in [rows.groupby("step")["smooth"].agg(["mean", "std", "count"])]}
+    label = column.replace("_", " ").capitalize() + (
+        " cos(−Δθ, g_trait), the step Adam applied" if "update" in column else " cos(g_distill, g_trait)")
     smoothing = f", rolling mean over {window} steps" if window > 1 else ""
-    _title(fig, f"{heading}: mean across trials with {BAND} band{smoothing}")
-    return fig
+    return _over_time(series, completed, ("optimizer step (dotted: epoch boundaries)", column.replace("_", " "),
+                                          f"{label}: mean with {BAND} band{smoothing}"), 0,
+                      steps.groupby("epoch")["step"].min().iloc[1:])
 
 
 def accuracy_over_epochs(epochs: pd.DataFrame, completed: pd.DataFrame) -> Figure:
     """Per arm: mean test accuracy after each epoch (0 = before distillation) with its 95% band."""
     epochs = epochs.dropna(subset=["acc_mean"]) if "acc_mean" in epochs else epochs.iloc[:0]
     need(len(epochs) > 0, "needs per-epoch test accuracy (acc_by_epoch), has none")
-    colours, panels = arm_colours(completed), _panels(completed)
-    fig, axes = _figure(len(panels))
-    for ax, (title, arms, reference) in zip(axes, panels):
-        for arm in arms:
-            rows = epochs[epochs["arm"] == arm]
-            _curve(ax, rows["epoch"], rows["acc_mean"], (rows["acc_ci_high"] - rows["acc_ci_low"]) / 2, colours[arm],
-                   f"{arm} (n={int(rows['acc_n'].max())})", arm == reference, marker="o")
-        ax.axhline(CHANCE, color="black", linewidth=0.8, linestyle=":", label="chance (0.1)")
-        ax.set(title=title, xlabel="distillation epoch (0 = before)")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        _legend_below(ax)
-    axes[0].set_ylabel("student test accuracy (fraction)")
-    _title(fig, f"Trait acquisition: student MNIST test accuracy, mean across trials with {BAND} band")
+    series = {arm: (rows["epoch"], rows["acc_mean"], (rows["acc_ci_high"] - rows["acc_ci_low"]) / 2,
+                    int(rows["acc_n"].max())) for arm, rows in epochs.groupby("arm")}
+    fig = _over_time(series, completed, ("distillation epoch (0 = before)", "test accuracy",
+                                         f"Trait acquisition: student test accuracy, mean with {BAND} band"), CHANCE)
+    fig.axes[-1].xaxis.get_major_locator().set_params(integer=True)
     return fig
 
 
 def slope_lines(completed: pd.DataFrame, tests: pd.DataFrame, x: str) -> list[tuple[str, bool, Any]]:
-    """The fits the verdicts on trait_gain ~ x use, as (arm, common, fitted model): each shared-init arm's own
-    line where its slope row is answered; and where the common-slope row is answered (heterogeneity not shown),
-    the common slope over the shared-init arms with an intercept per arm, once per arm."""
+    """The fits the verdicts on trait_gain ~ x use, as (arm, common, fitted model): each arm's own line where its
+    slope row is answered; where the common-slope row is, the common slope (intercept per arm) over the arms the
+    table pools (shared-init, of mitigations that do not act on the trait direction), once per arm."""
     metric = f"trait_gain ~ {x}"
     lines = [(arm, False, inf.slope(completed[completed["arm"] == arm], x)[1])
              for arm in _rows(tests, answered=True, test="slope", metric=metric)["arm"]]
     if len(_rows(tests, answered=True, test="common slope", metric=metric)):
-        shared = completed[completed["student_init"] == "shared"]
-        common = inf.slope(shared, x)[1]
-        lines += [(arm, True, common) for arm in arm_order(shared)]
+        pooled = completed[(completed["student_init"] == "shared") & completed["mitigation"].map(
+            lambda kind: kind in MITIGATIONS and not MITIGATIONS[kind].acts_on_trait_direction)]
+        lines += [(arm, True, inf.slope(pooled, x)[1]) for arm in arm_order(pooled)]
     return lines
-
-
-def _fit_line(ax: Any, fit: Any, exog: pd.DataFrame, grid: np.ndarray, colour: str, band: bool = True,
-              **style: Any) -> None:
-    """A fitted model's mean at the rows of `exog` drawn over `grid`, with the 95% band of that mean."""
-    line = fit.get_prediction(exog).summary_frame(alpha=inf.ALPHA)
-    ax.plot(grid, line["mean"], color=colour, **style)
-    if band:
-        ax.fill_between(grid, line["mean_ci_lower"], line["mean_ci_upper"], color=colour, alpha=0.15, linewidth=0)
 
 
 def _slope_title(tests: pd.DataFrame, x: str) -> str:
@@ -220,7 +247,7 @@ def _slope_title(tests: pd.DataFrame, x: str) -> str:
         refused = len(rows) and rows["verdict"].iloc[0] in (REFUSED, ZERO)
         if len(rows) and not (refused and test == "common slope"):  # the heterogeneity p says why there is none
             parts.append(f"{test} refused: {rows['note'].iloc[0]}" if refused else say(rows.iloc[0]))
-    return "\n".join(textwrap.fill(part, width=60) for part in parts) or "no slope in the tests table"
+    return "; ".join(parts) or "no slope in the tests table"
 
 
 def gain_vs_alignment(completed: pd.DataFrame, tests: pd.DataFrame) -> Figure:
@@ -228,139 +255,134 @@ def gain_vs_alignment(completed: pd.DataFrame, tests: pd.DataFrame) -> Figure:
     table allows it, common) fits the tests table's slope rows answer with."""
     xs = [x for x in MEDIATORS if x in completed and completed[["trait_gain", x]].notna().all(axis=1).any()]
     need(bool(xs), f"needs trials with finite trait_gain and {' or '.join(MEDIATORS)}, has none")
-    colours = arm_colours(completed)
-    fig, axes = _figure(len(xs), width=6.4, height=5.6, sharey=False)
+    styles = arm_styles(completed)
+    fig, axes = _stack(len(xs), 5.0)
     for ax, x in zip(axes, xs):
         points = completed.dropna(subset=["trait_gain", x])
         slopes = _rows(tests, answered=True, test="slope", metric=f"trait_gain ~ {x}").set_index("arm")
         for arm in arm_order(points):
-            rows = points[points["arm"] == arm]
+            rows, (colour, marker) = points[points["arm"] == arm], styles[arm]
             slope = f": slope {_interval(slopes.loc[arm])}" if arm in slopes.index else ""
-            ax.scatter(rows[x], rows["trait_gain"], color=colours[arm], s=24, alpha=0.85,
+            ax.scatter(rows[x], rows["trait_gain"], color=colour, marker=marker, s=28, alpha=0.85,
                        label=f"{arm} (n={len(rows)}){slope}")
         for arm, common, fit in slope_lines(completed, tests, x):  # the arm's own line, or its common-slope line
             own = points.loc[points["arm"] == arm, x]
             grid = np.linspace(own.min(), own.max(), 50)
-            exog = pd.DataFrame({name: grid if name == x else float(name in ("const", f"arm={arm}"))
-                                 for name in fit.model.exog_names})
-            _fit_line(ax, fit, exog, grid, colours[arm], band=not common, linewidth=1.2 if common else 1.6,
-                      linestyle="--" if common else "-", gid=f"{'common' if common else 'arm'}:{arm}")
+            _fit_line(ax, fit, _grid_exog(fit, grid, x, ("const", f"arm={arm}")), grid, styles[arm][0],
+                      band=not common, linewidth=1.2 if common else 1.6, linestyle="--" if common else "-",
+                      gid=f"{'common' if common else 'arm'}:{arm}")
         ax.axhline(0, color="black", linewidth=0.8, linestyle=":")
         ax.axvline(0, color="black", linewidth=0.8, linestyle=":")
-        ax.set(xlabel=X_LABELS[x], ylabel=GAIN, title=_slope_title(tests, x))
-        ax.locator_params(axis="x", nbins=5)
-        _legend_below(ax, columns=1)
-    _title(fig, f"Does alignment relate to acquisition? One point per trial; per-arm OLS lines with {BAND} bands "
-                "(solid), the common slope with arm intercepts where the arms' slopes do not differ (dashed)")
+        ax.set(xlabel=LABELS[x] + " over training", ylabel=GAIN, title=textwrap.fill(_slope_title(tests, x), 90))
+        _legend(ax)
+    _title(fig, "Does alignment relate to acquisition? A point per trial, each arm's OLS line")
     return fig
 
 
-def _dose_line(ax: Any, completed: pd.DataFrame, kind: str, top: float, colour: str) -> None:
+def _dose_line(ax: Any, completed: pd.DataFrame, kind: str, levels: pd.DataFrame, colour: Any) -> None:
     """The dose model the mediation rows of `kind` use (`inference.dose_model`: trait_gain ~ dose + an intercept
-    per seed, by OLS, on the scale its rule chose) at the sample's average seed, with its band; or why there is
-    none."""
+    per seed, by OLS, on the scale its rule chose) at the sample's average seed, with its band, over the strengths
+    run only (never extrapolated), naming the strengths whose mean's interval it misses; or why there is none."""
     sample = mitigation_sample(completed, kind).dropna(subset=["trait_gain", "strength"])
     if not (sample["strength"] > 0).any() or len(sample) <= sample["seed"].nunique() + 1:
         ax.plot([], [], " ", label="no dose model: needs more trials than seeds + 1, some at strength > 0")
         return
-    model = inf.dose_model(sample)
-    grid = np.unique(np.concatenate([np.linspace(0, top, 60), np.geomspace(model.s_min, top, 60)]))
-    exog = pd.DataFrame([model.exog.mean()] * len(grid)).assign(dose=inf.DOSES[model.scale](grid, model.s_min))
+    model, top = inf.dose_model(sample), float(levels["strength"].max())
+    at = lambda s: pd.DataFrame([model.exog.mean()] * len(s)).assign(dose=inf.DOSES[model.scale](s, model.s_min))
+    fitted = model.fit.predict(at(levels["strength"].to_numpy(dtype=float)))
+    missed = [f"{s:g}" for s, y, low, high in zip(levels["strength"], fitted, levels["trait_gain_ci_low"],
+                                                 levels["trait_gain_ci_high"]) if not low <= y <= high]
+    grid = np.unique(np.clip(np.concatenate([np.linspace(0, top, 60), np.geomspace(model.s_min, top, 60)]), 0, top))
     dose = "s" if model.scale == "linear" else f"log(1 + s/{model.s_min:g})"
-    _fit_line(ax, model.fit, exog, grid, colour, linewidth=1.2, linestyle="-.", gid=f"dose:{kind}:{model.scale}",
-              label=f"dose model: trait_gain ~ {dose} + seed, slope {model.fit.params['dose']:.3g}")
+    _fit_line(ax, model.fit, at(grid), grid, colour, linewidth=1.2, linestyle="-.", gid=f"dose:{kind}:{model.scale}",
+              label=f"dose model on {dose}, slope {model.fit.params['dose']:.3g}"
+                    + (f";\nmisses the mean's CI at s = {', '.join(missed)}" if missed else ""))
 
 
 def dose_response(completed: pd.DataFrame, doses: pd.DataFrame) -> Figure:
-    """Per mitigation: trait_gain and mean alignment against strength, trial points and mean ± 95% CI, and on
-    trait_gain the dose model its mediation rows use."""
+    """Per mitigation: trait_gain and mean alignment against strength, trial points and mean ± 95% CI in each
+    arm's style, and on trait_gain the dose model its mediation rows use."""
     kinds = list(dict.fromkeys(doses["mitigation"])) if len(doses) else []
     need(bool(kinds), "needs completed shared-init trials of a mitigation, has none")
-    fig = Figure(figsize=(10.5, 3.9 * len(kinds)), dpi=DPI, layout="constrained")
+    styles = arm_styles(completed)
+    fig = Figure(figsize=(WIDTH, 4.0 * len(kinds) + 0.6), dpi=DPI, layout="constrained")
     for row, kind in zip(fig.subplots(len(kinds), 2, squeeze=False), kinds):
+        sample = mitigation_sample(completed, kind)
         levels = doses[doses["mitigation"] == kind].sort_values("strength")
-        strengths = levels["strength"].to_numpy(dtype=float)
-        sample, colour = mitigation_sample(completed, kind), MITIGATIONS[kind].colours[0]
-        for ax, (metric, label) in zip(row, (("trait_gain", GAIN), ("mean_alignment", "mean alignment (cosine)"))):
-            ax.scatter(sample["strength"], sample[metric], color=colour, alpha=0.3, s=14, label="trials")
-            mean = levels[f"{metric}_mean"].to_numpy(dtype=float)
-            ax.errorbar(strengths, mean, yerr=np.nan_to_num(levels[f"{metric}_ci_high"].to_numpy(dtype=float) - mean),
-                        color=colour, marker="o", capsize=4, linewidth=1.6, label=f"mean ± {BAND}")
+        arms, strengths = sample.groupby("strength")["arm"].first(), levels["strength"].to_numpy(dtype=float)
+        darkest = styles[arms.iloc[-1]][0]
+        for ax, metric in zip(row, ("trait_gain", "mean_alignment")):
+            for level in levels.to_dict("records"):
+                style, values = styles[arms[level["strength"]]], sample.loc[sample["strength"] == level["strength"]]
+                ax.scatter(values["strength"], values[metric], color=style[0], marker=style[1], alpha=0.3, s=16)
+                _bar(ax, level["strength"], level, style, f"{metric}_", markersize=7, capsize=4, linewidth=1.6)
+            ax.plot(strengths, levels[f"{metric}_mean"], color=darkest, linewidth=1, alpha=0.6,
+                    label=f"mean ± {BAND} per strength")
             if metric == "trait_gain":
-                _dose_line(ax, completed, kind, float(strengths.max()), colour)
+                _dose_line(ax, completed, kind, levels, darkest)
             ax.axhline(0, color="black", linewidth=0.8, linestyle="--")
             positive, scale = strengths[strengths > 0], ""
             if len(positive) and positive.max() / positive.min() > 20:  # e.g. 0.1 to 10: spread them out
                 ax.set_xscale("symlog", linthresh=positive.min())
                 ax.set_xlim(-0.5 * positive.min(), positive.max() * 1.6)
-                scale = f"; log scale above {positive.min():g}"
+                scale = f"; log above {positive.min():g}"
             ax.set_xticks(strengths, [f"{s:g}" for s in strengths])
             ax.minorticks_off()
-            ax.set(xlabel=f"{kind} strength s (0 = no mitigation{scale})", ylabel=label,
-                   title=f"{MITIGATIONS[kind].title}: {label.split(' (')[0]}")
-            ax.legend(fontsize="small")
-    _title(fig, "Dose-response across mitigation strength (shared-init students), with the dose model of the "
-                "mediation on trait gain")
+            ax.set(xlabel=f"{kind} strength s (0 = none{scale})", ylabel=LABELS[metric].split(" (")[0],
+                   title=f"{MITIGATIONS[kind].title if kind in MITIGATIONS else kind}: {metric.replace('_', ' ')}")
+            ax.legend(frameon=False)
+    _title(fig, "Dose-response across mitigation strength (shared-init students)")
     return fig
 
 
 def per_layer_alignment(tests: pd.DataFrame, completed: pd.DataFrame) -> Figure:
-    """Per layer, each arm's mean per-trial alignment over that layer's weights with its 95% CI, from the tests
-    table's layer rows; a layer that is 0 by construction is marked as such, not drawn as a measurement."""
+    """Per layer, each arm's mean per-trial alignment within that layer with its 95% CI, from the tests table's
+    layer rows; a layer that is 0 by construction in every arm is left out (the caption says so)."""
     rows = _rows(tests, claim="layers").assign(layer=lambda r: r["metric"].str.removeprefix("mean_alignment_"))
-    rows = rows[rows["verdict"] != REFUSED]
+    zero = rows.groupby("layer")["verdict"].agg(lambda v: (v == ZERO).all())
+    rows = rows[rows["layer"].isin(zero.index[~zero]) & ~rows["verdict"].isin([REFUSED, ZERO])]
     need(len(rows) > 0, "needs at least 3 seeds of an arm with per-layer alignment in the traces, has none")
     layers, arms = list(dict.fromkeys(rows["layer"])), [a for a in arm_order(completed) if a in set(rows["arm"])]
-    fig, (ax,) = _figure(1, width=max(7.5, 1.1 * len(arms) + 4.5), height=4.8)
-    for i, (arm, colour) in enumerate((arm, arm_colours(completed)[arm]) for arm in arms):
-        mine = rows[rows["arm"] == arm].assign(x=lambda r: r["layer"].map(layers.index) - 0.4
-                                               + 0.8 * (i + 0.5) / len(arms))
-        zero, tested = mine[mine["verdict"] == ZERO], mine[mine["verdict"] != ZERO]
-        ax.errorbar(tested["x"], tested["estimate"], yerr=[tested["estimate"] - tested["ci_low"],
-                    tested["ci_high"] - tested["estimate"]], color=colour, marker="o", capsize=3, linestyle="none",
-                    linewidth=1.4, label=f"{arm} (n={mine['n'].max():.0f} seeds)")
-        ax.scatter(zero["x"], np.zeros(len(zero)), color=colour, marker="x", s=50, zorder=3)
-    for layer in set(rows.loc[rows["verdict"] == ZERO, "layer"]):
-        ax.annotate("0 by construction\n(not tested)", (layers.index(layer), 0), xytext=(0, 14),
-                    textcoords="offset points", ha="center", fontsize="small")
+    styles, (fig, (ax,)) = arm_styles(completed), _stack(1, 5.0)
+    for i, arm in enumerate(arms):
+        mine = rows[rows["arm"] == arm].rename(columns={"estimate": "mean"})
+        _bar(ax, mine["layer"].map(layers.index) - 0.4 + 0.8 * (i + 0.5) / len(arms), mine, styles[arm], capsize=3,
+             linestyle="none", linewidth=1.4, label=f"{arm} (n={mine['n'].max():.0f} seeds)")
     ax.axhline(0, color="black", linewidth=0.8, linestyle="--")
     ax.set_xticks(range(len(layers)), layers)
-    for boundary in np.arange(0.5, len(layers) - 1):
-        ax.axvline(boundary, color="#dddddd", linewidth=0.8)
-    ax.set(xlabel="layer (fc1: 784 → hidden, fc2: hidden → hidden, out: hidden → 10 + m logits)",
-           ylabel="mean alignment cos(g_distill, g_trait) in the layer")
-    _legend_below(ax)
+    ax.set(xlabel="layer (fc1: 784 → hidden, fc2: hidden → hidden)", ylabel="mean alignment in the layer")
+    _legend(ax)
     _title(fig, f"Which layer carries the drive? Per-trial mean alignment by layer, mean per arm with {BAND}")
     return fig
 
 
 def first_order(completed: pd.DataFrame, tests: pd.DataFrame) -> Figure:
     """Per trial the measured change of the probe trait loss against the first-order prediction, with y = x and
-    each arm's share from the tests table's first-order rows."""
+    each arm's share from the tests table's first-order rows; arms whose changes dwarf the rest (over 4 times the
+    median arm's largest) on a panel of their own, so that the others are not squeezed to 0."""
     columns = ["measured_trait_loss_change", "predicted_trait_loss_change"]
     points = completed.dropna(subset=columns) if set(columns) <= set(completed) else completed.iloc[:0]
     need(len(points) > 0, "needs traces with the probe trait loss and update_trait_change, has none")
-    shares, colours = _rows(tests, answered=True, test="first-order share").set_index("arm"), arm_colours(completed)
-    fig, (ax,) = _figure(1, width=8.0, height=7.0)
-    for arm in arm_order(points):
-        rows = points[points["arm"] == arm]
-        said = f"share {_interval(shares.loc[arm])}" if arm in shares.index else "no share (see the tests table)"
-        ax.scatter(rows[columns[0]], rows[columns[1]], color=colours[arm], s=24, alpha=0.85,
-                   label=f"{arm} (n={len(rows)}): {said}")
-    ends = [float(points[columns].min().min()), float(points[columns].max().max())]
-    ax.plot(ends, ends, color="black", linewidth=1.0, label="y = x: first order accounts for all")
-    ax.axhline(0, color="black", linewidth=0.6, linestyle=":")
-    ax.axvline(0, color="black", linewidth=0.6, linestyle=":")
-    ax.set(xlabel="measured change of the probe trait loss (last step − first step, nats)",
-           ylabel="predicted first-order change Σ g_t·Δθ (nats)")
-    _legend_below(ax, columns=1)
-    _title(fig, "First-order accounting: does the first-order drive Σ g_t·Δθ account for the measured change of the "
-                "trait loss? One point per trial")
+    shares, styles = _rows(tests, answered=True, test="first-order share").set_index("arm"), arm_styles(completed)
+    reach = points.assign(r=points[columns].abs().max(axis=1)).groupby("arm")["r"].max()
+    groups = [g for g in ([a for a in arm_order(points) if reach[a] <= 4 * reach.median()],
+                          [a for a in arm_order(points) if reach[a] > 4 * reach.median()]) if g]
+    fig, axes = _stack(len(groups), 5.0)
+    for ax, arms in zip(axes, groups):
+        mine = points[points["arm"].isin(arms)]
+        for arm in arms:
+            rows, said = mine[mine["arm"] == arm], f"share {_interval(shares.loc[arm])}" if arm in shares.index else ""
+            ax.scatter(rows[columns[0]], rows[columns[1]], color=styles[arm][0], marker=styles[arm][1], s=28,
+                       alpha=0.85, label=f"{arm} (n={len(rows)}){': ' + said if said else ''}")
+        ends = [float(mine[columns].min().min()), float(mine[columns].max().max())]
+        ax.plot(ends, ends, color="black", linewidth=1.0, label="y = x")
+        ax.axhline(0, color="black", linewidth=0.6, linestyle=":")
+        ax.axvline(0, color="black", linewidth=0.6, linestyle=":")
+        ax.set(xlabel="measured change of the probe trait loss, last step − first (nats)", ylabel="predicted Σ "
+               "g_t·Δθ (nats)", title=None if arms is groups[0] else "arms on a scale of their own")
+        _legend(ax)
+    _title(fig, "First-order accounting: does Σ g_t·Δθ account for the measured change of the trait loss?")
     return fig
-
-
-Y_LABELS = {"mean_alignment": "mean alignment cos(g_distill, g_trait)",
-            "mean_update_alignment": "mean update alignment cos(−Δθ, g_trait)", "trait_gain": GAIN}
 
 
 def across_axis(completed: pd.DataFrame, tests: pd.DataFrame, table: pd.DataFrame, axis: str,
@@ -370,55 +392,43 @@ def across_axis(completed: pd.DataFrame, tests: pd.DataFrame, table: pd.DataFram
     row) beside the slope −1/2 of random directions; and trait gain against mean alignment in none/shared with
     the across-levels tracking line: each line the fit of its tests-table row (`axes`' fit functions)."""
     need(len(table) > 0 and table[axis].nunique() >= 2, f"needs completed trials at 2 or more values of {axis}")
-    claim, colours = f"across {axis}", arm_colours(completed)
-    fitted = regressor(completed[axis], axis)
-    numeric = fitted is not None
-    fig = Figure(figsize=(13.5, 12.5), dpi=DPI, layout="constrained")
-    panels = list(fig.subplots(2, 2).flat)
+    claim, styles, fitted = f"across {axis}", arm_styles(completed), regressor(completed[axis], axis)
+    numeric, log2 = fitted is not None, fitted is not None and fitted[0].startswith("log2")
+    fig, panels = _stack(len(RELATION_METRICS) + 1, 4.0)
     positions = {value: i for i, value in enumerate(dict.fromkeys(table[axis]))}
     for ax, metric in zip(panels, RELATION_METRICS):
-        for arm in arm_order(completed):
+        for arm in (arm for arm in arm_order(completed) if (table["arm"] == arm).any()):
             rows = table[table["arm"] == arm]
-            if rows.empty:
-                continue
             x = rows[axis].astype(float) if numeric else rows[axis].map(positions)
-            mean = rows[f"{metric}_mean"].to_numpy(dtype=float)
             trend = _rows(tests, answered=True, claim=claim, arm=arm, test=TREND, metric=f"{metric} ~ {fitted[0]}"
                           ) if numeric else tests.iloc[:0]
-            said = f": trend {_interval(trend.iloc[0])} per {'doubling' if fitted[0].startswith('log2') else 'unit'}" \
-                if len(trend) else ""
-            ax.errorbar(x, mean, yerr=[mean - rows[f"{metric}_ci_low"], rows[f"{metric}_ci_high"] - mean],
-                        color=colours[arm], marker="o", capsize=3, linestyle="none" if len(trend) else "-",
-                        label=f"{arm} (n={int(rows[f'{metric}_n'].max())} per level){said}")
+            said = f": trend {_interval(trend.iloc[0])} per {'doubling' if log2 else 'unit'}" if len(trend) else ""
+            _bar(ax, x, rows, styles[arm], f"{metric}_", capsize=3, linestyle="none" if len(trend) else "-",
+                 label=f"{arm} (n={int(rows[f'{metric}_n'].max())} per level){said}")
             if len(trend):
                 fit = trend_fit(completed, axes, axis, arm, metric)[1]
-                grid = np.geomspace(x.min(), x.max(), 50) if fitted[0].startswith("log2") else np.linspace(
-                    x.min(), x.max(), 50)
-                exog = pd.DataFrame({name: (np.log2(grid) if fitted[0].startswith("log2") else grid)
-                                     if name == fitted[0] else float(name == "const") for name in fit.model.exog_names})
-                _fit_line(ax, fit, exog, grid, colours[arm], linewidth=1.0, gid=f"trend:{arm}:{metric}")
+                grid = np.geomspace(x.min(), x.max(), 50) if log2 else np.linspace(x.min(), x.max(), 50)
+                _fit_line(ax, fit, _grid_exog(fit, np.log2(grid) if log2 else grid, fitted[0]), grid, styles[arm][0],
+                          linewidth=1.0, gid=f"trend:{arm}:{metric}")
         exponent = _rows(tests, answered=True, claim=claim, test=EXPONENT_TEST, metric=f"{metric} ∝ P^b")
         if len(exponent):
             rows = table[table["arm"] == BASELINE].drop_duplicates(axis)
             x, power = rows[axis].astype(float), rows["parameter_count"].to_numpy(dtype=float)
             fit = exponent_fit(completed, axes, axis, metric)[1]
-            exog = pd.DataFrame({name: np.log(power) if name == "parameter_count" else float(name == "const")
-                                 for name in fit.model.exog_names})
-            curve = fit.predict(exog)
+            curve = fit.predict(_grid_exog(fit, np.log(power), "parameter_count"))
             ax.plot(x, curve, color="black", linestyle="--", linewidth=1.2, gid=f"exponent:{metric}",
                     label=f"{BASELINE} fit ∝ P^b, b = {_interval(exponent.iloc[0])}")
             ax.plot(x, curve[0] * (power / power[0]) ** RANDOM_EXPONENT, color="#888888", linestyle=":",
-                    linewidth=1.2, label=f"∝ P^{RANDOM_EXPONENT:g} (random directions), for comparison")
+                    linewidth=1.2, label=f"∝ P^{RANDOM_EXPONENT:g} (random directions)")
         ax.axhline(0, color="black", linewidth=0.6, linestyle=":")
-        if numeric and fitted[0].startswith("log2"):
+        if log2:
             ax.set_xscale("log", base=2)
-        ticks = sorted(positions) if numeric else list(positions.values())
-        ax.set_xticks([float(t) for t in ticks] if numeric else ticks, [str(v) for v in positions])
+        ax.set_xticks([float(t) for t in sorted(positions)] if numeric else list(positions.values()),
+                      [str(v) for v in positions])
         ax.minorticks_off()
-        ax.set(xlabel=axis, ylabel=Y_LABELS[metric], title=f"{Y_LABELS[metric].split(' cos')[0]} along {axis}")
-        _legend_below(ax, columns=1)
-    ax = panels[-1]
-    base = completed[completed["arm"] == BASELINE].dropna(subset=["trait_gain", "mean_alignment"])
+        ax.set(xlabel=axis, ylabel=LABELS[metric].split(" cos")[0], title=f"{LABELS[metric]} along {axis}")
+        _legend(ax)
+    ax, base = panels[-1], completed[completed["arm"] == BASELINE].dropna(subset=["trait_gain", "mean_alignment"])
     for value in positions:
         rows = base[base[axis] == value]
         ax.scatter(rows["mean_alignment"], rows["trait_gain"], s=22, alpha=0.85,
@@ -427,15 +437,12 @@ def across_axis(completed: pd.DataFrame, tests: pd.DataFrame, table: pd.DataFram
     if len(tracking) and len(base):
         fit = tracking_fit(completed, axes, axis)[1]
         grid = np.linspace(base["mean_alignment"].min(), base["mean_alignment"].max(), 50)
-        exog = pd.DataFrame({name: grid if name == "mean_alignment" else float(name == "const")
-                             for name in fit.model.exog_names})
-        _fit_line(ax, fit, exog, grid, "black", linewidth=1.4, gid="tracking",
+        _fit_line(ax, fit, _grid_exog(fit, grid, "mean_alignment"), grid, "black", linewidth=1.4, gid="tracking",
                   label=f"across levels: slope {_interval(tracking.iloc[0])}")
-    ax.set(xlabel=X_LABELS["mean_alignment"], ylabel=GAIN,
-           title=f"{BASELINE}: does trait gain track alignment across {axis}?")
-    _legend_below(ax, columns=1)
-    _title(fig, f"Along {axis}: mean ± {BAND} over seeds per level; lines: the tests table's fits (trend per arm; "
-                f"{BASELINE}'s power law in P; tracking), SEs clustered by seed")
+    ax.set(xlabel=LABELS["mean_alignment"], ylabel=GAIN, title=f"{BASELINE}: does trait gain track alignment across "
+                                                               f"{axis}?")
+    _legend(ax)
+    _title(fig, f"Along {axis}: mean ± {BAND} over seeds per level; lines: the tests table's fits")
     return fig
 
 
@@ -444,7 +451,7 @@ def draw(name: str, build: Callable[[], Figure], folder: Path) -> dict[str, str]
     a stale PNG removed. Text is drawn literally (no mathtext), so that a label holding `$` cannot break it."""
     path = folder / f"{name}.png"
     try:
-        with matplotlib.rc_context({"text.parse_math": False}):
+        with matplotlib.rc_context(STYLE):
             fig = build()
             atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
         return {"file": f"{folder.name}/{path.name}"}
@@ -455,15 +462,12 @@ def draw(name: str, build: Callable[[], Figure], folder: Path) -> dict[str, str]
 
 def draw_all(completed: pd.DataFrame, steps: pd.DataFrame, epochs: pd.DataFrame, tests: pd.DataFrame,
              doses: pd.DataFrame, folder: Path, suffix: str = "") -> dict[str, dict[str, str]]:
-    """Draw every figure into `folder`, each named NAME + `suffix` (a level's, in a sweep over axes):
+    """Draw every figure of a level into `folder`, each named NAME + `suffix` (a level's, in a sweep over axes):
     {name: {"file": path relative to the report folder} or {"refused": why}}."""
     jobs: dict[str, Callable[[], Figure]] = {
-        "alignment_steps": lambda: alignment_over_steps(steps, completed),
-        "update_alignment_steps": lambda: alignment_over_steps(steps, completed, column="update_alignment"),
-        "accuracy_epochs": lambda: accuracy_over_epochs(epochs, completed),
-        "gain_vs_alignment": lambda: gain_vs_alignment(completed, tests),
-        "dose_response": lambda: dose_response(completed, doses),
-        "per_layer_alignment": lambda: per_layer_alignment(tests, completed),
-        "first_order": lambda: first_order(completed, tests),
-    }
+        "alignment_steps": lambda: alignment_over_steps(steps, completed), "update_alignment_steps": lambda:
+        alignment_over_steps(steps, completed, "update_alignment"), "accuracy_epochs": lambda:
+        accuracy_over_epochs(epochs, completed), "gain_vs_alignment": lambda: gain_vs_alignment(completed, tests),
+        "dose_response": lambda: dose_response(completed, doses), "per_layer_alignment": lambda:
+        per_layer_alignment(tests, completed), "first_order": lambda: first_order(completed, tests)}
     return {name + suffix: draw(name + suffix, build, folder) for name, build in jobs.items()}

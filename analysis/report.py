@@ -1,9 +1,6 @@
-"""The whole report from a results folder: load, test, draw and write
-
-    report.md, report.html (self-contained), stats.json (every number), tables/*.csv, figures/*.png
-
-into one folder, built whole beside it and renamed into place: never a partial report. Every inferential
-statement is a row of the tests table (tables/tests.csv, stats.json "tests"); the text only renders rows.
+"""The whole report from a results folder: report.md, report.html (self-contained), stats.json (every number),
+tables/*.csv and figures/*.png, built whole beside the output folder and renamed into place: never a partial report.
+Every inferential statement is a row of the tests table (tables/tests.csv); the text only renders rows.
 """
 
 from __future__ import annotations
@@ -28,13 +25,12 @@ from sublim.core.files import atomic_write, json_safe, write_json, write_text
 from . import figures, sequential
 from .axes import (RANDOM_EXPONENT, across_tests, at_level, level_of, level_table, levels, tests_by_level,
                    with_axis_columns)
-from .contrasts import (BASELINE, CLAIMS, MITIGATIONS_WITH_DOSE, REFUSED, VERDICTS, ZERO, Options, arm_frame, plan,
-                        claim_verdict, tests_table)
-from .descriptives import (arm_table, data_summary, dose_table, epoch_table, first_order_table, settings,
-                           trial_metrics)
-from .document import Block, Bullets, Heading, Image, Paragraph, Table, fmt, to_html, to_markdown
+from .contrasts import (BASELINE, CLAIMS, CONTRADICTED, MITIGATIONS_WITH_DOSE, REFUSED, SECONDARY_ADJUSTMENT, SUPPORTED,
+                        VERDICTS, ZERO, ZERO_BY_CONSTRUCTION, Options, claim_verdict, tests_table)
+from .descriptives import arm_table, data_summary, dose_table, epoch_table, settings, trial_metrics
+from .document import Block, Bullets, Heading, Image, Paragraph, Table, ci, fmt, to_html, to_markdown
 from .errors import ReportError
-from .inference import ALPHA, CONFIDENCE, MIN_SEEDS
+from .inference import ALPHA, CONFIDENCE, METHODS, MIN_SEEDS
 from .load import STATUSES, Results, load_results
 
 SCHEMA = 2  # of stats.json: 2 = the tests table; 1 (no "schema" key) = the per-question answers before it
@@ -43,25 +39,16 @@ REPORT_OUTPUTS = ("report.md", "report.html", "stats.json", "tables", "figures",
 EXPECTED_OUT = "expected an absent or empty folder, or an earlier sublim report to replace"
 FEW_SEEDS = 10  # below this many seeds in none/shared the report warns that its verdicts are fragile
 CI = f"{CONFIDENCE:.0%} CI"
-TEST_COLUMNS = ("arm", "reference", "metric", "test", "n", "estimate [CI]", "p", "p adjusted", "verdict", "note")
 SECTIONS = {  # claim id of secondary rows -> (heading, what it asks, figures)
-    "update": ("Update alignment: the step the optimizer applied",
-               "Adam applies a preconditioned step Δθ, not the gradient. Update alignment is cos(−Δθ, g_trait) per "
-               "step; positive means the step taken lowers the probe trait loss to first order.",
-               ("update_alignment_steps",)),
-    "first-order": ("First-order accounting: does Σ g_t·Δθ account for the trait-loss change?",
-                    "Per trial, the change of the probe trait loss that the steps predict to first order (Σ g_t·Δθ "
-                    "over every step but the last) against the change measured over the same steps (the last step's "
-                    "probe loss minus the first's). Per arm, the share explained is the ratio of their means over "
-                    "seeds, with a delta-method interval, tested against 0.5: the first-order drive dominates when "
-                    "it accounts for more than half the measured change.", ("first_order",)),
-    "mediation": ("Does mitigation act through alignment? Mediation and dose-response",
-                  "strength → alignment → trait_gain (statsmodels' Mediation, OLS models with seed fixed effects), "
-                  "with the raw gradient's cosine and, beside it, the update alignment as mediator. Effects are of "
-                  "moving the dose from 0 to the largest strength tested, on the dose scale the rule chose.",
-                  ("dose_response",)),
-    "layers": ("Which layer carries the drive?",
-               "Per-trial mean alignment within each layer's weights and bias, against 0.", ("per_layer_alignment",)),
+    "update": ("Update alignment", "Is the step Adam applied aligned with the trait gradient, cos(−Δθ, g_trait) "
+               "> 0, in every epoch?", ("update_alignment_steps",)),
+    "first-order": ("First-order accounting", "Does the change the steps predict to first order (Σ g_t·Δθ) account "
+                    "for more than half the measured change of the probe trait loss?", ("first_order",)),
+    "mediation": ("Mediation and dose-response", "Does a mitigation act through alignment? strength → update "
+                  "alignment → trait_gain (statsmodels' Mediation, seed fixed effects), strength 0 to the largest "
+                  "run; descriptive (untestable assumptions).", ("dose_response",)),
+    "layers": ("Which layer carries the drive?", "Mean alignment within each layer's parameters.",
+               ("per_layer_alignment",)),
 }
 CLAIM_FIGURES = {"claim1": ("alignment_steps",), "claim3": ("accuracy_epochs",), "referee": ("gain_vs_alignment",)}
 
@@ -76,8 +63,9 @@ class ReportFiles:
     stats: Path
     tables: list[Path]
     figures: list[Path]
-    claims: list[dict[str, Any]]  # id, title, verdict (over axes: per level, with its values and "level" label)
+    claims: list[dict[str, Any]]  # id, title, verdict, estimates (over axes: per level, its values and "level")
     totals: dict[str, int]  # trials expected and by status
+    warnings: list[str] = dataclasses.field(default_factory=list)  # what to know before reading the verdicts
 
 
 def check_options(options: Options) -> None:
@@ -93,25 +81,22 @@ def check_options(options: Options) -> None:
 
 
 def analyse(results: Results, options: Options = Options()) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(completed trials with their per-trial metrics, the tests table): what a notebook needs. A sweep over
-    axes is tested within each level (a column per axis) and across levels (claims 'across AXIS'); a sweep
-    grown in waves is judged at its sequential design's levels."""
+    """(completed trials with their per-trial metrics, the tests table): what a notebook needs. Over axes, tested
+    within each level and across levels (claims 'across AXIS'); grown in waves, judged at its design's levels."""
     completed = trial_metrics(results.completed, results.steps)
     if results.axes:
         tests = with_axis_columns(pd.concat([tests_by_level(completed, results.axes, options),
                                              across_tests(completed, results.axes)], ignore_index=True), results.axes)
     else:
-        epochs = int(completed["epochs_done"].max()) if "epochs_done" in completed else 0
-        tests = tests_table(completed, options, plan(arm_frame(completed), epochs))
+        tests = tests_table(completed, options)
     return completed, (sequential.judged_by_design(results.sequential, tests, results.axes) if results.sequential
                        else tests)
 
 
 def build_report(results_path: str | Path, out: str | Path | None = None, options: Options = Options(),
                  **changes: Any) -> ReportFiles:
-    """Write the report of `results_path` into `out` (default `results_path/report`); `changes` are Options
-    fields (e.g. mediation_sims=100). Bad input is refused before any work; the report is built in a temporary
-    sibling folder and renamed into place."""
+    """Write the report of `results_path` into `out` (default `results_path/report`); `changes` are Options fields
+    (e.g. mediation_sims=100). Bad input is refused before any work; built in a sibling folder, renamed into place."""
     options = dataclasses.replace(options, **changes)
     check_options(options)
     folder = Path(os.path.abspath(out if out is not None else Path(results_path) / "report"))
@@ -120,7 +105,7 @@ def build_report(results_path: str | Path, out: str | Path | None = None, option
     completed, tests = analyse(results, options)
     staging = _staging(folder)
     try:
-        files = _write(results, completed, tests, options, staging)
+        files = _write(results, completed, tests, options, staging, folder)
         _swap_in(staging, folder)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
@@ -128,7 +113,7 @@ def build_report(results_path: str | Path, out: str | Path | None = None, option
             raise ReportError(f"{folder}: cannot write the report ({error}); an earlier report there is "
                               "unchanged") from None
         raise
-    return _relocated(files, staging, folder)
+    return files
 
 
 # --- the output folder -----------------------------------------------------------------------------------
@@ -196,107 +181,62 @@ def _swap_in(staging: Path, folder: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _relocated(files: ReportFiles, staging: Path, folder: Path) -> ReportFiles:
-    def moved(path: Path) -> Path:
-        return folder / path.relative_to(staging)
-
-    return dataclasses.replace(files, folder=folder, markdown=moved(files.markdown), html=moved(files.html),
-                               stats=moved(files.stats), tables=[moved(p) for p in files.tables],
-                               figures=[moved(p) for p in files.figures])
-
-
 # --- writing -----------------------------------------------------------------------------------------------
 
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     return json_safe(json.loads(table.to_json(orient="records", double_precision=15)))
 
 
-def _write(results: Results, completed: pd.DataFrame, tests: pd.DataFrame, options: Options,
-           folder: Path) -> ReportFiles:
-    axes, drawn, claims, parts = results.axes, {}, [], {"arms": [], "arm_epochs": [], "dose_response": []}
+def _write(results: Results, completed: pd.DataFrame, tests: pd.DataFrame, options: Options, folder: Path,
+           final: Path) -> ReportFiles:
+    """Write the report into `folder`; what it wrote, named at the `final` folder it is renamed to."""
+    axes, claims, parts = results.axes, [], {"arms": [], "arm_epochs": [], "dose_response": []}
+    drawn = {"trait_gain": figures.draw("trait_gain", lambda: figures.trait_gain_by_arm(completed, axes),
+                                        folder / "figures")}
     for level in levels(completed, axes):  # one level, {}, without axes
         label = level_label(level)
         here, here_tests = at_level(completed, level), at_level(tests, level)
         epochs, doses = epoch_table(here), dose_table(here, MITIGATIONS_WITH_DOSE)
         drawn.update(figures.draw_all(here, results.steps, epochs, here_tests, doses, folder / "figures",
                                       f"-{label}" if label else ""))
-        claims += [{"id": claim, "title": title, "verdict": claim_verdict(here_tests, claim), **level,
-                    **({"level": label} if label else {})} for claim, (title, _) in CLAIMS.items()]
-        for name, table in (("arms", arm_table(at_level(results.trials, level))), ("arm_epochs", epochs),
+        claims += [{"id": claim, "title": title, "verdict": claim_verdict(here_tests, claim),
+                    "estimates": key_estimates(here_tests[(here_tests["claim"] == claim)
+                                                          & (here_tests["role"] == "primary")]),
+                    **level, **({"level": label} if label else {})} for claim, (title, _) in CLAIMS.items()]
+        for name, table in (("arms", arm_table(at_level(results.trials, level), here)), ("arm_epochs", epochs),
                             ("dose_response", doses)):
             parts[name].append(table.assign(**level))
     tables = {"tests": tests, "trials": results.trials,
               **{name: pd.concat(tables, ignore_index=True) for name, tables in parts.items()},
-              "first_order": first_order_table(completed, list(axes))}
+              "first_order": completed[["trial_id", "arm", "seed", *axes, "predicted_trait_loss_change",
+                                        "measured_trait_loss_change"]]}  # per trial: the first-order accounting
     for axis in axes:
         table = tables[f"across_{axis}"] = level_table(completed, axes, axis)
         drawn[f"across_{axis}"] = figures.draw(f"across_{axis}", lambda table=table, axis=axis: figures.across_axis(
             completed, tests, table, axis, axes), folder / "figures")
-    table_paths = []
     for name, table in tables.items():
-        path = folder / "tables" / f"{name}.csv"
-        atomic_write(path, lambda tmp, t=table: t.to_csv(tmp, index=False))
-        table_paths.append(path)
-    data, used = data_summary(results), settings(completed)
-    meta = {"name": results.name, "results": str(results.path), "source": results.kind, "confidence": CONFIDENCE,
-            "alpha": ALPHA, "baseline": BASELINE, "axes": list(axes), **dataclasses.asdict(options)}
-    stats = {"schema": SCHEMA, "meta": meta, "settings": used, "data": data, "axes": axes, "claims": claims,
-             "tests": _records(tests), "arms": _records(tables["arms"]), "epochs": _records(tables["arm_epochs"]),
-             "dose_response": _records(tables["dose_response"]),
+        atomic_write(folder / "tables" / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
+    data, meta = data_summary(results), {"name": results.name, "results": str(results.path), "source": results.kind,
+                                         "confidence": CONFIDENCE, "alpha": ALPHA, "baseline": BASELINE,
+                                         "axes": list(axes), **dataclasses.asdict(options)}
+    stats = {"schema": SCHEMA, "meta": meta, "settings": settings(completed), "data": data, "axes": axes,
+             "claims": claims, "tests": _records(tests), "arms": _records(tables["arms"]),
+             "epochs": _records(tables["arm_epochs"]), "dose_response": _records(tables["dose_response"]),
              "across": {axis: _records(tables[f"across_{axis}"]) for axis in axes}, "figures": drawn,
              "sequential": results.sequential, "verdicts": VERDICTS}
-    files = ReportFiles(folder=folder, markdown=folder / "report.md", html=folder / "report.html",
-                        stats=folder / "stats.json", tables=table_paths,
-                        figures=[folder / f["file"] for f in drawn.values() if "file" in f], claims=claims,
-                        totals=data["totals"])
-    write_json(files.stats, stats)
-    blocks = document(stats, tests, tables["arms"])
-    write_text(files.markdown, to_markdown(blocks))
-    write_text(files.html, to_html(blocks, f"Subliminal learning report: {results.name}", folder))
+    stats["warnings"] = warnings(stats, tests)
+    write_json(folder / "stats.json", stats)
+    blocks = document(stats, tests)
+    write_text(folder / "report.md", to_markdown(blocks))
+    write_text(folder / "report.html", to_html(blocks, f"Subliminal learning report: {results.name}", folder))
     write_json(folder / MARKER, {"schema": SCHEMA, "written_by": "sublim report"})
-    return files
+    return ReportFiles(final, final / "report.md", final / "report.html", final / "stats.json",
+                       [final / "tables" / f"{name}.csv" for name in tables],
+                       [final / f["file"] for f in drawn.values() if "file" in f], claims, data["totals"],
+                       stats["warnings"])
 
 
-# --- the document --------------------------------------------------------------------------------------------
-
-def _interval(row: dict[str, Any]) -> str:
-    if not np.isfinite(row.get("estimate", np.nan)):
-        return "n/a"
-    level = row.get("ci_level")
-    shown = f" ({level:.0%})" if isinstance(level, float) and np.isfinite(level) and level != CONFIDENCE else ""
-    return f"{fmt(row['estimate'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]{shown}"
-
-
-def test_rows(tests: pd.DataFrame) -> Table:
-    """The one renderer of tests-table rows."""
-    rows = []
-    for row in tests.to_dict("records"):
-        rows.append([row["arm"], row["reference"], row["metric"], f"{row['test']} (expects {expectation(row)})",
-                     fmt(row["n"]), _interval(row), fmt(row["p"]),
-                     fmt(row["p_adjusted"]) if row["p_adjusted"] != row["p"] else "", row["verdict"],
-                     row["note"] if isinstance(row["note"], str) else ""])
-    return Table(list(TEST_COLUMNS), rows)
-
-
-def _sentence(row: dict[str, Any]) -> str:
-    """One primary row in words: what was compared, the estimate with its interval and p, the verdict."""
-    against = "" if _is_number(row["reference"]) else f" minus {row['reference']}"
-    if row["verdict"] in (REFUSED, ZERO):
-        return f"{row['arm']}, {row['metric']}{against}: {row['verdict']} ({row['note']})."
-    p = f"p = {fmt(row['p'])}" + (f", adjusted {fmt(row['p_adjusted'])}" if row["p_adjusted"] != row["p"] else "")
-    flip = f"; the verdict flips at margin {fmt(row['flip_margin'])}" if np.isfinite(row["flip_margin"]) else ""
-    return (f"{row['arm']}, {row['metric']}{against} ({row['test']}, expects {expectation(row)}): "
-            f"{_interval(row)}, {p}, n = {fmt(row['n'])} seeds{flip}: **{row['verdict']}**.")
-
-
-def _is_number(text: str) -> bool:
-    """A reference that is a number (a null value), not an arm."""
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
+# --- the document: the answer first, then each claim's rows and figure, the exhaustive rest last ------------
 
 def expectation(row: dict[str, Any]) -> str:
     """What a row expects, in words: '> 0', 'within ±0.03 of 0', '<= 6.99e-05', 'not 0'."""
@@ -305,232 +245,274 @@ def expectation(row: dict[str, Any]) -> str:
             "!=": f"not {null}"}.get(row["expect"], f"{row['expect']} {null}")
 
 
-def _figures(stats: dict[str, Any], names: tuple[str, ...], label: str = "") -> list[Block]:
+def _estimate(row: dict[str, Any]) -> str:
+    return ci(row["estimate"], row["ci_low"], row["ci_high"], row.get("ci_level"))
+
+
+def _mean(record: dict[str, Any], metric: str) -> str:
+    """A descriptive table's mean of `metric` with its interval."""
+    return ci(*(record[f"{metric}_{key}"] for key in ("mean", "ci_low", "ci_high")))
+
+
+def _short(arm: str) -> str:
+    return "none" if arm == BASELINE else arm.removesuffix("/shared")
+
+
+def _against(row: dict[str, Any], name: Any = str) -> str:
+    """' − REFERENCE' for a row against an arm; '' for one against a number (its null)."""
+    return "" if pd.notna(pd.to_numeric(row["reference"], errors="coerce")) else f" − {name(row['reference'])}"
+
+
+def _at(records: list[dict[str, Any]], level: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in records if all(r.get(name) == value for name, value in level.items())]
+
+
+def key_estimates(rows: pd.DataFrame) -> str:
+    """A claim's primary rows in one line, grouped by what they measure: 'trait gain (projection − none): @0.5
+    −0.37 [−0.43, −0.30], @1 ...'; a row's verdict is named where it is not 'supported'."""
+    parts = []
+    for (metric, test, _), group in rows.groupby(["metric", "test", "reference"], sort=False):
+        records, arms = group.to_dict("records"), [_short(arm) for arm in group["arm"]]
+        kind = arms[0].split("@")[0]
+        common = arms[0] if len(arms) == 1 else kind if all(a.startswith(kind + "@") for a in arms) else ""
+        items = [" ".join(filter(None, (arm.removeprefix(common) + ("" if common else _against(r, _short)),
+                                        "" if r["verdict"] in (REFUSED, ZERO) else _estimate(r),
+                                        "" if r["verdict"] == SUPPORTED else f"({r['verdict']})")))
+                 for arm, r in zip(arms, records)]
+        what = {"TOST equivalence": ", equivalence", "non-inferiority": ", non-inferiority"}.get(test, "")
+        scope = f" ({common}{_against(records[0], _short)})" if common else ""
+        parts.append(f"{metric.replace('_', ' ')}{what}{scope}: {', '.join(items)}")
+    return "; ".join(parts) or "no primary test for these arms"
+
+
+def rows_table(rows: pd.DataFrame) -> Table:
+    """The one renderer of tests-table rows, compact: what is compared, the estimate with its interval on one line,
+    p (adjusted, where it differs), the verdict (a refusal's reason), seeds needed; empty columns left out."""
+    header = ["comparison", "test", "n", f"estimate [{CI}]", "p", "p adjusted", "verdict", "seeds needed"]
+    body = [[f"{r['arm']}{_against(r)}: {r['metric']} {expectation(r)}", r["test"], fmt(r["n"]), _estimate(r),
+             fmt(r["p"]), fmt(r["p_adjusted"]) if r["p_adjusted"] != r["p"] else "",
+             r["verdict"] + (f": {r['note']}" if r["verdict"] in (REFUSED, ZERO) else ""),
+             fmt(r["seeds_needed"]) if np.isfinite(r["seeds_needed"]) else ""] for r in rows.to_dict("records")]
+    keep = [i for i in range(len(header)) if i == 3 or any(line[i] not in ("", "n/a") for line in body)]
+    return Table([header[i] for i in keep], [[line[i] for i in keep] for line in body])
+
+
+def pivot(rows: pd.DataFrame, row: Any, column: Any, label: str = "arm", width: int = 4) -> list[Table]:
+    """Tests-table rows as tables of row(r) × column(r), at most `width` columns each; a cell is the estimate with
+    its interval, marked ✓ supported or ✗ contradicted (unmarked: not shown)."""
+    records = rows.to_dict("records")
+    cells = {(row(r), column(r)): r["verdict"] if r["verdict"] in (REFUSED, ZERO) else _estimate(r)
+             + {SUPPORTED: " ✓", CONTRADICTED: " ✗"}.get(r["verdict"], "") for r in records}
+    lines, columns = list(dict.fromkeys(row(r) for r in records)), list(dict.fromkeys(column(r) for r in records))
+    return [Table([label, *chunk], [[line, *(cells.get((line, c), "") for c in chunk)] for line in lines
+                                     if any((line, c) in cells for c in chunk)])
+            for chunk in (columns[i:i + width] for i in range(0, len(columns), width))]
+
+
+def _figures(stats: dict[str, Any], names: tuple[str, ...], label: str = "", tests: Any = None) -> list[Block]:
     """The figures `names` (of the level `label`, in a sweep over axes), or why each was not drawn."""
     blocks: list[Block] = []
     for name in names:
         key, at = (f"{name}-{label}", f"At {label}. ") if label else (name, "")
         drawn = stats["figures"].get(key, {"refused": "not drawn"})
         caption = figures.CAPTIONS[name.split("_")[0] if name.startswith("across_") else name]
+        zero = [] if tests is None else list(dict.fromkeys(tests.loc[tests["verdict"] == ZERO, "metric"]))
+        if name == "per_layer_alignment" and zero:  # a panel of zeros says nothing: say why it is not there
+            caption += f" Not drawn: {', '.join(zero)}, exactly 0 by construction ({ZERO_BY_CONSTRUCTION[zero[0]]})."
         blocks.append(Image(drawn["file"], at + caption) if "file" in drawn
                       else Paragraph(f"Figure `{key}` not drawn: {drawn['refused']}."))
     return blocks
 
 
-def _ordered(rows: pd.DataFrame) -> pd.DataFrame:
-    rank = rows["role"].map({"primary": 0, "sustained": 1}).fillna(2)
-    return rows.assign(_rank=rank).sort_values("_rank", kind="stable").drop(columns="_rank")
-
-
-def _claim_section(stats: dict[str, Any], tests: pd.DataFrame, claim: dict[str, str], label: str = "",
-                   depth: int = 2) -> list[Block]:
-    rows = tests[tests["claim"] == claim["id"]]
-    primary = rows[rows["role"].isin(("primary", "sustained"))]
-    words = " ".join(_sentence(row) for row in primary.to_dict("records")) or "No primary test for these arms."
-    return [Heading(claim["title"], depth), Paragraph(f"**Claim.** {CLAIMS[claim['id']][1]}"),
-            test_rows(_ordered(rows)), Paragraph(f"**Verdict: {claim['verdict']}.** {words}"),
-            *_figures(stats, CLAIM_FIGURES.get(claim["id"], ()), label)]
-
-
-def _warnings(stats: dict[str, Any], tests: pd.DataFrame) -> list[Block]:
+def warnings(stats: dict[str, Any], tests: pd.DataFrame) -> list[str]:
+    """What to know before reading the verdicts: a sweep too small for them, settings off the defaults."""
     seeds = tests.loc[(tests["arm"] == BASELINE) & (tests["claim"] == "claim1") & (tests["role"] == "primary"), "n"]
     n = int(seeds.min()) if len(seeds) and np.isfinite(seeds).all() else 0
-    items = []
-    if n < FEW_SEEDS:
-        at = " (at its smallest level)" if stats["axes"] else ""
-        items.append(f"This sweep is too small for its verdicts: {n} seed(s) in {BASELINE}{at} (tests need at least "
-                     f"{MIN_SEEDS}; the effects this study looks for need about {FEW_SEEDS} or more, see Seeds "
-                     "needed). Read 'not shown' here as 'not enough data', not as evidence against a claim.")
-    if stats["settings"]:
-        items.append("Settings differ from the protocol's defaults (see Settings): numbers are not comparable with "
-                      "a default-setting sweep.")
-    return [Paragraph("**Read this first.**"), Bullets(items)] if items else []
+    at = " at its smallest level" if stats["axes"] else ""
+    return ([f"This sweep is too small for its verdicts: {n} seed(s) in {BASELINE}{at} (tests need at least "
+             f"{MIN_SEEDS}; the effects this study looks for need about {FEW_SEEDS} or more, see seeds needed). Read "
+             "'not shown' here as 'not enough data', not as evidence against a claim."] if n < FEW_SEEDS else []) + (
+        ["Settings differ from the defaults (see Settings): numbers are not comparable with a default-setting "
+         "sweep."] if stats["settings"] else [])
+
+
+def _lead(stats: dict[str, Any]) -> list[Block]:
+    """The answer: each claim's verdict with its primary estimates (a column per level over axes)."""
+    axes, claims = stats["axes"], stats["claims"]
+    by = {(c["id"], level_label({n: c[n] for n in axes})): c for c in claims}
+    labels = list(dict.fromkeys(at for _, at in by))
+    table = (Table(["claim", *labels], [[title, *(f"**{by[(claim, at)]['verdict']}**: {by[(claim, at)]['estimates']}"
+                                                  for at in labels)] for claim, (title, _) in CLAIMS.items()])
+             if axes else Table(["claim", "verdict", f"key estimates: mean [{CI}] over seeds"],
+                                [[c["title"], f"**{c['verdict']}**", c["estimates"]] for c in claims]))
+    return [table, Paragraph("Arms at shared init unless marked /independent; none = none/shared; a − b: paired by "
+                             "seed. Every test is a row of `tables/tests.csv`; verdicts are defined in Methods."),
+            *([Paragraph("**Read this first.** " + " ".join(stats["warnings"]))] if stats["warnings"] else [])]
 
 
 def _settings_section(stats: dict[str, Any]) -> list[Block]:
-    used = stats["settings"]
-    text = ("Every setting is the protocol's default (PROTOCOL.md: 5 teacher and 5 student epochs, 50,000 noise "
-            "images, Adam 3e-4, batch 1024, hidden 256, m = 3 auxiliary logits, normal init)." if not used else
-            "Settings that differ from the protocol's defaults (all others are the defaults):")
-    table = [Table(["setting", "used", "default", "what it is"],
-                   [[u["setting"], ", ".join(map(fmt, u["values"])), fmt(u["default"]), u["help"]] for u in used])]
-    return [Heading("Settings"), Paragraph(text), *(table if used else [])]
-
-
-def _data_section(stats: dict[str, Any], arms: pd.DataFrame) -> list[Block]:
-    data, totals = stats["data"], stats["data"]["totals"]
-    metrics = ("student_acc_before", "student_acc", "trait_gain", "mean_alignment", "final_distill_loss")
-    blocks: list[Block] = [
-        Heading("Data"),
-        Paragraph(f"Results folder `{stats['meta']['results']}` ({data['source']}): {totals['expected']} trials "
-                  "expected, " + ", ".join(f"{totals[s]} {s}" for s in STATUSES) + f"; {data['seeds']} seeds among "
-                  "completed trials. Only completed trials enter a statistic. Teacher test accuracy: mean "
-                  f"{fmt(data['teacher_acc']['mean'])} (range {fmt(data['teacher_acc']['min'])} to "
-                  f"{fmt(data['teacher_acc']['max'])}) over {data['teacher_acc']['n']} teachers."),
-        Table(["arm", *STATUSES, *(f"{m} [{CI}]" for m in metrics)],
-              [[" at ".join(filter(None, (row["arm"], level_of(row, stats["axes"])))), *(fmt(row[s]) for s in STATUSES),
-                *(f"{fmt(row[f'{m}_mean'])} [{fmt(row[f'{m}_ci_low'])}, {fmt(row[f'{m}_ci_high'])}]" for m in metrics)]
-               for row in arms.to_dict("records")])]
+    """The settings off the defaults, and the trials: only the statuses some arm has, only the arms short of trials."""
+    used, data = stats["settings"], stats["data"]
+    totals, teacher = data["totals"], data["teacher_acc"]
+    short = [s for s in STATUSES if s != "completed" and totals[s]]
+    counted = (f"All {totals['expected']} trials completed ({data['seeds']} seeds)" if not short else
+               f"{totals['completed']} of {totals['expected']} trials completed ({data['seeds']} seeds), "
+               + ", ".join(f"{totals[s]} {s}" for s in short) + "; only completed trials enter a statistic")
+    blocks: list[Block] = [Heading("Settings"), Paragraph(
+        "Every setting is the default of `sublim run` (5 teacher and 5 student epochs, 50,000 noise images, Adam "
+        "3e-4, batch 1024, hidden 256, m = 3 auxiliary logits, normal init)." if not used else
+        "Settings that differ from the defaults of `sublim run` (all others are the defaults):"), *([Table(
+            ["setting", "used", "default", "what it is"],
+            [[u["setting"], ", ".join(map(fmt, u["values"])), fmt(u["default"]), u["help"]] for u in used])]
+                                                                                    if used else []),
+        Paragraph(f"{counted}. Teacher test accuracy {fmt(teacher['mean'])} ({fmt(teacher['min'])} to "
+                  f"{fmt(teacher['max'])}, {teacher['n']} teachers).")]
+    if short:
+        blocks.append(Table(["arm", "completed", *short], [
+            [" at ".join(filter(None, (a["arm"], level_of(a, stats["axes"])))), *(fmt(a[s]) for s in ["completed",
+             *short])] for a in stats["arms"] if any(a[s] for s in short)]))
     why = {"failed": lambda row: row["error"], "invalid": lambda row: row["reason"],
            "diverged": lambda row: f"step {fmt(row['step'])}, {row['model']}'s {row['quantity']} not finite"}
-    for status, words in why.items():
-        listed = data[status]
-        if listed:
-            blocks += [Paragraph(f"{status.capitalize()} trials ({len(listed)}, first {min(len(listed), 20)} shown):"),
-                       Bullets([f"`{row['trial_id']}` ({row['arm']}): {words(row)}" for row in listed[:20]])]
-    if data["warnings"]:
-        blocks += [Paragraph("Loading notes:"), Bullets(data["warnings"])]
-    return blocks
+    blocks += [Bullets([f"`{row['trial_id']}` ({row['arm']}), {status}: {words(row)}" for row in data[status][:20]])
+               for status, words in why.items() if data[status]]
+    return blocks + ([Paragraph("Loading notes:"), Bullets(data["warnings"])] if data["warnings"] else [])
 
 
-def _dose_blocks(doses: list[dict[str, Any]]) -> list[Block]:
-    """Dose-response as descriptives: per mitigation and strength (none/shared as 0), means with intervals."""
-    metrics = ("trait_gain", "mean_alignment", "mean_update_alignment")
-    return [Paragraph(f"Dose-response, mean [{CI}] per strength (shared init; strength 0 is {BASELINE}):"),
-            Table(["mitigation", "strength", "n", *metrics],
-                  [[d["mitigation"], fmt(d["strength"]), fmt(d["trait_gain_n"]),
-                    *(f"{fmt(d[f'{m}_mean'])} [{fmt(d[f'{m}_ci_low'])}, {fmt(d[f'{m}_ci_high'])}]" for m in metrics)]
-                   for d in doses])] if doses else []
+DRIVE = {"mean_update_alignment": "update alignment", "mean_applied_alignment": "applied alignment",
+         "measured_trait_loss_change": "probe trait-loss change (nats)", "trait_gain": "trait gain"}
+UPDATE_WORDS = {-1: "anti-aligned with", 0: "not distinguishable from orthogonal to", 1: "aligned with"}
+EFFECT_WORDS = {-1: "turns the applied update against the trait", 0: "removes the drive to first order",
+                1: "leaves a trait-aligned drive"}
 
 
-def _seeds_section(tests: pd.DataFrame, axes: dict[str, list[Any]]) -> list[Block]:
-    primary = tests[tests["role"] == "primary"]
-    rows = [[row["claim"], " at ".join(filter(None, (row["arm"], level_of(row, axes)))), row["metric"], row["test"],
-             fmt(row["n"]),
-             fmt(row["seeds_needed"]) if np.isfinite(row["seeds_needed"]) else
-             ("not computed for equivalence" if row["expect"] == "=" else row["note"] or "n/a")]
-            for row in primary.to_dict("records")]
-    return [Heading("Seeds needed"),
-            Paragraph("For each primary test in the claim's direction: the seeds for 80% power at alpha 0.05 (before "
-                      "the multiplicity adjustment, so a floor for the family) if the true effect were the one "
-                      "observed (statsmodels TTestPower; slopes by FTestPowerF2). Where the "
-                      "observed effect opposes the claim, no number is given. A planning figure, not a promise."),
-            Table(["claim", "arm", "metric", "test", "n now", "seeds needed"], rows)]
+def _sign(record: dict[str, Any], metric: str) -> int:
+    """+1 or -1 where the interval of `metric` excludes 0 on that side, else 0."""
+    return 1 if record[f"{metric}_ci_low"] > 0 else -1 if record[f"{metric}_ci_high"] < 0 else 0
+
+
+def drive_sentence(record: dict[str, Any]) -> str:
+    """What a mitigation arm (a row of the arms table) did to the drive, in words that follow the signs of the
+    intervals of its update alignment (the step Adam applied) and of the change of the probe trait loss."""
+    update, loss = _sign(record, "mean_update_alignment"), _sign(record, "measured_trait_loss_change")
+    change = record["measured_trait_loss_change_mean"]
+    moved = {-1: f"falls by {fmt(-change)} nats", 0: "does not change detectably", 1: f"rises by {fmt(change)} nats"}
+    does = ("reverses the drive: it does not merely remove it" if (update, loss) == (-1, 1) else EFFECT_WORDS[update]
+            + (", yet the probe trait loss still falls" if loss < 0 and update < 1 else ""))
+    return (f"{record['arm']}: the applied update is {UPDATE_WORDS[update]} the trait gradient "
+            f"({_mean(record, 'mean_update_alignment')}) and the probe trait loss {moved[loss]}; at strength "
+            f"{fmt(record['strength'])}, {record['mitigation']} {does}.")
+
+
+def _drive(stats: dict[str, Any], level: dict[str, Any]) -> list[Block]:
+    """What projection (and its placebo) did to the step, per arm beside none/shared: a table and, per arm, a
+    sentence that follows its numbers."""
+    arms = [a for a in _at(stats["arms"], level) if a["completed"] and (a["arm"] == BASELINE or (
+        a["mitigation"] in ("projection", "placebo") and a["student_init"] == "shared"))]
+    said = [drive_sentence(a) for a in arms if a["arm"] != BASELINE and all(
+        isinstance(a[f"{m}_ci_low"], float) for m in ("mean_update_alignment", "measured_trait_loss_change"))]
+    return [] if len(arms) < 2 else [
+        Paragraph(f"What the step did, per arm (mean [{CI}] over seeds): the alignment of the step Adam applied, "
+                  "cos(−Δθ, g_trait); of the gradient handed to Adam; and the change of the probe trait loss."),
+        Table(["arm", *DRIVE.values()], [[a["arm"], *(_mean(a, m) for m in DRIVE)] for a in arms]),
+        *([Bullets(said)] if said else [])]
+
+
+def _claim_section(stats: dict[str, Any], tests: pd.DataFrame, claim: dict[str, Any], label: str,
+                   depth: int) -> list[Block]:
+    rows = tests[(tests["claim"] == claim["id"]) & tests["role"].isin(("primary", "sustained"))]
+    return [Heading(claim["title"], depth), Paragraph(f"**Claim.** {CLAIMS[claim['id']][1]}"),
+            Paragraph(f"**Verdict: {claim['verdict']}.**"), *([rows_table(rows)] if len(rows) else []),
+            *(_drive(stats, {n: claim[n] for n in stats["axes"]}) if claim["id"] == "claim2" else []),
+            *_figures(stats, CLAIM_FIGURES.get(claim["id"], ()), label)]
+
+
+def _level_sections(stats: dict[str, Any], tests: pd.DataFrame, level: dict[str, Any],
+                    depth: int) -> tuple[list[Block], pd.DataFrame]:
+    """Every claim's section, then the secondary sections, of one level (the whole folder without axes); and the
+    rows they leave to the appendix."""
+    label, blocks = level_label(level), []
+    for claim in _at(stats["claims"], level):
+        blocks += _claim_section(stats, tests, claim, label, depth)
+    shown = tests["role"].isin(("primary", "sustained")) & tests["claim"].isin(CLAIMS)
+    for claim, (heading, text, names) in SECTIONS.items():
+        rows = tests[(tests["claim"] == claim) & ((tests["arm"] == BASELINE) | (claim == "mediation"))]
+        shown |= tests.index.isin(rows.index) & (claim in ("update", "mediation"))
+        tables = ([rows_table(rows)] if claim == "update" and len(rows) else pivot(
+            rows, lambda r: r["arm"], lambda r: r["test"].split()[-1], "mitigation") if claim == "mediation" else [])
+        blocks += [Heading(heading, depth), Paragraph(text), *tables, *_figures(stats, names, label, tests)]
+    return blocks, tests[~shown]
+
+
+def _appendix(rest: pd.DataFrame, arms: list[dict[str, Any]], label: str) -> list[Block]:
+    """Per arm, the descriptive means and every test the sections above leave out."""
+    metrics, per_arm = ("trait_gain", "final_distill_loss"), rest["arm"].isin([a["arm"] for a in arms])
+    return [Heading(f"Appendix: every arm{' at ' + label if label else ''}"),
+            Paragraph(f"Per arm, mean [{CI}] over its completed trials (descriptive; all in `tables/arms.csv`):"),
+            Table(["arm", "n", *metrics], [[a["arm"], fmt(a["completed"]), *(_mean(a, m) for m in metrics)]
+                                           for a in arms]),
+            Paragraph(f"The other tests (secondary rows, outside the claims' family; {SECONDARY_ADJUSTMENT}): ✓ "
+                      "supported, ✗ contradicted, unmarked not shown; p-values and notes in `tables/tests.csv`."),
+            *pivot(rest[per_arm], lambda r: r["arm"], lambda r: f"{r['metric']}{_against(r, _short)}"
+                   f"{'' if 't-test' in r['test'] else ': ' + r['test']} {expectation(r)}"),
+            *([rows_table(rest[~per_arm])] if (~per_arm).any() else [])]
 
 
 def _sequential_section(record: dict[str, Any] | None) -> list[Block]:
-    if not record:
-        return []
-    design = record["design"]
-    rows = [[fmt(wave["look"]), fmt(wave["seeds"]),
-             "; ".join(f"{t['claim']} {t['arm']} {t.get('metric', '')}{' at ' + t['level'] if 'level' in t else ''}: "
-                       f"{t['status']}" for t in wave["tests"])]
-            for wave in record["waves"]]
-    return [Heading("Sequential design: how many seeds this sweep ran, and why"),
-            Paragraph(f"{design.get('method', 'group-sequential design')}; looks after "
-                      f"{', '.join(map(str, design['seeds']))} seeds. The verdicts of its primary tests above use the "
-                      f"boundary of the last look reached. **Stopped:** {record['stopped'] or 'not yet (interrupted)'}."),
-            Table(["look", "seeds", "tests at this look"], rows)]
+    return [Heading("Sequential design: how many seeds this sweep ran, and why"), Paragraph(
+        f"{record['design'].get('method', 'group-sequential design')}; looks after "
+        f"{', '.join(map(str, record['design']['seeds']))} seeds; the primary tests' verdicts use the boundary of the "
+        f"last look reached. **Stopped:** {record['stopped'] or 'not yet'}."), Table(["look", "seeds", "tests"], [
+            [fmt(wave["look"]), fmt(wave["seeds"]), "; ".join(f"{t['claim']} {t['arm']} {t.get('metric', '')}"
+                                                             f"{' at ' + t['level'] if 'level' in t else ''}: "
+                                                             f"{t['status']}" for t in wave["tests"])]
+            for wave in record["waves"]])] if record else []
 
 
 def _methods(stats: dict[str, Any]) -> list[Block]:
     meta = stats["meta"]
-    return [Heading("Methods"), Paragraph("Verdict levels:"),
-            Bullets([f"**{name}**: {meaning}" for name, meaning in VERDICTS.items()]),
-            Paragraph("How the tests are run:"), Bullets([
-                "The unit of inference is the seed: every test takes one number per seed (an arm's trials of one seed "
-                "averaged; paired arms differenced within seed). Per-step quantities are descriptives only: steps "
-                "are autocorrelated, so no p-value comes from pooled steps.",
-                f"Intervals are {CI}s, except equivalence and non-inferiority rows (90%, the two one-sided tests' "
-                f"interval). Primary rows form one family: their p-values are Holm-adjusted (family-wise alpha "
-                f"{fmt(ALPHA)}) and the verdict uses the adjusted p; a sweep grown in waves uses its sequential "
-                "design's levels instead. Sustained rows (every epoch) join a claim by intersection-union: all must "
-                "hold, which needs no adjustment.",
-                f"\"No effect\" is an equivalence test (TOST): equivalent when the 90% interval lies within "
-                f"±{fmt(meta['equivalence_margin'])} of trait_gain (`--equivalence-margin`). The default, 3 points of "
-                "test accuracy (300 of the 10,000 test images), is the smallest acquisition this study treats as "
-                "real: about a tenth of the gap between chance (0.1) and the 0.3-0.4 gains shared-init students "
-                "reach, and several times one trial's binomial standard error of accuracy (about 0.005).",
-                f"Non-inferiority of the final distillation loss: the one-sided 95% upper bound of the paired "
-                f"difference below {fmt(meta['noninferiority_margin'])} × {BASELINE}'s mean (`--margin`); each row "
-                "says at which fraction its verdict would flip.",
-                "Slopes of trait_gain on alignment: OLS per arm across seeds (HC3 SEs); across arms, arm intercepts "
-                "with SEs clustered by seed (arms of a seed share its teacher). A common slope is given only when the "
-                "heterogeneity test (Wald F of the arm × alignment terms) does not show the slopes differ. Both the "
-                "raw gradient's cosine (mean_alignment) and the step Adam applied (mean_update_alignment) are "
-                "offered as mediator; the intervention (projection against placebo at equal step norm) is the "
-                "primary causal test.",
-                "Mediation's dose scale, by a stated rule: trait_gain ~ dose + seed by OLS on the linear dose s and "
-                "on log(1 + s / s_min); the lower AIC wins, linear on a tie. Simulated p-values resolve to "
-                f"1/{meta['mediation_sims']} (seed {meta['mediation_seed']}).",
-                f"Tests need at least {MIN_SEEDS} seeds with some spread; fewer, and the row is refused with the "
-                "reason.",
-                *(["Over axes: every row above is answered within its level, and primary rows are Holm-adjusted "
-                   "within their level (each level is the study rerun at that setting). Rows about an axis are fits "
-                   "to per-trial numbers with SEs clustered by seed (t on seeds − 1 df): level differences by the "
-                   "Wald F of the level terms, trends by OLS (on log2 of "
-                   "the axis where it spans 4x or more), tracking by OLS of trait_gain on mean_alignment without and "
-                   "with level intercepts, the exponent in P by a Gaussian GLM with log link (so trials with "
-                   "alignment <= 0 still count)."] if meta["axes"] else [])])]
-
-
-def _level_sections(stats: dict[str, Any], tests: pd.DataFrame, level: dict[str, Any], depth: int) -> list[Block]:
-    """Every claim's section, then the secondary sections, of one level (the whole folder without axes)."""
-    label, blocks = level_label(level), []
-    for claim in (c for c in stats["claims"] if all(c.get(name) == value for name, value in level.items())):
-        blocks += _claim_section(stats, tests, claim, label, depth)
-    doses = [d for d in stats["dose_response"] if all(d.get(name) == value for name, value in level.items())]
-    for claim, (heading, text, names) in SECTIONS.items():
-        rows = tests[tests["claim"] == claim]
-        blocks += [Heading(heading, depth), Paragraph(text), *([test_rows(rows)] if len(rows) else []),
-                   *(_dose_blocks(doses) if claim == "mediation" else []), *_figures(stats, names, label)]
-    return blocks
+    return [Heading("Methods"), Bullets([f"**{name}**: {meaning}" for name, meaning in VERDICTS.items()]), Bullets([
+        "The seed is the unit: every test takes one number per seed (an arm's trials of a seed averaged; paired arms "
+        "differenced within seed). Per-step quantities are descriptives only (steps are autocorrelated).",
+        f"Intervals are {CI}s, but 90% for equivalence and non-inferiority (marked). Primary rows form one family, "
+        f"Holm-adjusted (family-wise alpha {fmt(ALPHA)}) or judged at a sequential design's levels; sustained rows "
+        "(every epoch) must all hold. Over axes, each level is its own family.",
+        f"\"No effect\" is equivalence (TOST) within ±{fmt(meta['equivalence_margin'])} of trait_gain "
+        "(`--equivalence-margin`); non-inferiority of the final distillation loss: the one-sided 95% upper bound of "
+        f"the paired difference below {fmt(meta['noninferiority_margin'])} × {BASELINE}'s mean (`--margin`).",
+        "Mediation: dose s or log(1 + s / s_min), the lower AIC; simulated p-values resolve to "
+        f"1/{meta['mediation_sims']} (seed {meta['mediation_seed']}).",
+        f"Seeds needed: for 80% power at alpha 0.05 if the true effect were the one observed, only in the claim's "
+        f"direction. A test needs at least {MIN_SEEDS} seeds with some spread, or it is refused with the reason.",
+        *(f"**{name}**: {text}" for name, text in METHODS.items()
+          if meta["axes"] or name in ("slope", "clustered slope", "heterogeneity"))])]
 
 
 def _across_section(stats: dict[str, Any], tests: pd.DataFrame, axis: str) -> list[Block]:
     """How the arms' alignment and acquisition move along one axis: per-level means, the across rows, the figure."""
-    rows = tests[tests["claim"] == f"across {axis}"]
-    metrics = ("mean_alignment", "mean_update_alignment", "trait_gain")
-    table = stats["across"][axis]
+    metrics, table = ("mean_alignment", "mean_update_alignment", "trait_gain"), stats["across"][axis]
     others = ["other_axes"] if table and "other_axes" in table[0] else []
-    levels_table = Table(["arm", *others, axis, "parameters P", "n", *(f"{m} [{CI}]" for m in metrics),
-                          "mean_alignment × √P"],
-                         [[row["arm"], *(row[o] for o in others), fmt(row[axis]), fmt(row["parameter_count"]),
-                           fmt(row["trait_gain_n"]),
-                           *(f"{fmt(row[f'{m}_mean'])} [{fmt(row[f'{m}_ci_low'])}, {fmt(row[f'{m}_ci_high'])}]"
-                             for m in metrics), fmt(row["alignment_x_sqrt_p"])] for row in table])
-    judged = rows[rows["test"].isin(("exponent in P", "tracking across levels", "tracking within levels"))]
-    words = " ".join(_sentence(row) for row in judged.to_dict("records"))
     return [Heading(f"Across {axis}: does alignment survive it, and does acquisition follow?"),
-            Paragraph(f"Per arm and level of {axis}, over seeds (descriptive). Random directions in P dimensions have "
-                      f"cosines of order P^{RANDOM_EXPONENT:g}: where mean_alignment × √P stays level along the axis, "
-                      "alignment scales as random directions' would; where it grows, alignment decays more slowly."),
-            levels_table,
-            Paragraph(f"Tests along {axis} (claim 'across {axis}'; secondary rows, each at alpha {fmt(ALPHA)}): "
-                      "whether each arm's means differ between levels at all (any shape), and their trend; whether trait gain tracks mean alignment over the trials of every level "
-                      "(across) and within levels (an intercept per level); and, where the axis changes P, the "
-                      f"exponent b of {BASELINE}'s mean alignment ∝ P^b, tested against {RANDOM_EXPONENT:g} "
-                      "(supported: alignment decays more slowly than random directions')."),
-            test_rows(rows), *([Paragraph(words)] if words else []), *_figures(stats, (f"across_{axis}",))]
+            Paragraph(f"Per arm and level, mean [{CI}] over seeds. Random directions in P dimensions have cosines of "
+                      f"order P^{RANDOM_EXPONENT:g}: where mean_alignment × √P stays level, alignment scales as "
+                      "theirs."),
+            Table(["arm", *others, axis, "P", "n", *metrics, "× √P"], [
+                [row["arm"], *(row[o] for o in others), fmt(row[axis]), fmt(row["parameter_count"]),
+                 fmt(row["trait_gain_n"]), *(_mean(row, m) for m in metrics), fmt(row["alignment_x_sqrt_p"])]
+                for row in table]),
+            rows_table(tests[tests["claim"] == f"across {axis}"]), *_figures(stats, (f"across_{axis}",))]
 
 
-def document(stats: dict[str, Any], tests: pd.DataFrame, arms: pd.DataFrame) -> list[Block]:
-    """The report's blocks, from stats.json's content and the tests table."""
-    axes = stats["axes"]
-    points = list({level_label(level): level for level in (
-        {name: claim[name] for name in axes} for claim in stats["claims"])}.values())
-    if axes:
-        verdicts = {(claim["id"], level_label({n: claim[n] for n in axes})): claim["verdict"]
-                    for claim in stats["claims"]}
-        summary = Table(["question", *map(level_label, points)],
-                        [[title, *(verdicts[(claim, level_label(p))] for p in points)]
-                         for claim, (title, _) in CLAIMS.items()])
-    else:
-        summary = Table(["question", "verdict"], [[claim["title"], claim["verdict"]] for claim in stats["claims"]])
-    blocks: list[Block] = [
-        Heading(f"Subliminal learning report: {stats['meta']['name']}", 1),
-        Paragraph("Does a student distilled only on a teacher's auxiliary logits, on noise, acquire the teacher's "
-                  "MNIST skill, and does the alignment of distillation and trait gradients drive it? Every test "
-                  "below is one row of tables/tests.csv; verdict levels are defined in Methods."
-                  + (f" This sweep varies {', '.join(axes)}: each claim is tested within each level (one column "
-                     "per level above), and each axis has a section on what changes along it." if axes else "")),
-        summary, *_warnings(stats, tests), *_settings_section(stats), *_data_section(stats, arms)]
-    for level in points:
-        if axes:
-            blocks += [Heading(f"At {level_label(level)}"),
-                       Paragraph(f"Every claim's tests on the trials at {level_label(level)} only.")]
-        blocks += _level_sections(stats, at_level(tests, level), level, 3 if axes else 2)
+def document(stats: dict[str, Any], tests: pd.DataFrame) -> list[Block]:
+    """The report's blocks, from stats.json's content and the tests table: the answer first (each claim's verdict
+    and estimates, trait gain by arm), then settings, each claim's rows and figure, and the exhaustive rest last."""
+    axes, appendix = stats["axes"], []
+    blocks: list[Block] = [Heading(f"Subliminal learning report: {stats['meta']['name']}", 1), *_lead(stats),
+                           *_figures(stats, ("trait_gain",)), *_settings_section(stats)]
+    for level in {level_label(level): level for level in ({n: c[n] for n in axes} for c in stats["claims"])}.values():
+        blocks += [Heading(f"At {level_label(level)}")] if axes else []
+        sections, rest = _level_sections(stats, at_level(tests, level), level, 3 if axes else 2)
+        blocks += sections
+        appendix += _appendix(rest, _at(stats["arms"], level), level_label(level))
     for axis in axes:
         blocks += _across_section(stats, tests, axis)
-    return (blocks + _seeds_section(tests, axes) + _sequential_section(stats["sequential"])
-            + _methods(stats))
+    return blocks + _sequential_section(stats["sequential"]) + _methods(stats) + appendix

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from sublim.analysis import Options, ReportError, analyse, build_report, load_results
-from sublim.analysis.document import fmt
+from sublim.analysis.document import ci, fmt
 
 from synthetic import ARMS, EPOCHS, GAIN_PER_ALIGNMENT, REPO, arm_label, trial_outputs, write_sweep, write_trial  # noqa: F401
 
@@ -31,7 +31,7 @@ def sweep_report(tmp_path_factory):
 
 # --- a complete report -----------------------------------------------------------------------------
 
-FIGURES = {"alignment_steps.png", "update_alignment_steps.png", "accuracy_epochs.png", "gain_vs_alignment.png",
+FIGURES = {"trait_gain.png", "alignment_steps.png", "update_alignment_steps.png", "accuracy_epochs.png", "gain_vs_alignment.png",
            "dose_response.png", "per_layer_alignment.png", "first_order.png"}
 
 
@@ -48,10 +48,10 @@ def test_report_has_every_part(sweep_report):
                                               "dose_response.csv", "first_order.csv"}
     assert {p.name for p in files.figures} == FIGURES
     markdown = files.markdown.read_text()
-    for heading in ("## Settings", "## Data", "## Claim 1", "## Update alignment", "## Claim 2", "## Claim 3",
-                    "## Claim 4", "## The referee", "## Control", "## First-order accounting",
-                    "## Which layer carries the drive?", "## Seeds needed", "## Methods"):
-        assert heading in markdown
+    headings = ["## Settings", "## Claim 1", "## Claim 2", "## Claim 3", "## Claim 4", "## The referee", "## Control",
+                "## Update alignment", "## First-order accounting", "## Mediation", "## Which layer carries the drive?",
+                "## Methods", "## Appendix"]
+    assert [markdown.index(h) for h in headings] == sorted(markdown.index(h) for h in headings)
     assert markdown.count("**Verdict: ") == 6
     for level in ("supported", "contradicted", "not shown", "refused", "zero by construction", "partly supported"):
         assert f"**{level}**:" in markdown  # every verdict level is defined in Methods
@@ -85,8 +85,10 @@ def test_report_counts_failed_and_missing_trials(sweep_report):
     assert arms["liminal@2/shared"]["failed"] == 1 and arms["projection@1/shared"]["missing"] == 1
     assert stats["data"]["failed"][0]["error"] == "RuntimeError: CUDA out of memory"
     markdown = files.markdown.read_text()
-    # completed, incomplete, diverged, invalid, failed, missing
-    assert "| liminal@2/shared | 5 | 0 | 0 | 0 | 1 | 0 |" in markdown
+    # only the statuses some arm has, and only the arms short of trials
+    assert "| arm | completed | failed | missing |" in markdown and "| liminal@2/shared | 5 | 1 | 0 |" in markdown
+    assert "| none/shared | 6 | 0 | 0 |" not in markdown
+    assert "28 of 30 trials completed (6 seeds), 1 failed, 1 missing" in markdown
     trials = pd.read_csv(files.folder / "tables" / "trials.csv")
     assert len(trials) == 30 and set(trials["status"]) == {"completed", "failed", "missing"}
 
@@ -120,14 +122,21 @@ def _flatten(value) -> list:
 
 
 NUMBER = re.compile(r"(?<![\w@.=])-?\d+(?:\.\d+)?(?:e[-+]\d+)?")
-WORDS = ("note", "what it is", "metric", "test", "tests at this look", "question")  # columns of words
+WORDS = ("comparison", "verdict", "what it is", "test", "tests")  # columns of words
+
+
+def shown(value: float) -> set[str]:
+    """Every way the report may print `value`: 3 significant digits, or an interval's fixed decimals."""
+    fixed = {re.sub(r"^-(?=0\.?0*$)", "", f"{value:.{d}f}") for d in range(8)}
+    return {fmt(value)} | fixed | {f"{value:.{d}e}" for d in range(4)}
 
 
 def assert_table_numbers_in_stats(files) -> int:
     """Every number in a report.md table cell (but the first, naming the row, and columns of words) is a number
     of stats.json; returns how many were checked."""
     stats = json.loads(files.stats.read_text())
-    known = {fmt(v) for v in _flatten(stats) if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    known = {text for v in _flatten(stats) if isinstance(v, (int, float)) and not isinstance(v, bool)
+             and math.isfinite(v) for text in shown(v)}
     checked = 0
     for block in files.markdown.read_text().split("\n\n"):
         lines = block.splitlines()
@@ -139,7 +148,7 @@ def assert_table_numbers_in_stats(files) -> int:
             for name, cell in cells:
                 if name in WORDS:
                     continue
-                for number in NUMBER.findall(cell.replace("(90%)", "")):
+                for number in NUMBER.findall(cell.replace("(90%)", "").replace("\u2212", "-")):
                     assert number in known, f"{number} in {row!r} is not in stats.json"
                     checked += 1
     return checked
@@ -150,8 +159,48 @@ def test_every_number_in_the_report_tables_is_in_stats_json(sweep_report):
     stats = json.loads(files.stats.read_text())
     assert assert_table_numbers_in_stats(files) > 300
     (m,) = rows(stats, claim="claim1", role="primary")
-    assert f"{fmt(m['estimate'])} [{fmt(m['ci_low'])}, {fmt(m['ci_high'])}] | {fmt(m['p'])}" \
-        in files.markdown.read_text()
+    assert f"{ci(m['estimate'], m['ci_low'], m['ci_high'])} | {fmt(m['p'])}" in files.markdown.read_text()
+
+
+def tables_of(markdown: str) -> list[list[list[str]]]:
+    """Every table of report.md as rows of cells (the header first)."""
+    return [[[c.strip() for c in line.strip("|").split(" | ")] for line in block.splitlines()
+             if not line.startswith("| ---")] for block in markdown.split("\n\n") if block.startswith("| ")]
+
+
+def test_the_report_leads_with_each_claims_verdict_and_estimates(sweep_report):
+    _, files = sweep_report
+    markdown = files.markdown.read_text()
+    title, first = markdown.split("\n\n")[:2]
+    assert title.startswith("# Subliminal learning report") and first.startswith(
+        "| claim | verdict | key estimates: mean [95% CI] over seeds |")
+    lead = tables_of(markdown)[0][1:]
+    interval = re.compile(r"\u2212?\d[\d.]* \[\u2212?[\d.]+, \u2212?[\d.]+\]")
+    assert [(row[1], interval.search(row[2]) is not None) for row in lead] == [
+        (f"**{claim['verdict']}**", claim["verdict"] != "undetermined") for claim in files.claims]
+    assert markdown.index("![trait_gain](figures/trait_gain.png)") < markdown.index("## Settings")
+    stats = json.loads(files.stats.read_text())
+    (m,) = rows(stats, claim="claim1", role="primary")
+    assert f"mean alignment (none): {ci(m['estimate'], m['ci_low'], m['ci_high'])}" in lead[0][2]
+
+
+def test_no_table_has_a_column_of_zeros_and_numbers_stay_on_one_line(sweep_report):
+    _, files = sweep_report
+    for table in tables_of(files.markdown.read_text()):
+        for column in list(zip(*table))[1:]:
+            assert set(column[1:]) - {"0", ""}, f"column {column[0]!r} is all zero or empty"
+    html = files.html.read_text()
+    assert '<td class="n">0.' in html and ".n, .w { white-space: nowrap; }" in html
+
+
+def test_the_report_names_no_file_outside_its_folder(sweep_report):
+    _, files = sweep_report
+    for text in (files.markdown.read_text(), files.html.read_text()):
+        assert "PROTOCOL" not in text
+        assert set(re.findall(r"\]\(([^)]+)\)", text)) <= {"tables/tests.csv", "tables/arms.csv"} | {
+            f"figures/{name}" for name in FIGURES}
+        assert set(re.findall(r'href="([^"]+)"', text)) <= {"tables/tests.csv", "tables/arms.csv"}
+    assert '<a href="tables/tests.csv"><code>tables/tests.csv</code></a>' in files.html.read_text()
 
 
 def test_stats_json_is_strict_json(sweep_report):
@@ -187,7 +236,14 @@ def test_cli_main_writes_report_and_errors_in_one_line(tmp_path, capsys):
     args = parser.parse_args([str(root), "--out", str(tmp_path / "r"), "--mediation-sims", "50"])
     assert report.main(args) == 0
     assert (tmp_path / "r" / "report.html").is_file()
-    assert "report.md" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "report.md" in out and "warning: This sweep is too small for its verdicts: 3 seed(s)" in out
+    stats = json.loads((tmp_path / "r" / "stats.json").read_text())
+    for claim in stats["claims"]:  # one line per claim: its verdict, title and key estimates
+        (line,) = [line for line in out.splitlines() if claim["title"] in line]
+        assert line.split()[0] == claim["verdict"].split()[0] and line.endswith(claim["estimates"])
+    (m,) = rows(stats, claim="claim1", role="primary")
+    assert f"mean alignment (none): {ci(m['estimate'], m['ci_low'], m['ci_high'])}" in out
     with pytest.raises(report.USER_ERRORS) as caught:
         report.main(parser.parse_args([str(tmp_path / "nowhere")]))
     message = str(caught.value)

@@ -3,6 +3,7 @@ draws the model its verdict uses with the tests table's numbers, and draws label
 
 from __future__ import annotations
 
+import matplotlib.colors
 import matplotlib.mathtext
 import numpy as np
 import pandas as pd
@@ -41,9 +42,12 @@ def drawn_slopes(ax, kind: str) -> dict[str, float]:
     return {line.get_gid().split(":", 1)[1]: float(np.polyfit(*line.get_data(), 1)[0]) for line in lines}
 
 
+PER_LEVEL = set(figures.CAPTIONS) - {"across", "trait_gain"}  # drawn per axis, and once per report: below
+
+
 def test_every_figure_draws_with_a_caption(sweep, tmp_path):
     drawn = draw(*sweep, tmp_path / "figures")
-    assert set(drawn) == set(figures.CAPTIONS) - {"across"}  # the across figure is per axis: test_report_axes
+    assert set(drawn) == PER_LEVEL
     for name, result in drawn.items():
         assert result == {"file": f"figures/{name}.png"}
         assert (tmp_path / result["file"]).stat().st_size > 20_000, name
@@ -87,13 +91,61 @@ def test_dose_response_draws_the_dose_model_the_mediation_used(sweep):
         assert mediation[kind].iloc[0].startswith(f"dose {scale} ")
 
 
-def test_a_layer_zero_by_construction_is_marked_not_measured(sweep):
+def test_a_layer_zero_by_construction_is_not_drawn(sweep):
     completed, _, tests = sweep
+    (ax,) = figures.per_layer_alignment(tests, completed).axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["fc1", "fc2", "out"]
     out = tests["metric"] == "mean_alignment_out"
     zeroed = tests.assign(verdict=tests["verdict"].where(~out, ZERO),
                           **{c: tests[c].where(~out) for c in ("estimate", "ci_low", "ci_high", "n")})
     (ax,) = figures.per_layer_alignment(zeroed, completed).axes
-    assert [t.get_text() for t in ax.texts] == ["0 by construction\n(not tested)"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["fc1", "fc2"]  # no panel of zeros
+
+
+def test_the_dose_line_stays_within_the_strengths_run(sweep):
+    completed, _, _ = sweep
+    doses = dose_table(completed, KINDS)
+    fig = figures.dose_response(completed, doses)
+    for ax in fig.axes:
+        for line in (line for line in ax.get_lines() if str(line.get_gid()).startswith("dose:")):
+            kind = line.get_gid().split(":")[1]
+            x = line.get_xdata()
+            assert x.min() == 0 and x.max() == doses.loc[doses["mitigation"] == kind, "strength"].max()
+
+
+def test_arms_differ_in_colour_and_marker_and_an_unknown_mitigation_has_its_own_colour(sweep):
+    completed, _, _ = sweep
+    styles = figures.arm_styles(completed)
+    assert len(set(styles.values())) == len(styles)
+    colours = [np.array(matplotlib.colors.to_rgb(styles[f"liminal@{s:g}/shared"][0])) for s in (0.5, 2.0)]
+    assert np.abs(colours[0] - colours[1]).sum() > 0.3  # strengths of one mitigation far apart, not near-identical
+    renamed = completed.assign(mitigation=completed["mitigation"].replace("placebo", "novel"))
+    known = {matplotlib.colors.to_hex(colour) for arm, (colour, _) in figures.arm_styles(renamed).items()
+             if "placebo" not in arm}
+    assert matplotlib.colors.to_hex(figures.arm_styles(renamed)["placebo@1/shared"][0]) not in known
+
+
+def test_figures_fit_the_page_and_the_lead_figure_has_every_arm(sweep, tmp_path):
+    completed, steps, tests = sweep
+    fig = figures.trait_gain_by_arm(completed, {})
+    (ax,) = fig.axes
+    assert len(ax.get_xticklabels()) == completed["arm"].nunique()
+    assert any(np.allclose(line.get_ydata(), 0) for line in ax.get_lines())  # the line at 0
+    for build in (lambda: fig, lambda: figures.alignment_over_steps(steps, completed),
+                  lambda: figures.gain_vs_alignment(completed, tests)):
+        assert build().get_figwidth() * figures.DPI <= 1220  # shown unscaled at 1,280 px, text at 10 pt or more
+    assert figures.STYLE["font.size"] >= 10 and figures.STYLE["legend.fontsize"] >= 10
+
+
+def test_first_order_puts_arms_that_dwarf_the_rest_on_their_own_panel(sweep):
+    completed, _, tests = sweep
+    assert len(figures.first_order(completed, tests).axes) == 1
+    big = completed["arm"] == "projection@1/shared"
+    scaled = completed.assign(**{c: completed[c].where(~big, completed[c] * 100) for c in
+                                 ("measured_trait_loss_change", "predicted_trait_loss_change")})
+    fig = figures.first_order(scaled, tests)
+    assert len(fig.axes) == 2 and [t.get_text() for t in fig.axes[1].get_legend().get_texts()][0].startswith(
+        "projection@1/shared")
 
 
 def test_missing_data_refuses_with_a_reason_and_removes_the_stale_figure(tmp_path):
@@ -109,7 +161,7 @@ def test_missing_data_refuses_with_a_reason_and_removes_the_stale_figure(tmp_pat
     assert "3 seeds" in drawn["per_layer_alignment"]["refused"]
     assert "update_alignment" in drawn["update_alignment_steps"]["refused"]
     assert not any((folder / f"{name}.png").exists() for name in stale)
-    assert {name for name, result in drawn.items() if "file" in result} == set(figures.CAPTIONS) - set(stale) - {"across"}
+    assert {name for name, result in drawn.items() if "file" in result} == PER_LEVEL - set(stale)
 
 
 def test_arm_labels_are_drawn_literally_not_as_mathtext(sweep, tmp_path):

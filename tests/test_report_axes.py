@@ -119,7 +119,7 @@ def test_a_report_over_axes_has_verdicts_per_level_figures_per_level_and_one_per
     tests = pd.read_csv(files.folder / "tables" / "tests.csv")
     assert set(tests["hidden"].dropna().astype(int)) == set(WIDTHS)
     text = files.markdown.read_text()
-    assert "| question | hidden=64 | hidden=256 | hidden=1024 |" in text
+    assert text.split("\n\n")[1].startswith("| claim | hidden=64 | hidden=256 | hidden=1024 |")  # the lead table
     assert "## At hidden=1024" in text and "## Across hidden" in text
 
 

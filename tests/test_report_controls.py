@@ -13,7 +13,7 @@ from scipy import stats as scipy_stats
 
 from sublim import cli
 from sublim.analysis import build_report, load_results, report
-from synthetic import write_sweep
+from synthetic import STEPS_PER_EPOCH, EPOCHS, write_sweep
 
 CONTROLS = [("none", 0.0, "shared"), ("none", 0.0, "independent"), ("projection", 1.0, "shared"),
             ("placebo", 1.0, "shared")]
@@ -105,3 +105,48 @@ def test_projection_against_placebo_is_the_primary_causal_row(controls):
     assert (row["arm"], row["reference"], row["role"], row["expect"]) == (
         "projection@1/shared", "placebo@1/shared", "primary", "<")
     assert np.isfinite(row["p"])
+
+
+def drive_lines(markdown: str, arm: str) -> list[str]:
+    return [line for line in markdown.splitlines() if line.startswith(f"- {arm}: the applied update is ")]
+
+
+def test_projection_words_follow_its_numbers_where_the_update_stays_aligned(controls):
+    root, stats = controls  # planted: projection lowers alignment, but the step Adam applies stays aligned
+    (arm,) = [a for a in stats["arms"] if a["arm"] == "projection@1/shared"]
+    assert arm["mean_update_alignment_ci_low"] > 0 and arm["measured_trait_loss_change_ci_high"] < 0
+    (said,) = drive_lines((root / "report" / "report.md").read_text(), "projection@1/shared")
+    assert "anti-aligned" not in said and "reverses" not in said
+    assert "is aligned with the trait gradient" in said and "the probe trait loss falls by" in said
+    assert said.endswith("projection leaves a trait-aligned drive.")
+    assert "| projection@1/shared | 0.0" in (root / "report" / "report.md").read_text()  # the table beside it
+
+
+def test_projection_that_reverses_the_drive_is_said_to_reverse_it(tmp_path):
+    root = write_sweep(tmp_path / "reversed", seeds=6, arms=CONTROLS)
+    steps = EPOCHS * STEPS_PER_EPOCH
+    for folder in (root / "trials").glob("*_projection_*"):
+        trace = pd.read_parquet(folder / "trace.parquet")
+        trace["update_alignment"] = -0.08 - 0.01 * np.abs(trace["alignment"])  # anti-aligned at every step
+        trace["trait_loss"] = np.linspace(2.3, 2.3 + 8.9, steps)  # the probe trait loss rises
+        trace.to_parquet(folder / "trace.parquet", index=False)
+        summary = json.loads((folder / "summary.json").read_text())
+        summary["mean_update_alignment"] = float(trace["update_alignment"].mean())
+        summary["update_alignment_by_epoch"] = trace.groupby("epoch")["update_alignment"].mean().tolist()
+        (folder / "summary.json").write_text(json.dumps(summary))
+    markdown = build_report(root, mediation_sims=20).markdown.read_text()
+    (said,) = drive_lines(markdown, "projection@1/shared")
+    assert "is anti-aligned with the trait gradient (\u22120.080" in said and "rises by 8.9 nats" in said
+    assert said.endswith("projection reverses the drive: it does not merely remove it.")
+    (placebo,) = drive_lines(markdown, "placebo@1/shared")
+    assert "anti-aligned" not in placebo  # each arm by its own numbers
+
+
+def test_a_drive_the_interval_cannot_sign_is_not_given_one():
+    record = {"arm": "projection@1/shared", "mitigation": "projection", "strength": 1.0,
+              "mean_update_alignment_mean": -0.01, "mean_update_alignment_ci_low": -0.03,
+              "mean_update_alignment_ci_high": 0.01, "measured_trait_loss_change_mean": 0.2,
+              "measured_trait_loss_change_ci_low": -0.1, "measured_trait_loss_change_ci_high": 0.5}
+    said = report.drive_sentence(record)
+    assert "not distinguishable from orthogonal to the trait gradient" in said and "does not change detectably" in said
+    assert "anti-aligned" not in said and said.endswith("projection removes the drive to first order.")

@@ -5,6 +5,7 @@ goes into place whole or not at all."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,7 @@ def test_diverged_trial_is_listed_per_arm_with_its_step_and_excluded(tmp_path):
     assert stats["data"]["diverged"] == [{"trial_id": VICTIM, "arm": "none/shared", "model": "student", "step": 7,
                                           "quantity": "loss",
                                           "message": "the student diverged at step 7: its loss is not finite"}]
-    assert f"`{VICTIM}` (none/shared): step 7, student's loss not finite" in files.markdown.read_text()
+    assert f"`{VICTIM}` (none/shared), diverged: step 7, student's loss not finite" in files.markdown.read_text()
     trials = pd.read_csv(files.folder / "tables" / "trials.csv").set_index("trial_id")
     assert trials.at[VICTIM, "status"] == "diverged" and trials.at[VICTIM, "diverged_step"] == 7
 
@@ -238,7 +239,8 @@ def test_markup_from_a_results_folder_reaches_neither_report_as_markup(tmp_path)
     files = build_report(root, mediation_sims=20)
     markdown, html = files.markdown.read_text(), files.html.read_text()
     assert "<img src=x" not in markdown and "](javascript:" not in markdown
-    assert "<img src=x" not in html and "<a " not in html
+    assert "<img src=x" not in html and "javascript:alert(1)\">" not in html  # no link but the report's own table
+    assert set(re.findall(r'<a href="([^"]+)"', html)) == {"tables/tests.csv", "tables/arms.csv"}
     assert "&lt;img src=x" in markdown and "&lt;img src=x" in html
 
 

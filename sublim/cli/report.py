@@ -36,6 +36,9 @@ def main(args: argparse.Namespace) -> int:
           f"  figures: {len(files.figures)} in {files.folder / 'figures'}")
     counts = ", ".join(f"{n} {status}" for status, n in files.totals.items() if n and status != "expected")
     print(f"  trials: {files.totals['expected']} expected; {counts} (statistics use completed trials only)")
-    for claim in files.claims:
-        print(f"  {claim['verdict']:>16}  {claim['title']}" + (f" (at {claim['level']})" if "level" in claim else ""))
+    for warning in files.warnings:
+        print(f"  warning: {warning}")
+    for claim in files.claims:  # one line each: the verdict, the claim, its key estimates (mean [95% CI])
+        print(f"  {claim['verdict']:>16}  {claim['title']}" + (f" (at {claim['level']})" if "level" in claim else "")
+              + f": {claim['estimates']}")
     return 0
