@@ -7,8 +7,9 @@ that level's primary rows: each level is the study rerun at that setting). Rows 
 "across AXIS") leave that column empty:
 
 - whether each arm's mean alignment, update alignment and trait gain differ between the axis's values at all
-  (an F of the value terms, p by a wild-cluster bootstrap over seeds: any shape, a hump as well as a trend), and their trend along the axis (on log2
-  of its values when they span 4x or more), with an intercept per level of any other axis;
+  (an F of the value terms, p by a wild-cluster bootstrap over seeds: any shape, a hump as well as a trend), and
+  their trend along the axis (on log2 of its values when they span 4x or more), with an intercept per level of
+  any other axis;
 - whether trait gain tracks mean alignment across the axis's levels in none/shared: the slope over its trials at
   every level, beside the slope within levels (an intercept per level), which a confound of the axis would split;
 - for an axis that changes the parameter count P: the exponent b of mean alignment ∝ P^b in none/shared, against

@@ -51,7 +51,8 @@ VERDICTS = {
             "of seeds it would very likely not be shown either",
     REFUSED: "the data cannot support the test (too few seeds, no spread, an arm missing); the note says why",
     ZERO: "the quantity is exactly 0 by the model's construction, so nothing is tested",
-    DESCRIPTIVE: "an estimate with its interval that rests on untestable assumptions (mediation): described, not judged",
+    DESCRIPTIVE: "an estimate with its interval that rests on untestable assumptions (mediation): described, not "
+                 "judged",
     PARTLY: "(claims) some primary tests supported and the others not shown, none contradicted; or every primary "
             "test supported but not in every epoch",
     MIXED: "(claims) some primary tests supported and at least one contradicted: the data speak against part of it",
@@ -170,16 +171,18 @@ def _selected(arms: pd.DataFrame, selector: str) -> list[str]:
         return list(arms["arm"])
     if selector == "shared":
         return list(shared["arm"])
-    if selector == "pooled":  # the arms pre-specified to share a slope: none acts on the trait direction
-        return list(shared.loc[[not _acts_on_direction(kind) for kind in shared["mitigation"]], "arm"])
+    if selector == "pooled":
+        return list(arms.loc[in_pool(arms), "arm"])
     if selector in MITIGATIONS_WITH_DOSE:
         return list(shared.loc[(shared["mitigation"] == selector) & (shared["strength"] > 0), "arm"])
     return [selector] if selector in set(arms["arm"]) else []
 
 
-def _acts_on_direction(kind: str) -> bool:
-    """Whether the mitigation acts on the step's trait-aligned component; one not installed here is assumed to."""
-    return kind not in MITIGATIONS or MITIGATIONS[kind].acts_on_trait_direction
+def in_pool(frame: pd.DataFrame) -> pd.Series:
+    """Which arms (or trials) the slope pool holds, declared before any data: the shared-init ones whose mitigation
+    does not act on the step's trait-aligned component (one not installed here is assumed to)."""
+    acts = frame["mitigation"].map(lambda kind: kind not in MITIGATIONS or MITIGATIONS[kind].acts_on_trait_direction)
+    return (frame["student_init"] == "shared") & ~acts.astype(bool)
 
 
 def _reference(arms: pd.DataFrame, arm: str, reference: str) -> str | None:
@@ -436,8 +439,8 @@ CLAIMS: dict[str, tuple[str, str]] = {
                "Alignment between the distillation gradient and the trait gradient stays weakly but consistently "
                "positive throughout multi-step training."),
     "claim2": ("Claim 2: projection suppresses acquisition without hurting distillation",
-               "Removing the trait-aligned component of the distillation gradient suppresses trait acquisition "
-               "without hurting distillation progress."),
+               "Projecting the trait-aligned component out of the distillation gradient suppresses trait "
+               "acquisition without hurting distillation progress."),
     "claim3": ("Claim 3: acquisition is fastest early (a critical period)",
                "Trait acquisition is fastest early: a critical period in the first epoch."),
     "claim4": ("Claim 4: liminal training attenuates alignment early but does not stop acquisition",

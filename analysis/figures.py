@@ -24,7 +24,7 @@ from sublim.core.mitigations import MITIGATIONS
 from . import inference as inf
 from .axes import (EXPONENT_TEST, RANDOM_EXPONENT, RELATION_METRICS, TRACKING_ACROSS, TREND, at_level, exponent_fit,
                    levels, regressor, tracking_fit, trend_fit)
-from .contrasts import BASELINE, MEDIATORS, REFUSED, ZERO, mitigation_sample
+from .contrasts import BASELINE, MEDIATORS, REFUSED, ZERO, in_pool, mitigation_sample
 from .errors import Refusal, need
 from .load import arm_order
 
@@ -231,8 +231,7 @@ def slope_lines(completed: pd.DataFrame, tests: pd.DataFrame, x: str) -> list[tu
     lines = [(arm, False, inf.slope(completed[completed["arm"] == arm], x)[1])
              for arm in _rows(tests, answered=True, test="slope", metric=metric)["arm"]]
     if len(_rows(tests, answered=True, test="common slope", metric=metric)):
-        pooled = completed[(completed["student_init"] == "shared") & completed["mitigation"].map(
-            lambda kind: kind in MITIGATIONS and not MITIGATIONS[kind].acts_on_trait_direction)]
+        pooled = completed[in_pool(completed)]
         lines += [(arm, True, inf.slope(pooled, x)[1]) for arm in arm_order(pooled)]
     return lines
 

@@ -460,8 +460,10 @@ def _appendix(rest: pd.DataFrame, arms: list[dict[str, Any]], label: str) -> lis
 def _sequential_section(record: dict[str, Any] | None) -> list[Block]:
     return [Heading("Sequential design: how many seeds this sweep ran, and why"), Paragraph(
         f"{record['design'].get('method', 'group-sequential design')}; looks after "
-        f"{', '.join(map(str, record['design']['seeds']))} seeds; the primary tests' verdicts use the boundary of the "
-        f"last look reached. **Stopped:** {record['stopped'] or 'not yet'}."), Table(["look", "seeds", "tests"], [
+        f"{', '.join(map(str, record['design']['seeds']))} seeds; each primary test above is judged at the look that "
+        "decided it (that look's n, estimate and repeated confidence interval; its note names the look), and a test "
+        f"still open at the last look reached reads 'not shown'. **Stopped:** {record['stopped'] or 'not yet'}."),
+        Table(["look", "seeds", "tests"], [
             [fmt(wave["look"]), fmt(wave["seeds"]), "; ".join(f"{t['claim']} {t['arm']} {t.get('metric', '')}"
                                                              f"{' at ' + t['level'] if 'level' in t else ''}: "
                                                              f"{t['status']}" for t in wave["tests"])]
