@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sublim.trainable import Teacher, TrialConfig, TrialData, train_teacher
+from sublim.trainable import TrialConfig, TrialData, train_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 

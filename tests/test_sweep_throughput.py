@@ -11,7 +11,7 @@ from sublim.sweeps.profile import ENDED, STARTED, SweepProfile
 from sublim.sweeps.spec import SweepSpec
 from sublim.sweeps.worker import launch_order
 from sublim.trainable import DistillationTargets, Trial, train_teacher
-from sublim.trainable.results import TeacherCache, save_state
+from sublim.trainable.results import TeacherCache
 
 from conftest import tiny_config
 
