@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sublim.core.files import DiskFull
+from sublim.core.tracking import TRACKERS, TrackerError, check_trackers
 from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SpecError, SweepSpec, name_problem
@@ -18,7 +19,7 @@ from .folders import unwritable
 if TYPE_CHECKING:
     from sublim.sweeps.tune_run import SweepOutcome
 
-USER_ERRORS = (SpecError, SweepError, DataError, LockHeld, DiskFull)
+USER_ERRORS = (SpecError, SweepError, DataError, LockHeld, DiskFull, TrackerError)
 DEFAULT_STORAGE = "results"
 
 
@@ -36,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "name and storage continues it too)")
     parser.add_argument("--data-dir", metavar="DIR",
                         help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR, else download)")
+    parser.add_argument("--tracker", action="append", choices=TRACKERS, default=[],
+                        help="also log every trial as a run in MLflow (to $MLFLOW_TRACKING_URI, else ./mlruns) or "
+                             "Weights & Biases (WANDB_MODE=offline honoured), through Tune's logger callbacks; "
+                             "repeat for both")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the grid (trials, teachers, each axis's values) and its predicted cost, then exit "
                              "without starting Ray. The cost model: a default trial's student costs 11 core-seconds "
@@ -80,6 +85,7 @@ def main(args: argparse.Namespace) -> int:
         print(dry_run(spec))
         return 0
     check_waves(args, spec)
+    check_trackers(args.tracker)
     name = args.name or spec.name
     if name_problem(name):
         raise SweepError(f"--name {name_problem(name)}")
@@ -99,20 +105,22 @@ def main(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFolder) -> SweepOutcome:
-    """The sweep (or its waves) on Ray, MNIST loaded once, here: trials get it through Ray's object store."""
+    """The sweep (or its waves) on Ray, MNIST loaded once, here: trials get it through Ray's object store. Ray's and
+    Tune's log lines go to tune/ray.log in the results folder."""
+    from sublim.sweeps.session import RAY_LOG, ray_log_to, ray_session
     from sublim.sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
 
     mnist = load_mnist(args.data_dir)
-    if args.until_resolved:
-        from sublim.sweeps.session import ray_session
+    with ray_log_to(folder.tune_dir / RAY_LOG):
+        if args.until_resolved:
+            from .waves import run_until_resolved
 
-        from .waves import run_until_resolved
-
-        with ray_session(args.address) as seconds:  # one Ray for every wave, not a start per wave
-            print(f"Ray started in {seconds:.1f} s, for every wave", flush=True)
-            return run_until_resolved(args, name, spec, folder, lambda *wave: run_sweep(
-                name, *wave, folder, mnist, address=args.address))
-    return run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address)
+            with ray_session(args.address) as seconds:  # one Ray for every wave, not a start per wave
+                print(f"Ray started in {seconds:.1f} s, for every wave", flush=True)
+                return run_until_resolved(args, name, spec, folder, lambda *wave: run_sweep(
+                    name, *wave, folder, mnist, address=args.address, trackers=args.tracker))
+        return run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address,
+                         trackers=args.tracker)
 
 
 def dry_run(spec: SweepSpec) -> str:
