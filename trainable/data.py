@@ -58,13 +58,22 @@ def load_mnist(data_dir: str | os.PathLike | None = None) -> Mnist:
     if not explicit and not all((raw / name).is_file() for name in RAW_FILES):
         _download(root)
     if not any((raw / name).exists() or (raw / f"{name}.gz").exists() for name in RAW_FILES):
-        raise DataError(_not_found(f"no MNIST in {raw}"))
+        raise DataError(_not_found(f"no MNIST in {raw}{_layout_hint(root)}"))
     try:
         return read_raw_mnist(raw)
     except DataError as error:
         if explicit:
             raise
         raise DataError(f"{error}; delete it and run again to download it afresh") from None
+
+
+def _layout_hint(root: Path) -> str:
+    """For a folder inside torchvision's layout (`.../MNIST` or `.../MNIST/raw`): the folder to pass instead."""
+    parts = root.resolve().parts
+    above = [Path(*parts[:i]) for i in range(1, len(parts)) if parts[i] == "MNIST" and parts[i + 1:] in ((), ("raw",))]
+    if not above or not (above[0] / "MNIST" / "raw").is_dir():
+        return ""
+    return f" (that folder is inside the layout: did you mean --data-dir {above[0]}?)"
 
 
 def _not_found(how: str) -> str:

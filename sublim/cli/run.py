@@ -40,7 +40,7 @@ EXAMPLES = """examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per trial setting, straight from TrialConfig, plus where data and outputs go."""
-    parser.epilog, parser.formatter_class = EXAMPLES, argparse.RawDescriptionHelpFormatter
+    parser.epilog = EXAMPLES
     add_settings(parser.add_argument_group("trial settings (defaults are the published protocol)"), TrialConfig,
                  no_default={"strength": "required with any mitigation but none"})
     parser.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR, else download)")

@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sublim.core.durations import duration_text
 from sublim.core.files import DiskFull
 from sublim.core.tracking import TRACKERS, TrackerError, check_trackers
 from sublim.sweeps.lock import LockHeld
@@ -21,9 +22,17 @@ if TYPE_CHECKING:
 
 USER_ERRORS = (SpecError, SweepError, DataError, LockHeld, DiskFull, TrackerError)
 DEFAULT_STORAGE = "results"
+EXAMPLES = """examples:
+  sublim sweep smoke --dry-run                     the grid and its predicted time; nothing runs
+  sublim sweep smoke                               a small sweep into results/smoke, then the command to report
+  sublim sweep paper --data-dir /data/datasets     the published comparison, MNIST offline
+  sublim sweep paper --tracker mlflow              also log every trial to MLflow (./mlruns)
+  sublim sweep my-sweep.yaml --address auto        your spec, on a running Ray cluster
+  sublim sweep paper --until-resolved --max-seeds 40 --wave 5   add seeds in waves until the claims are resolved"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
     parser.add_argument("spec", type=Path, metavar="SPEC",
                         help="sweep spec (YAML file), or the name of a shipped one: " + ", ".join(shipped_specs()))
     parser.add_argument("--storage", default=DEFAULT_STORAGE, metavar="DIR",
@@ -42,13 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "Weights & Biases (WANDB_MODE=offline honoured), through Tune's logger callbacks; "
                              "repeat for both")
     parser.add_argument("--dry-run", action="store_true",
-                        help="print the grid (trials, teachers, each axis's values) and its predicted cost, then exit "
-                             "without starting Ray. The cost model: a default trial's student costs 11 core-seconds "
-                             "and a teacher 4.6 at one thread (measured on a 2-core AVX-512 Xeon, the student the "
-                             "mean over paper.yaml's arms), scaled by the multiply-adds of the trial's passes "
-                             "(width, aux logits, epochs, images), plus 0.54 core-seconds per trial; it leaves out "
-                             "the arms' differences, Ray's start and each worker's (about 7 core-seconds), and "
-                             "GPUs; on a grid over widths 64 to 1024 it was 15%% high (see the README's 'Spec files')")
+                        help="print the grid and its predicted time; run nothing")
     waves = parser.add_argument_group("growing in waves until the claims are resolved (a group-sequential design)")
     waves.add_argument("--until-resolved", action="store_true",
                        help="run the spec's arms over seeds in waves, stopping once every primary directional test "
@@ -126,6 +129,7 @@ def run(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFol
 def dry_run(spec: SweepSpec) -> str:
     """The grid and its predicted cost (sweeps/cost.py), for sizing a cluster before anything runs."""
     from sublim.sweeps.cost import predicted_cost
+    from sublim.sweeps.session import local_resources
     from sublim.core.config import label_value
 
     configs = [t.config for t in spec.trials]
@@ -138,10 +142,12 @@ def dry_run(spec: SweepSpec) -> str:
         lines.append(f"  {name}: " + "; ".join(f"{label_value(value)}: {len(level)} trials, "
                                                f"{len({c.teacher_key for c in level})} teacher(s)"
                                                for value, level in zip(values, levels)))
-    cost = predicted_cost(configs)
-    lines.append(f"predicted cost: {cost.total / 3600:.2f} core-hours at one thread per trial (students "
-                 f"{cost.students / 3600:.2f}, teachers {cost.teachers / 3600:.2f}, per-trial overhead "
-                 f"{cost.overhead / 3600:.2f}), Ray's and its workers' start not included; the model is in --help")
+    cost, cores = predicted_cost(configs), local_resources()["cpu"]
+    lines.append(f"predicted cost: {cost.total / 3600:.2f} core-hours at one thread per trial, "
+                 f"{duration_text(cost.total / cores)} on this machine's {cores:g} cores (of core time: students "
+                 f"{duration_text(cost.students)}, teachers {duration_text(cost.teachers)}, per-trial overhead "
+                 f"{duration_text(cost.overhead)}); Ray's and its workers' start not included; the model is in "
+                 "the README ('Spec files')")
     if spec.resources.threads > 1 or spec.resources.gpus:
         lines.append(f"  the spec's {spec.resources.cpus:g} CPU(s) and {spec.resources.gpus:g} GPU(s) per trial are "
                      "not modeled: the prediction is for one thread per trial on a CPU")
