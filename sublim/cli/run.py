@@ -15,8 +15,8 @@ from sublim.core.config import field_help, type_options
 from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, DiskFull
 from sublim.core.mitigations import MITIGATIONS
 from sublim.core.tracking import TRACKERS, TrackerError, check_trackers, final_summary
-from sublim.trainable import (ConfigError, DataError, Diverged, Teacher, Trial, TrialConfig, TrialData, load_mnist,
-                              resolve_device, train_teacher, write_trial_outputs)
+from sublim.trainable import (ConfigError, DataError, Diverged, InstallError, Teacher, Trial, TrialConfig, TrialData,
+                              check_torchvision, load_mnist, resolve_device, train_teacher, write_trial_outputs)
 from sublim.trainable.results import TeacherCache, write_diverged
 
 from .folders import unwritable
@@ -27,7 +27,7 @@ class RunError(ValueError):
     """The output folder or a run option cannot be used."""
 
 
-USER_ERRORS = (ConfigError, DataError, RunError, DiskFull, TrackerError)
+USER_ERRORS = (ConfigError, DataError, RunError, DiskFull, TrackerError, InstallError)
 EXAMPLES = """examples:
   sublim run --seed 0                                          no mitigation: the trait is acquired
   sublim run --seed 0 --student-init independent               the control: a student of another init
@@ -139,6 +139,7 @@ def check_before_work(args: argparse.Namespace, out: Path) -> None:
     if args.threads is not None and args.threads < 1:
         raise RunError(f"--threads {args.threads} is not allowed; must be >= 1")
     check_trackers(args.tracker)
+    check_torchvision()
 
 
 def teacher_for(config: TrialConfig, data: TrialData, cache_folder: Path | None) -> Teacher:

@@ -13,14 +13,14 @@ from sublim.core.tracking import TRACKERS, TrackerError, check_trackers
 from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SpecError, SweepSpec, name_problem
-from sublim.trainable import DataError, load_mnist
+from sublim.trainable import DataError, InstallError, check_torchvision, load_mnist
 
 from .folders import unwritable
 
 if TYPE_CHECKING:
     from sublim.sweeps.tune_run import SweepOutcome
 
-USER_ERRORS = (SpecError, SweepError, DataError, LockHeld, DiskFull, TrackerError)
+USER_ERRORS = (SpecError, SweepError, DataError, LockHeld, DiskFull, TrackerError, InstallError)
 DEFAULT_STORAGE = "results"
 EXAMPLES = """examples:
   sublim sweep smoke --dry-run                     the grid and its predicted time; nothing runs
@@ -89,6 +89,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     check_waves(args, spec)
     check_trackers(args.tracker)
+    check_torchvision()
     name = args.name or spec.name
     if name_problem(name):
         raise SweepError(f"--name {name_problem(name)}")
