@@ -144,6 +144,8 @@ def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, 
     many trials run at once (for the progress line's ETA)."""
     trainable = tune.with_resources(tune.with_parameters(run_trial, inputs=inputs), spec.resources.tune())
     grid = [{"trial_id": t.trial_id, "config": t.config.to_dict()} for t in worker.launch_order(pending)]
+    costs = dict(zip((t.trial_id for t in spec.trials), trial_costs(t.config for t in spec.trials)))
+    progress = SweepProgress(name, costs, {t.trial_id for t in pending}, slots)
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(grid)},
@@ -152,10 +154,8 @@ def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, 
         run_config=tune.RunConfig(
             name=run_name, storage_path=str(folder.tune_dir), verbose=0,
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-            callbacks=[JsonLoggerCallback(), TBXLoggerCallback(), *tracker_callbacks(trackers, name, folder.tune_dir / run_name), record,
-                       SweepProgress(name, dict(zip((t.trial_id for t in spec.trials),
-                                                    trial_costs(t.config for t in spec.trials))),
-                                     {t.trial_id for t in pending}, slots)],
+            callbacks=[JsonLoggerCallback(), TBXLoggerCallback(),
+                       *tracker_callbacks(trackers, name, folder.tune_dir / run_name), record, progress],
         ),
     )
     loggers = [logging.getLogger(name) for name in ("ray.tune.tune", "ray.tune.execution.tune_controller")]
