@@ -54,7 +54,8 @@ def test_grid_is_seeds_by_arms_with_readable_stable_ids():
 
 
 @pytest.mark.parametrize("changes, key, message", [
-    ({"seedz": [1]}, "seedz", "unknown key (did you mean seeds?); allowed: name, description, seeds, arms, settings, resources"),
+    ({"seedz": [1]}, "seedz",
+     "unknown key (did you mean seeds?); allowed: name, description, seeds, arms, settings, resources"),
     ({"arms": [{"mitigation": "none", "strenght": 1}]}, "arms[0].strenght",
      "unknown key (did you mean strengths?); allowed: mitigation, strengths"),
     ({"settings": {"epoch": 3}}, "settings.epoch", "unknown setting (did you mean epochs?); allowed: init, schedule"),

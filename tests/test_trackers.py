@@ -39,8 +39,8 @@ def metric_history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
 
 
 def wandb_run(run_file: Path) -> tuple[str, list[dict]]:
-    """An offline run's name and the `wandb.log` calls it recorded: its .wandb file is a W&B header (7 bytes) then LevelDB-log
-    records (32 KiB blocks of crc32c, length, type, data) holding protobuf `Record`s."""
+    """An offline run's name and the `wandb.log` calls it recorded: its .wandb file is a W&B header (7 bytes), then
+    LevelDB-log records (32 KiB blocks of crc32c, length, type, data) holding protobuf `Record`s."""
     from wandb.proto import wandb_internal_pb2
 
     raw, pos, pending, name, rows = run_file.read_bytes(), 7, b"", None, []

@@ -8,5 +8,6 @@ from .trial import DistillationTargets, Diverged, Teacher, Trial, resolve_device
 
 __all__ = [
     "ConfigError", "DataError", "DistillationTargets", "Diverged", "InstallError", "Mnist", "Teacher", "Trial",
-    "TrialConfig", "TrialData", "check_torchvision", "load_mnist", "resolve_device", "student_init_stream", "train_teacher", "write_trial_outputs",
+    "TrialConfig", "TrialData", "check_torchvision", "load_mnist", "resolve_device", "student_init_stream",
+    "train_teacher", "write_trial_outputs",
 ]
