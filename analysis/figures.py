@@ -274,26 +274,24 @@ def gain_vs_alignment(completed: pd.DataFrame, tests: pd.DataFrame) -> Figure:
 
 
 def _dose_line(ax: Any, tests: pd.DataFrame, kind: str, levels: pd.DataFrame, colour: Any) -> None:
-    """The dose model of `kind`'s mediation rows (`inference.dose_model`: trait_gain ~ dose + an intercept per seed)
-    at the sample's average seed, with its band, over the strengths run only (never extrapolated), naming the
-    strengths whose mean's interval it misses; or why there is none."""
+    """The dose model of `kind`'s mediation rows (`inference.DoseModel`) at the sample's average seed, with its band,
+    over the strengths run only (never extrapolated), naming the strengths whose mean's interval it misses; or why
+    there is none."""
     rows = _rows(tests, test="mediation total", arm=kind)
     if not len(rows) or rows["verdict"].iloc[0] == REFUSED:
         ax.plot([], [], " ", label=f"no dose model: {rows['note'].iloc[0] if len(rows) else 'no mediation row'}")
         return
     model, top = rows["model"].iloc[0], float(levels["strength"].max())
-    average = pd.Series(model.fit.model.exog.mean(axis=0), index=model.fit.model.exog_names)
-    at = lambda s: pd.DataFrame([average] * len(s)).assign(dose=inf.DOSES[model.scale](s, model.s_min))
-    fitted = model.fit.predict(at(levels["strength"].to_numpy(dtype=float)), transform=False)
+    fitted = model.predict(levels["strength"])["mean"]
     missed = [f"{s:g}" for s, y, low, high in zip(levels["strength"], fitted, levels["trait_gain_ci_low"],
                                                  levels["trait_gain_ci_high"]) if not low <= y <= high]
     grid = np.unique(np.clip(np.concatenate([np.linspace(0, top, 60), np.geomspace(model.s_min, top, 60)]), 0, top))
-    line = model.fit.get_prediction(at(grid), transform=False).summary_frame(alpha=inf.ALPHA)
+    line = model.predict(grid)
     ax.plot(grid, line["mean"], color=colour, linewidth=1.2, linestyle="-.", gid=f"dose:{kind}:{model.scale}",
             label=f"dose model on {'s' if model.scale == 'linear' else f'log(1 + s/{model.s_min:g})'}, slope "
                   f"{model.fit.params['dose']:.3g}" + (f";\nmisses the mean's CI at s = {', '.join(missed)}" if missed
                                                       else ""))
-    ax.fill_between(grid, line["mean_ci_lower"], line["mean_ci_upper"], color=colour, alpha=0.15, linewidth=0)
+    ax.fill_between(grid, line["ci_low"], line["ci_high"], color=colour, alpha=0.15, linewidth=0)
 
 
 def dose_response(completed: pd.DataFrame, doses: pd.DataFrame, tests: pd.DataFrame) -> Figure:

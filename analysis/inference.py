@@ -21,7 +21,6 @@ import pandas as pd
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import stats as scipy_stats
-from statsmodels.stats.mediation import Mediation
 from statsmodels.stats.power import FTestPowerF2, TTestPower
 from statsmodels.stats.weightstats import DescrStatsW
 
@@ -358,56 +357,94 @@ def ratio(numerator: Any, denominator: Any, what: str, null: float) -> Row:
 DOSES = {"linear": lambda s, s_min: s, "log": lambda s, s_min: np.log1p(s / s_min)}
 
 
+def within_seed(frame: Any, seeds: pd.Series) -> Any:
+    """Each column less its seed's mean: a regression on these is one with an intercept per seed (Frisch–Waugh–
+    Lovell), at O(trials) cost where a dummy per seed costs O(trials × seeds)."""
+    return frame - frame.groupby(seeds.to_numpy()).transform("mean")
+
+
+def seed_effects_ols(y: pd.Series, x: pd.DataFrame, seeds: pd.Series) -> Any:
+    """OLS of y on x with an intercept per seed, by within-seed centring: the coefficients of x, the residuals and
+    their covariance of the model with a dummy per seed (the residual df counts the seeds' intercepts)."""
+    model = sm.OLS(within_seed(y.astype(float), seeds), within_seed(x.astype(float), seeds))
+    model.df_resid = len(y) - x.shape[1] - seeds.nunique()
+    return model.fit()
+
+
 class DoseModel(NamedTuple):
+    """trait_gain ~ dose + an intercept per seed on the scale the rule chose; drawn at the sample's average seed,
+    where the prediction is mean(y) + slope (dose − mean(dose)), with variance σ²/n + (dose − mean(dose))² var(slope)."""
+
     scale: str  # "linear" or "log"
     aic: dict[str, float]
     s_min: float  # the smallest strength above 0: the log dose's unit
-    fit: Any
+    fit: Any  # the slope's fit (within seeds)
+    mean_y: float
+    mean_dose: float
+
+    def predict(self, strengths: Any) -> pd.DataFrame:
+        """The average seed's mean and its 95% interval at `strengths`."""
+        centred = DOSES[self.scale](np.asarray(strengths, dtype=float), self.s_min) - self.mean_dose
+        mean = self.mean_y + self.fit.params["dose"] * centred
+        se = np.sqrt(self.fit.scale / self.fit.nobs + centred ** 2 * self.fit.bse["dose"] ** 2)
+        half = scipy_stats.t.ppf(1 - ALPHA / 2, self.fit.df_resid) * se
+        return pd.DataFrame({"mean": mean, "ci_low": mean - half, "ci_high": mean + half})
 
 
 def dose_model(sample: pd.DataFrame, y: str = "trait_gain") -> DoseModel:
-    """The dose scale of y's dose-response, by a stated rule: `y ~ dose + C(seed)` by OLS on the linear dose s and
-    on the log dose log(1 + s / s_min) (s_min the smallest strength above 0); the lower AIC, linear on a tie (two
-    strengths make the two the same model).
-    """
-    s_min = float(sample.loc[sample["strength"] > 0, "strength"].min())
-    fits = {name: smf.ols("y ~ dose + C(seed)", pd.DataFrame({"y": sample[y], "seed": sample["seed"],
-                                                                "dose": dose(sample["strength"], s_min)})).fit()
-            for name, dose in DOSES.items()}
-    aic = {name: float(fit.aic) for name, fit in fits.items()}
+    """The dose scale of y's dose-response, by a stated rule: y ~ dose + an intercept per seed by OLS on the linear
+    dose s and on the log dose log(1 + s / s_min) (s_min the smallest strength above 0); the lower AIC, linear on a
+    tie (two strengths make the two the same model)."""
+    s_min, seeds = float(sample.loc[sample["strength"] > 0, "strength"].min()), sample["seed"]
+    doses = {name: dose(sample["strength"].astype(float), s_min).rename("dose") for name, dose in DOSES.items()}
+    fits = {name: seed_effects_ols(sample[y], dose.to_frame(), seeds) for name, dose in doses.items()}
+    aic = {name: float(fit.aic) + 2 * seeds.nunique() for name, fit in fits.items()}  # + the seeds' intercepts
     scale = "log" if aic["log"] < aic["linear"] - 1e-9 * abs(aic["linear"]) else "linear"  # a tie up to rounding: linear
-    return DoseModel(scale, aic, s_min, fits[scale])
+    return DoseModel(scale, aic, s_min, fits[scale], float(sample[y].mean()), float(doses[scale].mean()))
 
 
 def mediation(sample: pd.DataFrame, mediator: str, scale: str, sims: int, rng_seed: int,
               outcome: str = "trait_gain") -> dict[str, Row]:
-    """strength → mediator → outcome (statsmodels' Mediation, OLS models with seed fixed effects, the outcome
-    model with the exposure × mediator interaction, so the mediator's effect may differ with the dose): the
-    average ACME and ADE over both exposure levels and the total effect of moving the dose from 0 to the largest
-    strength tested, on the given dose scale. Estimates, not tests: they assume no unmeasured mediator–outcome
-    confounding within a seed and that the dose affects nothing the mediator model leaves out."""
+    """strength → mediator → outcome, as statsmodels' `Mediation` (parametric) computes it for the OLS models
+    m ~ exposure + seed and y ~ exposure * m + seed (the interaction lets the mediator's effect differ with the
+    dose), exposure the dose scaled to 0 at strength 0 and 1 at the largest strength: the average ACME and ADE
+    over both exposures and the total effect, each the mean of `sims` simulations with their 2.5 and 97.5
+    percentiles and the two-sided simulated p. Vectorised: for linear models each simulated effect depends only
+    on the draws of (β_exposure, β_m, β_exposure:m), of θ_exposure, of the mediator model's mean and of the means
+    of the simulated mediator noise, so those are drawn from their exact joint distribution (seed intercepts by
+    within-seed centring) instead of whole parameter vectors and per-trial mediators. Estimates, not tests: they
+    assume no unmeasured mediator–outcome confounding within a seed and that the dose affects nothing the
+    mediator model leaves out."""
     sample = sample[["strength", mediator, outcome, "seed"]].dropna()
     strengths = sorted(sample["strength"].unique())
     need(len(strengths) >= 2, f"needs at least 2 distinct strengths (none counts as 0), has {len(strengths)}")
     need(sample[mediator].nunique() >= MIN_DISTINCT_X, f"needs {MIN_DISTINCT_X} distinct values of {mediator}")
-    s_min = float(min(s for s in strengths if s > 0))
-    data = pd.DataFrame({"y": sample[outcome], "m": sample[mediator], "seed": sample["seed"].astype(str),
-                         "exposure": DOSES[scale](sample["strength"], s_min) / DOSES[scale](strengths[-1], s_min)})
-    outcome_model = smf.ols("y ~ exposure * m + C(seed)", data)
-    parameters = outcome_model.exog.shape[1]
-    need(len(data) >= parameters + 2, f"needs at least {parameters + 2} trials to fit the outcome model with "
-         f"{data['seed'].nunique()} seeds, has {len(data)}")
-    need(np.linalg.matrix_rank(outcome_model.exog) == parameters, "strength is confounded with seed in this sample")
-    fitted = Mediation(outcome_model, smf.ols("m ~ exposure + C(seed)", data), exposure="exposure",
-                       mediator="m").fit(n_rep=sims, rng=rng_seed)
-    table = fitted.summary(alpha=ALPHA)
-    rows = {}
-    for name, label in (("ACME", "ACME (average)"), ("ADE", "ADE (average)"), ("total", "Total effect")):
-        estimate, low, high, p = (float(v) for v in table.loc[label])
-        rows[name] = {"n": int(sample["seed"].nunique()), "trials": len(sample), "estimate": estimate,
-                      "ci_low": low, "ci_high": high, "ci_level": CONFIDENCE, "statistic": np.nan, "df": np.nan,
-                      "p": max(p, 1 / sims), "dose": scale, "contrast_to": float(strengths[-1])}
-    return rows
+    s_min, seeds, n = float(min(s for s in strengths if s > 0)), sample["seed"], len(sample)
+    exposure = DOSES[scale](sample["strength"], s_min) / DOSES[scale](strengths[-1], s_min)
+    m = sample[mediator].astype(float)
+    design = pd.DataFrame({"exposure": exposure, "m": m, "exposure:m": exposure * m})
+    parameters = seeds.nunique() + 3
+    need(n >= parameters + 2, f"needs at least {parameters + 2} trials to fit the outcome model with "
+         f"{seeds.nunique()} seeds, has {n}")
+    need(np.linalg.matrix_rank(within_seed(design, seeds).to_numpy()) == 3,
+         "strength is confounded with seed in this sample")
+    outcome_fit = seed_effects_ols(sample[outcome], design, seeds)
+    mediator_fit = seed_effects_ols(m, design[["exposure"]], seeds)
+    rng = np.random.default_rng(rng_seed)
+    b_exposure, b_m, b_both = rng.multivariate_normal(outcome_fit.params, outcome_fit.cov_params(), sims).T
+    theta = rng.normal(mediator_fit.params["exposure"], mediator_fit.bse["exposure"], sims)
+    sd = math.sqrt(mediator_fit.scale / n)  # of the mediator model's mean fit, and of a mean of n simulated noises
+    level, noise = rng.normal(0, sd, sims), rng.normal(0, sd, (2, sims))
+    moved = theta + noise[1] - noise[0]  # the mean of M(1) − M(0) over the trials
+    mean_m = [float(m.mean()) + level + (t - float(exposure.mean())) * theta + noise[t] for t in (0, 1)]
+    acme, ade = [(b_m + b_both * t) * moved for t in (0, 1)], [b_exposure + b_both * mean_m[t] for t in (0, 1)]
+    draws = {"ACME": (acme[0] + acme[1]) / 2, "ADE": (ade[0] + ade[1]) / 2, "total": (sum(acme) + sum(ade)) / 2}
+    return {name: {"n": int(seeds.nunique()), "trials": n, "estimate": float(d.mean()),
+                   "ci_low": float(np.percentile(d, 100 * ALPHA / 2)),
+                   "ci_high": float(np.percentile(d, 100 * (1 - ALPHA / 2))),
+                   "ci_level": CONFIDENCE, "statistic": np.nan, "df": np.nan,
+                   "p": max(2 * min((d > 0).mean(), (d < 0).mean()), 1 / sims), "dose": scale,
+                   "contrast_to": float(strengths[-1])} for name, d in draws.items()}
 
 
 def _t_power(size: float, n: float) -> float:
