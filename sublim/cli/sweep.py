@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sublim.core.files import DiskFull
 from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
-from sublim.sweeps.spec import SpecError, SweepSpec, name_problem
+from sublim.sweeps.spec import SpecError, SweepSpec, name_problem, read_spec_text
 from sublim.trainable import DataError, load_mnist
 
 from .folders import unwritable
@@ -75,7 +75,8 @@ def spec_path(given: Path) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     args.spec = spec_path(args.spec)
-    spec = SweepSpec.load(args.spec)
+    spec_text = read_spec_text(args.spec)  # read once: the sweep records the text it parsed
+    spec = SweepSpec.parse(spec_text, str(args.spec))
     if args.dry_run:
         print(dry_run(spec))
         return 0
@@ -90,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
     folder.check_entries(spec.trials)
     with folder.locked():  # one driver per results folder, from here to the end
         announce(args, name, spec, folder)
-        outcome = run(args, name, spec, folder)
+        outcome = run(args, name, spec, spec_text, folder)
     print()
     print(closing_paragraph(name, args, outcome), flush=True)
     from sublim.sweeps.session import TERMINATED
@@ -98,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
     return 143 if TERMINATED.is_set() else 0 if outcome.finished == outcome.total else 1
 
 
-def run(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFolder) -> SweepOutcome:
+def run(args: argparse.Namespace, name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder) -> SweepOutcome:
     """The sweep (or its waves) on Ray, MNIST loaded once, here: trials get it through Ray's object store."""
     from sublim.sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
 
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFol
             print(f"Ray started in {seconds:.1f} s, for every wave", flush=True)
             return run_until_resolved(args, name, spec, folder, lambda *wave: run_sweep(
                 name, *wave, folder, mnist, address=args.address))
-    return run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address)
+    return run_sweep(name, spec, spec_text, folder, mnist, address=args.address)
 
 
 def dry_run(spec: SweepSpec) -> str:

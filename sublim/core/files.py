@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .text import one_line
+
 # The names every results folder uses: written by `trainable` and `sweeps`, read by `analysis`.
 SWEEP_FILE = "sweep.json"  # a sweep's description: spec, versions, every expected trial
 TRIALS_DIR = "trials"  # one folder per trial, named by its trial id
@@ -43,13 +45,14 @@ class UnreadableFile(ValueError):
     """A file that is not read: a symbolic link, not a regular file, too large, or JSON nested too deep."""
 
 
-def read_regular(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+def read_regular(path: Path, max_bytes: int = MAX_FILE_BYTES, follow_links: bool = False) -> bytes:
     """The bytes of `path`, only when it is a regular file of at most `max_bytes`: a symbolic link is never
-    followed, and a FIFO, device or folder is refused without blocking. Raises UnreadableFile, or OSError
-    when `path` cannot be opened (FileNotFoundError when there is nothing there)."""
+    followed (unless `follow_links`: a file the user named, such as a spec), and a FIFO, device or folder is
+    refused without blocking. Raises UnreadableFile, or OSError when `path` cannot be opened (FileNotFoundError
+    when there is nothing there)."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW))
     except OSError as error:
         if error.errno == errno.ELOOP:  # what O_NOFOLLOW gives for a link
             raise UnreadableFile(f"{path.name} is a symbolic link; only regular files are read") from None
@@ -81,6 +84,37 @@ def read_json(path: Path, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_
         children = item.values() if isinstance(item, dict) else item
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return value
+
+
+# What went wrong, in words, for the errors a path given on the command line or found in a folder can raise.
+OS_PROBLEMS = {
+    errno.ENAMETOOLONG: "a name in this path is longer than the file system allows (255 bytes)",
+    errno.EROFS: "it is on a read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "the operation is not permitted there",
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.ENOENT: "there is no such file or folder (or the file system refuses to create one there)",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.ELOOP: "it leads through too many symbolic links",
+    errno.ENOSPC: "no space is left on its disk",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EEXIST: "something is already there",
+    errno.EXDEV: "it is on another file system",
+}
+
+
+def os_problem(error: OSError) -> str:
+    """What went wrong, in words, without the path."""
+    return one_line(OS_PROBLEMS.get(error.errno, (error.strerror or str(error) or type(error).__name__).lower()))
+
+
+def os_error_line(error: OSError) -> str:
+    """An OSError as one line naming the path and what went wrong: what the command line prints instead of a
+    traceback."""
+    where = error.filename if error.filename is not None else "a file"
+    shown = repr(where)[1:-1] if isinstance(where, str) else repr(where)  # a NUL or newline shown, not printed
+    shown = shown if len(shown) <= 200 else shown[:120] + "..." + shown[-60:]
+    return f"{shown}: {os_problem(error)}"
 
 
 class DiskFull(OSError):
