@@ -30,7 +30,8 @@ from sublim.core.config import TrialConfig
 from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE, MAX_NAME_LENGTH, SUMMARY_FILE, SWEEP_FILE,
                                TRACE_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, read_json,
                                write_json, write_text)
-from sublim.core.trial_folder import read_trial
+from sublim.core.text import first_sentence
+from sublim.core.trial_folder import config_problem, read_trial
 from sublim.core.versions import library_versions
 from sublim.trainable import Diverged, Trial, write_trial_outputs
 from sublim.trainable.results import TeacherCache, load_state, save_state, write_diverged
@@ -167,6 +168,10 @@ class ResultsFolder:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise SweepError(f"{path}: damaged ({type(error).__name__}: {error}); expected the sweep.json written "
                              "by `sublim sweep`; move the folder aside or choose another --name") from None
+        for trial in sweep["trials"]:  # validated as a spec's trials are, before any value is used
+            problem = config_problem(trial["config"], f"its trial {trial['trial_id']}")
+            if problem:
+                raise SweepError(f"{path}: {problem}; move the folder aside or choose another --name")
         return sweep
 
     def record(self, name: str, spec: SweepSpec, spec_text: str) -> None:
@@ -236,7 +241,8 @@ class ResultsFolder:
         except FileNotFoundError:
             return
         except Exception as error:  # unreadable, not tensors only, or another config: start over
-            self.log(f"{trial_id}: checkpoint unusable ({type(error).__name__}: {error}); starting from epoch 0")
+            self.log(f"{trial_id}: checkpoint unusable ({type(error).__name__}: {first_sentence(error)}); starting from "
+                     "epoch 0")
             path.unlink(missing_ok=True)
 
     def save_epoch(self, trial_id: str, trial: Trial) -> None:

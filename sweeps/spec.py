@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 import yaml
 
 from sublim.core.config import ConfigError, TrialConfig, accepts, check_value, field_types, level_label
-from sublim.core.files import MAX_NAME_LENGTH, TRIAL_ID_PATTERN, UnreadableFile, os_problem, read_regular
+from sublim.core.files import (MAX_NAME_LENGTH, SWEEP_NAME_PATTERN, TRIAL_ID_PATTERN, UnreadableFile, os_problem,
+                               read_regular)
 from sublim.core.mitigations import MITIGATIONS
 
 SPEC_KEYS = ("name", "description", "seeds", "arms", "settings", "resources", "axes")
@@ -26,7 +26,6 @@ ARM_KEYS = ("mitigation", "strengths", "student_init")
 RESOURCE_KEYS = ("cpus", "gpus")
 GRID_FIELDS = ("seed", "mitigation", "strength", "student_init")  # set by seeds × arms, not by settings
 MAX_TRIALS = 50_000  # per sweep: sweep.json lists every trial, and Tune holds them all in one run
-NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}}")  # fullmatch: no "a\n"
 NAME_RULE = (f"letters, digits, '.', '_' and '-', starting with a letter or digit, at most {MAX_NAME_LENGTH} "
              "characters (it names the results folder)")
 MAX_SPEC_BYTES = 1 << 20  # the shipped specs are under 2 kB
@@ -35,7 +34,7 @@ MAX_YAML_DEPTH = 20  # a spec nests 4 levels deep; PyYAML composes nested nodes 
 
 def name_problem(name: Any) -> str | None:
     """Why `name` cannot name a sweep's results folder, or None."""
-    if isinstance(name, str) and NAME_PATTERN.fullmatch(name):
+    if isinstance(name, str) and SWEEP_NAME_PATTERN.fullmatch(name):
         return None
     return f"{short_repr(name)} is not allowed; {NAME_RULE}"
 
@@ -138,8 +137,9 @@ class SweepSpec:
         try:
             raw = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 (a SafeLoader)
         except yaml.reader.ReaderError as error:  # its str() takes two lines
-            raise SpecError(f"{source}: not valid YAML: character {ord(error.character):#06x} at position "
-                            f"{error.position} is not allowed in YAML text") from None
+            code = error.character if isinstance(error.character, int) else ord(error.character)
+            raise SpecError(f"{source}: not valid YAML: character {code:#06x} at position {error.position} is not "
+                            "allowed in YAML text") from None
         except yaml.YAMLError as error:
             where = getattr(error, "problem_mark", None)
             line = f" at line {where.line + 1}" if where else ""

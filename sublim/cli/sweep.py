@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sublim.core.files import DiskFull
+from sublim.core.machine import available_memory, gigabytes
 from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SpecError, SweepSpec, name_problem, read_spec_text
@@ -96,7 +97,9 @@ def main(args: argparse.Namespace) -> int:
     print(closing_paragraph(name, args, outcome), flush=True)
     from sublim.sweeps.session import TERMINATED
 
-    return 143 if TERMINATED.is_set() else 0 if outcome.finished == outcome.total else 1
+    if TERMINATED.is_set():
+        return 143
+    return 0 if outcome.finished == outcome.total else 2 if len(outcome.diverged) == outcome.total else 1
 
 
 def run(args: argparse.Namespace, name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder) -> SweepOutcome:
@@ -165,9 +168,16 @@ def announce(args: argparse.Namespace, name: str, spec: SweepSpec, folder: Resul
 
 
 def check_local_resources(path: Path, spec: SweepSpec) -> None:
-    """A trial that needs more CPUs or GPUs than this machine has would wait for ever: refused before any work."""
+    """A trial that needs more CPUs or GPUs than this machine has would wait for ever, and one that needs more memory
+    would fail after its teacher trained: refused before any work."""
     from sublim.sweeps.session import local_resources
 
+    largest, free = max((t.config for t in spec.trials), key=lambda c: c.memory_bytes), available_memory()
+    if free is not None and largest.memory_bytes > free:
+        raise SpecError(f"{path}: trial {largest.arm} with noise_count {largest.noise_count}, batch_size "
+                        f"{largest.batch_size} and hidden {largest.hidden} needs at least "
+                        f"{gigabytes(largest.memory_bytes)} of memory, and this machine has {gigabytes(free)} free: "
+                        "use a smaller noise set, batch or width, or a Ray cluster whose nodes have the memory")
     have = local_resources()
     for key, need in spec.resources.tune().items():
         if need > have[key]:
@@ -207,5 +217,7 @@ def closing_paragraph(name: str, args: argparse.Namespace, outcome: SweepOutcome
         if outcome.disk_full:
             text += (" The disk holding the results filled up (the lines above say where): nothing was "
                      "half-written, each trial keeps its last checkpoint; free space before continuing.")
+    if not outcome.finished:
+        return f"{text} No trial has a result yet, so there is nothing to report."
     text += " Or report on what finished:" if outcome.finished < outcome.total else " Next:"
     return f"{text} sublim report {outcome.folder}"

@@ -32,6 +32,7 @@ PROFILE_FILE = "profile.json"  # in each Tune run's folder: where that invocatio
 
 # Sweep names and trial ids name folders: at most this long, far below file systems' 255 bytes per name.
 MAX_NAME_LENGTH = 100
+SWEEP_NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}}")  # fullmatch: no "a\n"
 # A trial id is a folder name: no path separator, no leading dot. Checked (with fullmatch) before any file is opened.
 TRIAL_ID_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9@._+=-]{{0,{MAX_NAME_LENGTH - 1}}}")
 
@@ -115,6 +116,16 @@ def os_error_line(error: OSError) -> str:
     shown = repr(where)[1:-1] if isinstance(where, str) else repr(where)  # a NUL or newline shown, not printed
     shown = shown if len(shown) <= 200 else shown[:120] + "..." + shown[-60:]
     return f"{shown}: {os_problem(error)}"
+
+
+def holds_marker(path: Path, written_by: str) -> bool:
+    """Whether `path` is a marker that `written_by` wrote into a folder it made (a small regular JSON file saying
+    so): what lets a command replace that folder, never a guess from the names of the files in it."""
+    try:
+        value = read_json(path, max_bytes=1 << 12)
+    except (OSError, ValueError):
+        return False
+    return isinstance(value, dict) and value.get("written_by") == written_by
 
 
 class DiskFull(OSError):

@@ -24,7 +24,7 @@ def inert_markdown(text: Any) -> str:
     line-start syntax), no raw HTML (`<` escaped), no link, image or link definition (`](`, `][`, `]:` broken), no
     bare web address that a renderer would link (`://`, `www.` broken). Bold and code spans stay: the report's own."""
     text = one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace("://", ":\\/\\/")
-    return re.sub(r"\](?=[(\[:])", r"\\]", re.sub(r"(?i)\bwww\.", lambda m: m[0][:3] + "\\.", text))
+    return re.sub(r"\](?=[(\[:])", r"]\\", re.sub(r"(?i)\bwww\.", lambda m: m[0][:3] + "\\.", text))
 
 
 def first_sentence(text: Any) -> str:
