@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sublim.core.config import level_label
-from sublim.core.files import atomic_write, holds_marker, json_safe, write_json, write_text
+from sublim.core.files import atomic_write, holds_marker, json_safe, unwritable, write_json, write_text
 
 from . import figures, sequential
 from .axes import (RANDOM_EXPONENT, across_tests, at_level, level_of, level_table, levels, tests_by_level,
@@ -138,11 +138,9 @@ def _check_out(folder: Path) -> None:
         if names and not (is_report(folder) and set(names) <= set(REPORT_OUTPUTS)):
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
             raise ReportError(f"{folder}: holds {shown} and is not a report sublim made; {EXPECTED_OUT}")
-    ancestor = folder.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ReportError(f"{folder}: cannot hold the report ({ancestor} is not a writable folder); {EXPECTED_OUT}")
+    problem = unwritable(folder.parent)  # probed: a read-only mount or /proc fails here, before any work
+    if problem:
+        raise ReportError(f"{folder}: cannot hold the report ({problem}); {EXPECTED_OUT}")
 
 
 def _staging(folder: Path) -> Path:

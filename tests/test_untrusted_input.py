@@ -269,12 +269,19 @@ def test_a_name_too_long_is_one_line_for_every_command(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep", "tiny.yaml"]
 
 
-def test_storage_under_proc_is_one_line(tmp_path, capsys):
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+def test_an_output_folder_under_proc_is_refused_before_any_work_in_one_line(tmp_path, capsys):
+    """Permissions say /proc is writable (to root); only a probe tells that nothing can be created there."""
     spec = tmp_path / "tiny.yaml"
     spec.write_text(yaml.safe_dump(GOOD_SPEC))
-    code, err = cli_error(["sweep", spec, "--storage", "/proc", "--data-dir", tmp_path], capsys)
-    assert_one_line(code, err, "sweep")
-    assert "/proc" in err
+    root = write_sweep(tmp_path / "sweep", seeds=3, arms=ARMS[:2])
+    for argv, command in [(["sweep", spec, "--storage", "/proc", "--data-dir", tmp_path], "sweep"),
+                          (["run", "--out", "/proc/sublim-run", "--data-dir", tmp_path / "nowhere"], "run"),
+                          (["report", root, "--out", "/proc/sublim-report"], "report")]:
+        code, err = cli_error(argv, capsys)
+        assert_one_line(code, err, command)
+        assert "/proc is not writable" in err or "/proc: " in err, err
+    assert not (root / "report").exists()
 
 
 @pytest.mark.parametrize("number, words", [(errno.EROFS, "read-only file system"),

@@ -13,14 +13,13 @@ import torch
 from tqdm import tqdm
 
 from sublim.core.config import field_help, type_options
-from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, TRACE_FILE, DiskFull
+from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, TRACE_FILE, DiskFull, unwritable
 from sublim.core.machine import available_memory, gigabytes
 from sublim.core.mitigations import MITIGATIONS
 from sublim.trainable import (ConfigError, DataError, Diverged, Teacher, Trial, TrialConfig, TrialData, load_mnist,
                               resolve_device, train_teacher, write_trial_outputs)
 from sublim.trainable.results import TeacherCache, write_diverged
 
-from .folders import unwritable
 
 
 class RunError(ValueError):

@@ -7,14 +7,13 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sublim.core.files import DiskFull
+from sublim.core.files import DiskFull, unwritable
 from sublim.core.machine import available_memory, gigabytes
 from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SpecError, SweepSpec, name_problem, read_spec_text
 from sublim.trainable import DataError, load_mnist
 
-from .folders import unwritable
 
 if TYPE_CHECKING:
     from sublim.sweeps.tune_run import SweepOutcome

@@ -94,7 +94,7 @@ OS_PROBLEMS = {
     errno.EACCES: "permission denied",
     errno.EPERM: "the operation is not permitted there",
     errno.ENOTDIR: "a part of this path is a file, not a folder",
-    errno.ENOENT: "there is no such file or folder (or the file system refuses to create one there)",
+    errno.ENOENT: "there is no such file or folder, or the file system refuses to create one there",
     errno.EISDIR: "it is a folder, not a file",
     errno.ELOOP: "it leads through too many symbolic links",
     errno.ENOSPC: "no space is left on its disk",
@@ -116,6 +116,21 @@ def os_error_line(error: OSError) -> str:
     shown = repr(where)[1:-1] if isinstance(where, str) else repr(where)  # a NUL or newline shown, not printed
     shown = shown if len(shown) <= 200 else shown[:120] + "..." + shown[-60:]
     return f"{shown}: {os_problem(error)}"
+
+
+def unwritable(path: Path) -> str | None:
+    """Why `path` cannot be (or become) a folder we write into, or None when it can: its nearest existing folder is
+    probed by creating (and removing) a folder in it, since permissions alone do not tell a read-only mount, /proc
+    or a quota. Checked before any work, so that results are never computed only to be lost."""
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        return f"{existing} is a file; give a folder"
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".sublim-probe-"))
+    except OSError as error:
+        return f"{existing} is not writable ({os_problem(error)}); give a folder you can write to"
+    return None
 
 
 def holds_marker(path: Path, written_by: str) -> bool:
