@@ -21,6 +21,7 @@ from sublim.core.config import TrialConfig, axis_values_problem
 from sublim.core.files import (DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, SWEEP_NAME_PATTERN, TRIAL_ID_PATTERN, TRIALS_DIR,
                                read_json)
 from sublim.core.mitigations import MITIGATIONS
+from sublim.core.records import sequential_problem
 from sublim.core.schema import SUMMARY_FIELDS, TRACE_COLUMNS
 from sublim.core.trial_folder import STATUSES, read_trial
 
@@ -229,7 +230,9 @@ def _load_sweep(path: Path) -> Results:
     name = sweep.get("name") if isinstance(sweep.get("name"), str) and SWEEP_NAME_PATTERN.fullmatch(sweep["name"]) \
         else path.name  # a name that is not a sweep's is not shown
     results = loader.results(path, name, "sweep")
-    results.sequential = sweep.get("sequential") if isinstance(sweep.get("sequential"), dict) else None
+    problem = sequential_problem(sweep["sequential"]) if sweep.get("sequential") is not None else None
+    results.sequential = None if problem else sweep.get("sequential")
+    results.warnings += [f"{SWEEP_FILE}'s sequential record is not used ({problem})"] if problem else []
     spec = sweep.get("spec")
     results.axes = _axes(spec.get("axes") if isinstance(spec, dict) else None, results)
     return _checked(results)

@@ -141,6 +141,35 @@ def test_resume_refuses_a_folder_whose_recorded_configs_fail_validation_in_one_l
         folder.added_by(spec)
 
 
+DAMAGED_SEQUENTIAL = [{"design": {"family": "x"}}, {"design": {"family": [], "seeds": "a"}, "waves": 5},
+                      {"design": 3}, {"design": {"seeds": [6], "boundaries_t": [[2.0]]}, "stopped": None,
+                                      "waves": [{"look": 1, "seeds": 6, "tests": [{"claim": "claim1"}]}]}]
+
+
+@pytest.mark.parametrize("record", DAMAGED_SEQUENTIAL)
+def test_a_damaged_sequential_record_is_left_out_of_the_report_with_a_warning(tmp_path, record):
+    root = write_sweep(tmp_path / "sweep", seeds=3, arms=ARMS[:2])
+    edit_json(root / "sweep.json", lambda s: {**s, "sequential": record})
+    results = load_results(root)  # was: KeyError or TypeError while the report judged or rendered it
+    assert results.sequential is None and any("sequential record is not used" in w for w in results.warnings)
+
+
+@pytest.mark.parametrize("record", DAMAGED_SEQUENTIAL)
+def test_waves_refuse_a_damaged_sequential_record_in_one_line(tmp_path, record):
+    import argparse
+
+    from sublim.cli.waves import run_in_waves
+
+    spec = SweepSpec.from_dict({"name": "waves", "seeds": [0, 1, 2], "arms": [{"mitigation": "none"}],
+                                "settings": {"epochs": 3, "noise_count": 8192}})
+    folder = ResultsFolder(tmp_path / "waves", log=lambda line: None)
+    folder.record("waves", spec, "name: waves\n")
+    edit_json(folder.path / "sweep.json", lambda s: {**s, "sequential": record})
+    with pytest.raises(SweepError, match="sequential record is damaged") as refused:
+        run_in_waves(argparse.Namespace(max_seeds=9, wave=3), spec, folder, lambda *wave: None, log=lambda line: None)
+    assert "\n" not in str(refused.value)
+
+
 # --- 2 and 3. no value from a folder becomes a path or markup ------------------------------------------------------
 
 @pytest.mark.parametrize("text", HOSTILE, ids=["parent", "absolute", "nul", "long", "markup"])

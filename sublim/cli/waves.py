@@ -27,6 +27,7 @@ from sublim.analysis.descriptives import trial_metrics
 from sublim.analysis.inference import MIN_SEEDS
 from sublim.analysis.errors import ReportError
 from sublim.analysis.load import load_results
+from sublim.core.records import sequential_problem
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SweepSpec
 
@@ -61,10 +62,10 @@ def run_in_waves(args: argparse.Namespace, spec: SweepSpec, folder: ResultsFolde
     which sweep.json keeps up to date after every wave."""
     seeds, design = plan(spec, args.max_seeds, args.wave)
     stored = folder.sequential() if folder.exists() else None
-    planned = stored.get("design") if isinstance(stored, dict) else None
-    if stored is not None and not isinstance(planned, dict):
-        raise SweepError(f"{folder.path}: the sequential record in sweep.json is damaged (no design); choose another "
-                         "--name")
+    if stored is not None and sequential_problem(stored):
+        raise SweepError(f"{folder.path}: sweep.json's sequential record is damaged ({sequential_problem(stored)}); "
+                         "choose another --name")
+    planned = stored["design"] if stored is not None else None
     if planned is not None:
         if not sequential.is_current(planned):
             raise SweepError(f"{folder.path} was planned under an older version of the stopping rule "
