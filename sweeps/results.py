@@ -30,14 +30,14 @@ from sublim.core.config import TrialConfig
 from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE, MAX_NAME_LENGTH, SUMMARY_FILE, SWEEP_FILE,
                                TRACE_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, read_json,
                                write_json, write_text)
-from sublim.core.text import first_sentence
+from sublim.core.text import first_sentence, short_repr
 from sublim.core.trial_folder import config_problem, read_trial
 from sublim.core.versions import library_versions
 from sublim.trainable import Diverged, Trial, write_trial_outputs
 from sublim.trainable.results import TeacherCache, load_state, save_state, write_diverged
 
 from .lock import DriverLock
-from .spec import GRID_FIELDS, GridTrial, SweepSpec, short_repr
+from .spec import GRID_FIELDS, GridTrial, SweepSpec
 
 SPEC_FILE = "spec.yaml"
 TUNE_DIR = "tune"

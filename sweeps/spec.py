@@ -20,6 +20,7 @@ from sublim.core.config import ConfigError, TrialConfig, accepts, check_value, f
 from sublim.core.files import (MAX_NAME_LENGTH, SWEEP_NAME_PATTERN, TRIAL_ID_PATTERN, UnreadableFile, os_problem,
                                read_regular)
 from sublim.core.mitigations import MITIGATIONS
+from sublim.core.text import short_repr
 
 SPEC_KEYS = ("name", "description", "seeds", "arms", "settings", "resources", "axes")
 ARM_KEYS = ("mitigation", "strengths", "student_init")
@@ -359,9 +360,3 @@ class _Parser:
 
 def _kind(value: Any) -> str:
     return "nothing" if value is None else f"{type(value).__name__} {short_repr(value)}"
-
-
-def short_repr(value: Any) -> str:
-    """repr of `value`, cut to fit in a one-line message."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

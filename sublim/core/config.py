@@ -19,6 +19,7 @@ from typing import Any, Iterable, Literal, Mapping, Union
 
 from .mitigations import MITIGATIONS
 from .schema import IMAGE_PIXELS, NUM_CLASSES
+from .text import short_repr
 
 Mitigation = Literal[tuple(MITIGATIONS)]  # type: ignore[valid-type]  # the registry's names
 StudentInit = Literal["shared", "independent"]
@@ -109,7 +110,7 @@ class TrialConfig(Settings):
     def _check_values(self) -> None:
         def need(ok: bool, name: str, allowed: str) -> None:
             if not ok:
-                raise ConfigError(f"{name}: {getattr(self, name)!r} is not allowed; {allowed}")
+                raise ConfigError(f"{name}: {short_repr(getattr(self, name))} is not allowed; {allowed}")
 
         need(self.strength >= 0, "strength", "must be >= 0")
         problem = MITIGATIONS[self.mitigation].strength_problem(self.strength)
@@ -231,10 +232,10 @@ def check_value(name: str, value: Any, kind: Any) -> Any:
     or a ConfigError naming the field and what is allowed."""
     for option in type_options(kind):
         if _accepts(value, option) and option is float and not math.isfinite(value):
-            raise ConfigError(f"{name}: {value!r} is not allowed; must be a finite number")
+            raise ConfigError(f"{name}: {short_repr(value)} is not allowed; must be a finite number")
         if _accepts(value, option):
             return float(value) if option is float else value
-    raise ConfigError(f"{name}: {value!r} is not allowed; {_allowed(kind)}")
+    raise ConfigError(f"{name}: {short_repr(value)} is not allowed; {_allowed(kind)}")
 
 
 def accepts(value: Any, kind: Any) -> bool:

@@ -27,6 +27,12 @@ def inert_markdown(text: Any) -> str:
     return re.sub(r"\](?=[(\[:])", r"]\\", re.sub(r"(?i)\bwww\.", lambda m: m[0][:3] + "\\.", text))
 
 
+def short_repr(value: Any, limit: int = 40) -> str:
+    """repr of `value` (quotes and escapes: a NUL or newline shown, never printed), cut to fit a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def first_sentence(text: Any) -> str:
     """The first sentence of a message (a library's often runs to several, over several lines)."""
     line = one_line(text)

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from .config import ConfigError, TrialConfig
 from .files import DIVERGED_FILE, ERROR_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE, UnreadableFile, read_json, read_regular
+from .text import short_repr
 from .schema import LAYER_NAMES, SUMMARY_FIELDS, TRACE_SCHEMA
 
 # completed: a result; incomplete: stopped before its last epoch; diverged: stopped on a non-finite number
@@ -146,8 +147,7 @@ def _number_problem(name: str, value: Any, limits: tuple[float, float], required
 
 
 def _shown(value: Any) -> str:
-    text = "null" if value is None else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return "null" if value is None else short_repr(value)
 
 
 def summary_problem(summary: dict[str, Any], config: dict[str, Any]) -> str | None:
