@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from sublim.core.config import TrialConfig, axis_values_problem
-from sublim.core.files import (DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, SWEEP_NAME_PATTERN, TRIAL_ID_PATTERN, TRIALS_DIR,
-                               read_json)
+from sublim.core.files import (DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, SWEEP_NAME_PATTERN, TRIAL_ID_PATTERN,
+                               TRIALS_DIR, read_json)
 from sublim.core.mitigations import MITIGATIONS
 from sublim.core.records import sequential_problem
 from sublim.core.schema import SUMMARY_FIELDS, TRACE_COLUMNS

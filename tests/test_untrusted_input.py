@@ -23,7 +23,7 @@ from sublim.core.config import TrialConfig
 from sublim.core.text import file_stem, first_sentence, inert_markdown, one_line
 from sublim.core.trial_folder import read_trial
 from sublim.sweeps.results import ResultsFolder, SweepError
-from sublim.sweeps.spec import MAX_SPEC_BYTES, SpecError, SweepSpec
+from sublim.sweeps.spec import MAX_SPEC_BYTES, SweepSpec
 from sublim.sweeps.tune_run import SweepOutcome
 
 from synthetic import ARMS, write_sweep

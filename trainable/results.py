@@ -121,8 +121,8 @@ class TeacherCache:
         except (OSError, ValueError, KeyError, TypeError) as problem:
             aside = path.with_name(path.name + ".bad")
             path.replace(aside)
-            self.log(f"teacher record {path} unusable ({type(problem).__name__}: {first_sentence(problem)}); set aside as "
-                     f"{aside.name}, training the teacher again")
+            self.log(f"teacher record {path} unusable ({type(problem).__name__}: {first_sentence(problem)}); set "
+                     f"aside as {aside.name}, training the teacher again")
             return None
         return error
 
