@@ -159,6 +159,8 @@ def atomic_write(path: Path, write: Callable[[Path], None], replace: bool = True
         return _atomic_write(path, write, replace)
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            if Path(str(error.filename)).name.startswith(f".{path.name}."):  # name the file, not its temporary
+                raise OSError(error.errno, error.strerror, str(path)) from None
             raise
         raise DiskFull(f"no space left on the disk holding {path.parent}: {path.name} was not written, and "
                        "nothing was half-written") from None
