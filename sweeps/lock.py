@@ -156,7 +156,7 @@ class DriverLock:
 def _record(path: Path) -> dict[str, Any]:
     """A lock file's record: {} when it does not parse, {"content": value} when it is JSON but no object."""
     try:
-        record = read_json(path)
+        record = read_json(path, max_bytes=1 << 16)  # a lock sublim writes is about 200 bytes
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {"content": record}
