@@ -207,6 +207,20 @@ def test_hostile_strings_in_every_field_write_nothing_outside_out_and_no_markup(
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=["parent", "absolute", "nul", "long", "markup"])
+def test_hostile_strings_in_a_run_folders_summary_write_nothing_outside_out(tmp_path, text):
+    root = write_sweep(tmp_path / "sweep", seeds=1, arms=ARMS[:1])
+    run = root / "trials" / "t0_none_0_shared"
+    edit_json(run / "summary.json", lambda s: hostile({**s, "versions": {"torch": "2"}, "ran_on": {"device": "cpu"}},
+                                                      text, keep=("config",)))
+    out = tmp_path / "out"
+    before = tree(tmp_path, out)
+    files = build_report(run, out, mediation_sims=20)
+    assert tree(tmp_path, out) == before
+    assert all(re.fullmatch(r"[A-Za-z0-9._=+@-]+", path.name) for path in out.rglob("*"))
+    assert_inert_markdown(files.markdown.read_text())
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=["parent", "absolute", "nul", "long", "markup"])
 def test_a_figure_is_named_by_a_stem_that_stays_in_its_folder(tmp_path, text):
     """The second guard: a level's label, whatever it holds, names a file inside the figures folder only."""
     folder = tmp_path / "report" / "figures"
