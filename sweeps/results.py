@@ -36,11 +36,13 @@ from sublim.core.versions import library_versions
 from sublim.trainable import Diverged, Trial, write_trial_outputs
 from sublim.trainable.results import TeacherCache, load_state, save_state, write_diverged
 
-from .lock import DriverLock
+from .lock import LOCK_FILE, DriverLock
 from .spec import GRID_FIELDS, GridTrial, SweepSpec
 
 SPEC_FILE = "spec.yaml"
 TUNE_DIR = "tune"
+TEACHERS_DIR = "teachers"
+SWEEP_ENTRIES = (SWEEP_FILE, SPEC_FILE, TRIALS_DIR, TEACHERS_DIR, TUNE_DIR, LOCK_FILE)  # what a sweep writes at its top
 TRIAL_FILES = (SUMMARY_FILE, TRACE_FILE, CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE)  # what a trial writes
 
 
@@ -57,7 +59,7 @@ class ResultsFolder:
     def __init__(self, path: str | Path, log: Callable[[str], None] = print):
         self.path = Path(path).expanduser().resolve()
         self.log = log
-        self.teachers = TeacherCache(self.path / "teachers", log)
+        self.teachers = TeacherCache(self.path / TEACHERS_DIR, log)
         self.lock: DriverLock | None = None
 
     @contextmanager
@@ -98,7 +100,15 @@ class ResultsFolder:
     def check_entries(self, trials: tuple[GridTrial, ...]) -> None:
         """Refuse, in one line, a folder where the sweep would write or delete through a symbolic link (or fail on a
         folder where a file belongs): trials/, teachers/, tune/ and the trials' folders must be plain folders, and a
-        trial's files never folders. Nothing outside the results folder is ever written or deleted."""
+        trial's files never folders. Nothing outside the results folder is ever written or deleted, and a folder
+        that is no sweep's (no sweep.json) is taken only when it holds nothing but what a sweep writes."""
+        if not self.exists() and self.path.is_dir():
+            foreign = sorted(p.name for p in self.path.iterdir() if p.name not in SWEEP_ENTRIES)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                raise SweepError(f"{self.path}: holds {shown} and no {SWEEP_FILE}, so it is no sweep's results "
+                                 "folder: a sweep never writes among files it did not write; choose another --name "
+                                 "or --storage")
         folders = [self.path / TRIALS_DIR, self.teachers.folder, self.tune_dir,
                    *(self.trial_dir(t.trial_id) for t in trials)]
         found = [problem for problem in map(self._not_a_plain_folder, folders) if problem]

@@ -369,6 +369,20 @@ def test_sublim_run_refuses_to_overwrite_any_output_without_force(tmp_path, caps
     assert f"already holds a {name}; pass --force" in err and (out / name).read_bytes() == b"the user's"
 
 
+def test_a_sweep_never_writes_into_a_folder_of_files_it_did_not_write(tmp_path, capsys):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(GOOD_SPEC))
+    theirs = tmp_path / "results" / "tiny"
+    theirs.mkdir(parents=True)
+    (theirs / "spec.yaml").write_text("their spec")
+    (theirs / "notes.txt").write_text("their notes")
+    code, err = cli_error(["sweep", spec, "--storage", tmp_path / "results", "--data-dir", tmp_path], capsys)
+    assert_one_line(code, err, "sweep")
+    assert "holds notes.txt and no sweep.json" in err
+    assert sorted(p.name for p in theirs.iterdir()) == ["notes.txt", "spec.yaml"]
+    assert (theirs / "spec.yaml").read_text() == "their spec"
+
+
 # --- 8. fail before work -------------------------------------------------------------------------------------------
 
 def test_a_noise_set_the_machine_cannot_hold_is_refused_before_data_or_teacher(tmp_path, capsys):
