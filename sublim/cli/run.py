@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from sublim.core.config import field_help, type_options
 from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, TRACE_FILE, DiskFull, unwritable
-from sublim.core.machine import available_memory, gigabytes
+from sublim.core.machine import gigabytes, memory_capacity
 from sublim.core.mitigations import MITIGATIONS
 from sublim.trainable import (ConfigError, DataError, Diverged, Teacher, Trial, TrialConfig, TrialData, load_mnist,
                               resolve_device, train_teacher, write_trial_outputs)
@@ -92,10 +92,10 @@ def main(args: argparse.Namespace) -> int:
     config = settings_from_args(args, TrialConfig)
     out = args.out or Path("runs") / f"{config.arm.replace('/', '-')}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_before_work(args, out)
-    check_fits(config, available_memory(), "this machine has")
+    check_fits(config, memory_capacity(), "this machine")
     device = resolve_device(config.device)  # a GPU that is not here fails now, not after loading data
     if device.type == "cuda":
-        check_fits(config, torch.cuda.mem_get_info(device)[0], f"{device} has")
+        check_fits(config, torch.cuda.mem_get_info(device)[1], str(device))
     if args.threads:
         torch.set_num_threads(args.threads)
     data = TrialData.from_mnist(load_mnist(args.data_dir), config, device)
@@ -138,12 +138,12 @@ def check_before_work(args: argparse.Namespace, out: Path) -> None:
         raise RunError(f"--threads {args.threads} is not allowed; must be >= 1")
 
 
-def check_fits(config: TrialConfig, free: int | None, where: str) -> None:
-    """A trial larger than the memory free for it is refused before the teacher trains, not failed after."""
-    if free is not None and config.memory_bytes > free:
+def check_fits(config: TrialConfig, capacity: int | None, where: str) -> None:
+    """A trial larger than the memory of `where` is refused before the teacher trains, not failed after."""
+    if capacity is not None and config.memory_bytes > capacity:
         raise RunError(f"--noise-count {config.noise_count} with --batch-size {config.batch_size} and --hidden "
                        f"{config.hidden}: a trial needs at least {gigabytes(config.memory_bytes)} of memory and "
-                       f"{where} {gigabytes(free)} free; use a smaller noise set, batch or width")
+                       f"{where} holds {gigabytes(capacity)}; use a smaller noise set, batch or width")
 
 
 def teacher_for(config: TrialConfig, data: TrialData, cache_folder: Path | None) -> Teacher:

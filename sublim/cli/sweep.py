@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sublim.core.files import DiskFull, unwritable
-from sublim.core.machine import available_memory, gigabytes
+from sublim.core.machine import gigabytes, memory_capacity
 from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SpecError, SweepSpec, name_problem, read_spec_text
@@ -171,11 +171,11 @@ def check_local_resources(path: Path, spec: SweepSpec) -> None:
     would fail after its teacher trained: refused before any work."""
     from sublim.sweeps.session import local_resources
 
-    largest, free = max((t.config for t in spec.trials), key=lambda c: c.memory_bytes), available_memory()
-    if free is not None and largest.memory_bytes > free:
+    largest, capacity = max((t.config for t in spec.trials), key=lambda c: c.memory_bytes), memory_capacity()
+    if capacity is not None and largest.memory_bytes > capacity:
         raise SpecError(f"{path}: trial {largest.arm} with noise_count {largest.noise_count}, batch_size "
                         f"{largest.batch_size} and hidden {largest.hidden} needs at least "
-                        f"{gigabytes(largest.memory_bytes)} of memory, and this machine has {gigabytes(free)} free: "
+                        f"{gigabytes(largest.memory_bytes)} of memory, and this machine holds {gigabytes(capacity)}: "
                         "use a smaller noise set, batch or width, or a Ray cluster whose nodes have the memory")
     have = local_resources()
     for key, need in spec.resources.tune().items():
