@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 
 from .config import ConfigError, TrialConfig
 from .files import DIVERGED_FILE, ERROR_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE, UnreadableFile, read_json, read_regular
-from .text import short_repr
 from .schema import LAYER_NAMES, SUMMARY_FIELDS, TRACE_SCHEMA
+from .text import short_repr
 
 # completed: a result; incomplete: stopped before its last epoch; diverged: stopped on a non-finite number
 # (diverged.json); invalid: files that are no result of this trial; failed: error.txt; missing: nothing there.
