@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+from sublim.core.text import inert_markdown as inert, one_line
+
 
 @dataclass
 class Heading:
@@ -85,12 +87,6 @@ NUMERIC = re.compile(r"[\d.e+\u2212 -]*(\[[^\]]*\])?( \(\d+(?:\.\d+)?%\))?( [✓
 NUMBERS = re.compile(r"(?:[\u2212-]?[\d.]+(?:e[-+]?\d+)? \[[^\]]*\](?: \(\d+(?:\.\d+)?%\))?)")  # an estimate [CI]
 
 
-def inert(text: str) -> str:
-    """Text as Markdown that renders it, never as markup: no raw HTML (`<` escaped) and no link (`](` broken),
-    whatever a results folder's files hold."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace("](", "]\\(")
-
-
 def to_markdown(blocks: list[Block]) -> str:
     parts = []
     for block in blocks:
@@ -121,7 +117,7 @@ figcaption { font-style: italic; color: #444; } code { background: #f4f4f4; padd
 
 
 def _inline(text: str) -> str:
-    text = html.escape(text)
+    text = html.escape(one_line(text))
     text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
     text = NUMBERS.sub(r'<span class="n">\g<0></span>', text)
     text = LINKED.sub(r'<a href="\1"><code>\1</code></a>', text)

@@ -18,6 +18,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from sublim.core.config import level_label
+from sublim.core.text import file_stem
 from sublim.core.files import atomic_write
 from sublim.core.mitigations import MITIGATIONS
 
@@ -441,7 +442,7 @@ def across_axis(completed: pd.DataFrame, tests: pd.DataFrame, table: pd.DataFram
 def draw(name: str, build: Callable[[], Figure], folder: Path) -> dict[str, str]:
     """One figure into `folder` as NAME.png: {"file": path relative to the report folder} or {"refused": why},
     a stale PNG removed. Text is drawn literally (no mathtext), so that a label holding `$` cannot break it."""
-    path = folder / f"{name}.png"
+    path = folder / f"{file_stem(name)}.png"  # a level's label is taken from the results folder: never a path
     try:
         with matplotlib.rc_context(STYLE):
             fig = build()

@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sublim.core.config import TrialConfig
-from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, read_json
+from sublim.core.config import TrialConfig, axis_values_problem
+from sublim.core.files import (DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, SWEEP_NAME_PATTERN, TRIAL_ID_PATTERN,
+                               TRIALS_DIR, read_json)
 from sublim.core.mitigations import MITIGATIONS
+from sublim.core.records import sequential_problem
 from sublim.core.schema import SUMMARY_COUNTS, SUMMARY_FIELDS, TRACE_COLUMNS
 from sublim.core.trial_folder import STATUSES, read_trial
 
@@ -128,13 +130,14 @@ class _Loader:
         self.lacking: Counter[str] = Counter()
         self.notes: list[str] = []
 
-    def add(self, trial_id: str, arm: str | None, expected: dict[str, Any] | None, teacher_key: str | None,
-            folder: Path) -> None:
+    def add(self, trial_id: str, expected: dict[str, Any] | None, folder: Path) -> None:
         """One trial, as the results folder's one check (`read_trial`) finds it; `expected` is sweep.json's
-        config of it. Only a completed trial's numbers and trace are kept."""
+        config of it. Only a completed trial's numbers and trace are kept; its arm and teacher key are its
+        validated config's, never a label from the folder."""
         found = read_trial(folder, expected)
-        row: dict[str, Any] = {"trial_id": trial_id, "arm": arm, "status": found.status, "error": found.problem,
-                               "teacher_key": teacher_key}
+        checked = found.trial_config
+        row: dict[str, Any] = {"trial_id": trial_id, "arm": checked and checked.arm, "status": found.status,
+                               "error": found.problem, "teacher_key": checked and checked.teacher_key}
         if found.record is not None:
             row.update({column: found.record.get(key) for key, column in DIVERGED_COLUMNS.items()})
             if not isinstance(row["diverged_step"], int) or isinstance(row["diverged_step"], bool):
@@ -142,8 +145,6 @@ class _Loader:
             row["error"] = found.record.get("message") or (
                 f"diverged at step {row['diverged_step']}: its {row['diverged_quantity']} is not finite")
         if found.summary is not None and found.status in ("completed", "incomplete"):
-            row["arm"] = row["arm"] or found.summary.get("arm")
-            row["teacher_key"] = row["teacher_key"] or found.summary.get("teacher_key")
             row.update(self._summary_values(found.summary))
         if found.trace is not None and found.is_result:
             self.traces.append(self._full_columns(found.trace.to_pandas()).assign(trial_id=trial_id))
@@ -238,14 +239,17 @@ def _load_sweep(path: Path) -> Results:
     listed = _listed_trials(path, sweep)
     loader = _Loader()
     for trial in listed:
-        loader.add(trial["trial_id"], trial.get("arm"), trial.get("config"), trial.get("teacher_key"),
-                   path / TRIALS_DIR / trial["trial_id"])
+        loader.add(trial["trial_id"], trial.get("config"), path / TRIALS_DIR / trial["trial_id"])
     known = {trial["trial_id"] for trial in listed}
     strays = [p.name for p in (path / TRIALS_DIR).glob("*") if p.is_dir() and p.name not in known]
     if strays:
         loader.notes.append(f"{len(strays)} folder(s) under {TRIALS_DIR}/ not listed in {SWEEP_FILE} ignored")
-    results = loader.results(path, str(sweep.get("name") or path.name), "sweep")
-    results.sequential = sweep.get("sequential") if isinstance(sweep.get("sequential"), dict) else None
+    name = sweep.get("name") if isinstance(sweep.get("name"), str) and SWEEP_NAME_PATTERN.fullmatch(sweep["name"]) \
+        else path.name  # a name that is not a sweep's is not shown
+    results = loader.results(path, name, "sweep")
+    problem = sequential_problem(sweep["sequential"]) if sweep.get("sequential") is not None else None
+    results.sequential = None if problem else sweep.get("sequential")
+    results.warnings += [f"{SWEEP_FILE}'s sequential record is not used ({problem})"] if problem else []
     spec = sweep.get("spec")
     results.axes = _axes(spec.get("axes") if isinstance(spec, dict) else None, results)
     return _checked(results)
@@ -258,7 +262,7 @@ def _axes(declared: Any, results: Results) -> dict[str, list[Any]]:
         return {}
     settings = {f.name for f in dataclasses.fields(TrialConfig)} - set(IDENTITY)
     if not (isinstance(declared, dict) and all(isinstance(name, str) and name in settings and name in results.trials
-                                               and isinstance(values, list) and values
+                                               and axis_values_problem(name, values, results.trials[name]) is None
                                                for name, values in declared.items())):
         results.warnings.append(f"{SWEEP_FILE}'s axes are not a mapping from recorded trial settings to lists of "
                                 "values; the report treats the folder as one level")
@@ -268,7 +272,7 @@ def _axes(declared: Any, results: Results) -> dict[str, list[Any]]:
 
 def _load_run(path: Path) -> Results:
     loader = _Loader()
-    loader.add(path.name, None, None, None, path)
+    loader.add(path.name, None, path)
     return _checked(loader.results(path, path.name, "run"))
 
 

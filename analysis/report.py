@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sublim.core.config import level_label
-from sublim.core.files import atomic_write, json_safe, write_json, write_text
+from sublim.core.files import atomic_write, holds_marker, json_safe, unwritable, write_json, write_text
 
 from . import figures, sequential
 from .axes import RANDOM_EXPONENT, at_level, level_of, level_table, levels
@@ -114,18 +114,8 @@ def build_report(results_path: str | Path, out: str | Path | None = None, option
 # --- the output folder -----------------------------------------------------------------------------------
 
 def is_report(folder: Path) -> bool:
-    """A folder this report made: it holds the marker, or (reports of schema 1) a stats.json object with the
-    'meta' and 'data' the report wrote, and nothing but report outputs."""
-    if (folder / MARKER).is_file() and not (folder / MARKER).is_symlink():
-        return True
-    stats = folder / "stats.json"
-    if not stats.is_file() or stats.is_symlink() or stats.stat().st_size > 64 << 20:
-        return False
-    try:
-        held = json.loads(stats.read_text())
-    except (OSError, ValueError, RecursionError):
-        return False
-    return isinstance(held, dict) and {"meta", "data"} <= set(held) and "schema" not in held
+    """A folder this report made: it holds the marker, a regular file saying so (never guessed from file names)."""
+    return holds_marker(folder / MARKER, "sublim report")
 
 
 def _check_out(folder: Path) -> None:
@@ -143,11 +133,9 @@ def _check_out(folder: Path) -> None:
         if names and not (is_report(folder) and set(names) <= set(REPORT_OUTPUTS)):
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
             raise ReportError(f"{folder}: holds {shown} and is not a report sublim made; {EXPECTED_OUT}")
-    ancestor = folder.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ReportError(f"{folder}: cannot hold the report ({ancestor} is not a writable folder); {EXPECTED_OUT}")
+    problem = unwritable(folder.parent)  # probed: a read-only mount or /proc fails here, before any work
+    if problem:
+        raise ReportError(f"{folder}: cannot hold the report ({problem}); {EXPECTED_OUT}")
 
 
 def _staging(folder: Path) -> Path:

@@ -30,16 +30,19 @@ from sublim.core.config import TrialConfig
 from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE, MAX_NAME_LENGTH, SUMMARY_FILE, SWEEP_FILE,
                                TRACE_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, read_json,
                                write_json, write_text)
-from sublim.core.trial_folder import read_trial
+from sublim.core.text import first_sentence, short_repr
+from sublim.core.trial_folder import config_problem, read_trial
 from sublim.core.versions import library_versions
 from sublim.trainable import Diverged, Trial, write_trial_outputs
 from sublim.trainable.results import TeacherCache, load_state, save_state, write_diverged
 
-from .lock import DriverLock
-from .spec import GRID_FIELDS, GridTrial, SweepSpec, short_repr
+from .lock import LOCK_FILE, DriverLock
+from .spec import GRID_FIELDS, GridTrial, SweepSpec
 
 SPEC_FILE = "spec.yaml"
 TUNE_DIR = "tune"
+TEACHERS_DIR = "teachers"
+SWEEP_ENTRIES = (SWEEP_FILE, SPEC_FILE, TRIALS_DIR, TEACHERS_DIR, TUNE_DIR, LOCK_FILE)  # what a sweep writes at its top
 TRIAL_FILES = (SUMMARY_FILE, TRACE_FILE, CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE)  # what a trial writes
 
 
@@ -56,7 +59,7 @@ class ResultsFolder:
     def __init__(self, path: str | Path, log: Callable[[str], None] = print):
         self.path = Path(path).expanduser().resolve()
         self.log = log
-        self.teachers = TeacherCache(self.path / "teachers", log)
+        self.teachers = TeacherCache(self.path / TEACHERS_DIR, log)
         self.lock: DriverLock | None = None
 
     @contextmanager
@@ -97,7 +100,15 @@ class ResultsFolder:
     def check_entries(self, trials: tuple[GridTrial, ...]) -> None:
         """Refuse, in one line, a folder where the sweep would write or delete through a symbolic link (or fail on a
         folder where a file belongs): trials/, teachers/, tune/ and the trials' folders must be plain folders, and a
-        trial's files never folders. Nothing outside the results folder is ever written or deleted."""
+        trial's files never folders. Nothing outside the results folder is ever written or deleted, and a folder
+        that is no sweep's (no sweep.json) is taken only when it holds nothing but what a sweep writes."""
+        if not self.exists() and self.path.is_dir():
+            foreign = sorted(p.name for p in self.path.iterdir() if p.name not in SWEEP_ENTRIES)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                raise SweepError(f"{self.path}: holds {shown} and no {SWEEP_FILE}, so it is no sweep's results "
+                                 "folder: a sweep never writes among files it did not write; choose another --name "
+                                 "or --storage")
         folders = [self.path / TRIALS_DIR, self.teachers.folder, self.tune_dir,
                    *(self.trial_dir(t.trial_id) for t in trials)]
         found = [problem for problem in map(self._not_a_plain_folder, folders) if problem]
@@ -167,6 +178,10 @@ class ResultsFolder:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise SweepError(f"{path}: damaged ({type(error).__name__}: {error}); expected the sweep.json written "
                              "by `sublim sweep`; move the folder aside or choose another --name") from None
+        for trial in sweep["trials"]:  # validated as a spec's trials are, before any value is used
+            problem = config_problem(trial["config"], f"its trial {trial['trial_id']}")
+            if problem:
+                raise SweepError(f"{path}: {problem}; move the folder aside or choose another --name")
         return sweep
 
     def record(self, name: str, spec: SweepSpec, spec_text: str) -> None:
@@ -236,7 +251,8 @@ class ResultsFolder:
         except FileNotFoundError:
             return
         except Exception as error:  # unreadable, not tensors only, or another config: start over
-            self.log(f"{trial_id}: checkpoint unusable ({type(error).__name__}: {error}); starting from epoch 0")
+            self.log(f"{trial_id}: checkpoint unusable ({type(error).__name__}: {first_sentence(error)}); starting from "
+                     "epoch 0")
             path.unlink(missing_ok=True)
 
     def save_epoch(self, trial_id: str, trial: Trial) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,30 +17,46 @@ from typing import Any
 import yaml
 
 from sublim.core.config import ConfigError, TrialConfig, accepts, check_value, field_types, level_label
-from sublim.core.files import MAX_NAME_LENGTH, TRIAL_ID_PATTERN
+from sublim.core.files import (MAX_NAME_LENGTH, SWEEP_NAME_PATTERN, TRIAL_ID_PATTERN, UnreadableFile, os_problem,
+                               read_regular)
 from sublim.core.mitigations import MITIGATIONS
 from sublim.core.suggest import did_you_mean
+from sublim.core.text import short_repr
 
 SPEC_KEYS = ("name", "description", "seeds", "arms", "settings", "resources", "axes")
 ARM_KEYS = ("mitigation", "strengths", "student_init")
 RESOURCE_KEYS = ("cpus", "gpus")
 GRID_FIELDS = ("seed", "mitigation", "strength", "student_init")  # set by seeds × arms, not by settings
 MAX_TRIALS = 50_000  # per sweep: sweep.json lists every trial, and Tune holds them all in one run
-NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}}")  # fullmatch: no "a\n"
 NAME_RULE = (f"letters, digits, '.', '_' and '-', starting with a letter or digit, at most {MAX_NAME_LENGTH} "
              "characters (it names the results folder)")
+MAX_SPEC_BYTES = 1 << 20  # the shipped specs are under 2 kB
 MAX_YAML_DEPTH = 20  # a spec nests 4 levels deep; PyYAML composes nested nodes recursively
 
 
 def name_problem(name: Any) -> str | None:
     """Why `name` cannot name a sweep's results folder, or None."""
-    if isinstance(name, str) and NAME_PATTERN.fullmatch(name):
+    if isinstance(name, str) and SWEEP_NAME_PATTERN.fullmatch(name):
         return None
     return f"{short_repr(name)} is not allowed; {NAME_RULE}"
 
 
 class SpecError(ValueError):
     """A spec cannot be run: the message names the file, the key and what is allowed."""
+
+
+def read_spec_text(path: str | Path) -> str:
+    """A spec file's text, read once and bounded: a regular file (a link to one is followed: the user named it) of
+    at most MAX_SPEC_BYTES, so that /dev/zero, a FIFO or a huge file is refused in one line, never read for ever."""
+    path = Path(path)
+    try:
+        return read_regular(path, MAX_SPEC_BYTES, follow_links=True).decode("utf-8")
+    except UnreadableFile as error:
+        raise SpecError(f"{path}: {error}; a spec is a small YAML text file") from None
+    except UnicodeDecodeError as error:
+        raise SpecError(f"{path}: not UTF-8 text (byte {error.start}); a spec is a YAML text file") from None
+    except OSError as error:
+        raise SpecError(f"{path}: cannot read the spec file: {os_problem(error)}") from None
 
 
 class _SpecLoader(yaml.SafeLoader):
@@ -116,20 +131,22 @@ class SweepSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> "SweepSpec":
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise SpecError(f"{path}: cannot read the spec file ({error.strerror})") from error
-        except UnicodeDecodeError as error:
-            raise SpecError(f"{path}: not UTF-8 text (byte {error.start}); a spec is a YAML text file") from None
+        return cls.parse(read_spec_text(path), str(path))
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> "SweepSpec":
+        """The spec in `text` (YAML), read from `source` (named in every message)."""
         try:
             raw = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 (a SafeLoader)
+        except yaml.reader.ReaderError as error:  # its str() takes two lines
+            code = error.character if isinstance(error.character, int) else ord(error.character)
+            raise SpecError(f"{source}: not valid YAML: character {code:#06x} at position {error.position} is not "
+                            "allowed in YAML text") from None
         except yaml.YAMLError as error:
             where = getattr(error, "problem_mark", None)
             line = f" at line {where.line + 1}" if where else ""
-            raise SpecError(f"{path}: not valid YAML{line}: {getattr(error, 'problem', error)}") from error
-        return cls.from_dict(raw, str(path))
+            raise SpecError(f"{source}: not valid YAML{line}: {getattr(error, 'problem', error)}") from None
+        return cls.from_dict(raw, source)
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = "<spec>") -> "SweepSpec":
@@ -346,9 +363,3 @@ class _Parser:
 
 def _kind(value: Any) -> str:
     return "nothing" if value is None else f"{type(value).__name__} {short_repr(value)}"
-
-
-def short_repr(value: Any) -> str:
-    """repr of `value`, cut to fit in a one-line message."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

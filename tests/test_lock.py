@@ -22,10 +22,12 @@ from sublim.sweeps.spec import SweepSpec
 SPEC = {"name": "locked", "seeds": [0], "arms": [{"mitigation": "none"}], "settings": {"epochs": 2}}
 
 
-def write_lock(folder, host: str, pid: int, age_s: float = 0.0) -> None:
+def write_lock(folder, host: str, pid: int, age_s: float = 0.0, **identity) -> None:
+    """A lock as a driver writes it; on this host, with this machine's identity unless `identity` says otherwise."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
-    path.write_text(json.dumps({"host": host, "pid": pid, "started": "2026-01-01T00:00:00Z"}))
+    here = lock_module.machine_identity() if host == socket.gethostname() else {}
+    path.write_text(json.dumps({"host": host, "pid": pid, **here, **identity, "started": "2026-01-01T00:00:00Z"}))
     os.utime(path, (time.time() - age_s, time.time() - age_s))
 
 
@@ -48,7 +50,8 @@ def test_a_second_driver_refuses_naming_the_holder_until_the_first_releases(tmp_
     first, second = DriverLock(tmp_path, print), DriverLock(tmp_path, print)
     first.acquire()
     record = json.loads((tmp_path / LOCK_FILE).read_text())
-    assert record == {"host": socket.gethostname(), "pid": os.getpid(), "started": record["started"]}
+    assert record == {"host": socket.gethostname(), "pid": os.getpid(), **lock_module.machine_identity(),
+                      "token": record["token"], "started": record["started"]}
     with pytest.raises(LockHeld, match=rf"in use by the sweep driver {os.getpid()} on {socket.gethostname()}, "
                                        rf"started {record['started']}"):
         second.acquire()
@@ -81,7 +84,7 @@ def test_a_live_or_recently_refreshed_lock_is_not_taken_over(tmp_path, live_pid)
     write_lock(tmp_path, "another-host", 12345, age_s=60)  # its PID means nothing here: only its age counts
     with pytest.raises(LockHeld, match="driver 12345 on another-host, started 2026-01-01T00:00:00Z") as held:
         DriverLock(tmp_path, print).acquire()
-    assert str(held.value).endswith("if that host is gone (a head that died), the lock is taken over once 10 min "
+    assert str(held.value).endswith("if that driver is gone (a head that died), the lock is taken over once 10 min "
                                     "unrefreshed, in 9 min")
 
 
@@ -121,3 +124,55 @@ def test_sublim_sweep_refuses_a_held_folder_in_one_line_and_touches_nothing(tmp_
     assert exit_info.value.code == 2 and err.count("\n") == 1
     assert err.startswith(f"sublim sweep: error: {folder} is in use by the sweep driver {live_pid} on ")
     assert [p.name for p in folder.iterdir()] == [LOCK_FILE] and (folder / LOCK_FILE).read_bytes() == before
+
+
+@pytest.mark.parametrize("age_s", [0, 3600])
+def test_a_folder_where_the_lock_belongs_is_reported_with_how_to_clear_it_and_left_alone(tmp_path, age_s):
+    (tmp_path / LOCK_FILE).mkdir()
+    (tmp_path / LOCK_FILE / "theirs.txt").write_text("kept")
+    os.utime(tmp_path / LOCK_FILE, (time.time() - age_s, time.time() - age_s))
+    with pytest.raises(LockHeld, match=rf"{LOCK_FILE} is not a lock file .* remove it \(rm -r "):
+        DriverLock(tmp_path, print).acquire()
+    assert (tmp_path / LOCK_FILE / "theirs.txt").read_text() == "kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_FILE]
+
+
+@pytest.mark.parametrize("content", ["garbage", "[]", '{"host": "h"}', '{"host": "h", "pid": "7"}'])
+def test_a_lock_file_naming_no_driver_is_refused_as_such_until_stale_then_taken_over(tmp_path, content):
+    path = tmp_path / LOCK_FILE
+    path.write_text(content)
+    with pytest.raises(LockHeld, match="is a lock file that names no sweep driver .* delete it") as held:
+        DriverLock(tmp_path, print).acquire()
+    assert "?" not in str(held.value) and path.read_text() == content
+    os.utime(path, (time.time() - 3600, time.time() - 3600))
+    lines = []
+    lock = DriverLock(tmp_path, lines.append)
+    lock.acquire()
+    assert lines == [f"taking over the lock file {path}, which names no driver (not refreshed for 60 min)"]
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    lock.release()
+
+
+def test_a_lock_naming_this_pid_in_another_pid_namespace_is_judged_by_its_age(tmp_path):
+    """Containers on one host share its name and boot, and each may run its driver as PID 1: a PID from another
+    namespace says nothing here, so the lock is neither this driver's nor dead by its PID."""
+    write_lock(tmp_path, socket.gethostname(), os.getpid(), age_s=60, pid_namespace=-1)
+    with pytest.raises(LockHeld, match=rf"driver {os.getpid()} on {socket.gethostname()} \(in another PID namespace"):
+        DriverLock(tmp_path, print).acquire()
+    write_lock(tmp_path, socket.gethostname(), os.getpid(), age_s=3600, pid_namespace=-1)
+    lines = []
+    lock = DriverLock(tmp_path, lines.append)
+    lock.acquire()
+    assert len(lines) == 1 and "not refreshed for 60 min" in lines[0]
+    lock.release()
+
+
+def test_a_lock_naming_this_process_that_it_does_not_hold_is_taken_over_at_once(tmp_path):
+    """An earlier driver that had this PID (in this namespace, since this boot) is gone: this process is alive,
+    but it is not that driver."""
+    write_lock(tmp_path, socket.gethostname(), os.getpid(), age_s=0)
+    lines = []
+    lock = DriverLock(tmp_path, lines.append)
+    lock.acquire()
+    assert len(lines) == 1 and "it names this process, which holds no such lock" in lines[0]
+    lock.release()

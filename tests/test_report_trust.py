@@ -244,15 +244,21 @@ def test_markup_from_a_results_folder_reaches_neither_report_as_markup(tmp_path)
     assert "&lt;img src=x" in markdown and "&lt;img src=x" in html
 
 
-def test_a_report_of_the_earlier_schema_is_replaced(tmp_path):
-    """Reports written before the marker (stats.json without a schema, holding meta and data) are still ours."""
+@pytest.mark.parametrize("marker", [None, "{}", '{"written_by": "someone"}', "folder"])
+def test_a_folder_without_the_reports_own_marker_is_refused_even_if_it_looks_like_a_report(tmp_path, marker):
+    """The earlier-schema guess (a stats.json holding meta and data) is gone: a user's folder that looks like a
+    report, or holds a marker sublim did not write, keeps its figures."""
     out = tmp_path / "old_report"
-    (out / "tables").mkdir(parents=True)
-    (out / "figures").mkdir()
-    (out / "report.md").write_text("# old\n")
-    (out / "stats.json").write_text(json.dumps({"meta": {"name": "x"}, "data": {}, "positivity": {}}))
-    files = build_report(sweep(tmp_path), out, mediation_sims=20)
-    assert stats_of(files)["schema"] == 2 and (out / ".sublim-report.json").is_file()
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / "mine.png").write_bytes(b"theirs")
+    (out / "stats.json").write_text(json.dumps({"meta": {"name": "x"}, "data": {}}))
+    if marker == "folder":
+        (out / ".sublim-report.json").mkdir()
+    elif marker is not None:
+        (out / ".sublim-report.json").write_text(marker)
+    with pytest.raises(ReportError, match="is not a report sublim made"):
+        build_report(sweep(tmp_path), out, mediation_sims=20)
+    assert (out / "figures" / "mine.png").read_bytes() == b"theirs"
 
 
 @pytest.mark.parametrize("damage, reason", [

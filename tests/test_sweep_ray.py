@@ -333,14 +333,15 @@ def test_a_diverging_trial_is_recorded_once_and_never_retried(data_dir, tmp_path
     proc, log = start_sweep(spec, storage, data_dir)
     proc.wait(timeout=SWEEP_TIMEOUT_S)
     output = log.read_text()
-    assert proc.returncode == 1 and "1 trial(s) diverged, e.g. s000-none-shared" in output, output[-3000:]
+    assert proc.returncode == 2 and "1 trial(s) diverged, e.g. s000-none-shared" in output, output[-3000:]
+    assert output.rstrip().endswith("No trial has a result yet, so there is nothing to report.")  # every one diverged
     record = json.loads((storage / "diverge" / "trials" / "s000-none-shared" / "diverged.json").read_text())
     assert record["model"] == "student" and record["config"]["lr"] == 1e30 and "not finite" in record["message"]
     assert len(tune_results(storage / "diverge", "s000-none-shared")) == 1  # one attempt: no retry
 
     proc, log = start_sweep(spec, storage, data_dir)
     proc.wait(timeout=SWEEP_TIMEOUT_S)
-    assert proc.returncode == 1 and "0 of 1 trials finished" in log.read_text()
+    assert proc.returncode == 2 and "0 of 1 trials finished" in log.read_text()
     assert len(list((storage / "diverge" / "tune").glob("run-*"))) == 1  # nothing was run again
 
 
@@ -351,7 +352,7 @@ def test_a_diverging_teacher_stops_every_arm_of_its_seed_and_leaves_its_record(d
     storage = tmp_path / "results"
     proc, log = start_sweep(spec, storage, data_dir)
     proc.wait(timeout=SWEEP_TIMEOUT_S)
-    assert proc.returncode == 1 and "2 trial(s) diverged" in log.read_text(), log.read_text()[-3000:]
+    assert proc.returncode == 2 and "2 trial(s) diverged" in log.read_text(), log.read_text()[-3000:]
     folder = storage / "teacher"
     records = [json.loads((folder / "trials" / t / "diverged.json").read_text())
                for t in ("s000-none-shared", "s000-projection@1-shared")]

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from sublim.core.config import TrialConfig
+from sublim.core.files import UnreadableFile, os_problem, read_regular
 from sublim.core.schema import IMAGE_PIXELS
 
 from .seeding import generator
@@ -162,8 +163,8 @@ def _read_idx(path: Path, magic: int, shape: tuple[int, ...], why: str) -> torch
     Parsed the way torchvision's `read_sn3_pascalvincent_tensor` does (a uint8 view past the
     header), so the tensors are the ones torchvision gives, from one read of the file.
     """
-    data = _read_bytes(path)
     header = 4 * (len(shape) + 1)
+    data = _read_bytes(path, 2 * (header + prod(shape)) + (1 << 20))  # anything larger is no MNIST file
     if len(data) < header:
         raise DataError(f"MNIST file {path}: truncated: {len(data)} bytes, shorter than its {header}-byte header")
     found, *dims = struct.unpack(f">{len(shape) + 1}I", data[:header])
@@ -190,15 +191,15 @@ def _check_dims(path: Path, dims: list[int], shape: tuple[int, ...], why: str) -
                         f"expected {shape[1]}x{shape[2]}")
 
 
-def _read_bytes(path: Path) -> bytearray:
-    """The whole file into one writable buffer (torch.frombuffer shares it: no second copy)."""
+def _read_bytes(path: Path, max_bytes: int) -> bytearray:
+    """The whole file into one writable buffer (torch.frombuffer shares it), read only when it is a regular file
+    (or a link to one) of at most `max_bytes`: a FIFO or device is refused without blocking."""
     try:
-        with open(path, "rb") as file:
-            data = bytearray(os.fstat(file.fileno()).st_size)
-            size = file.readinto(data)
+        return bytearray(read_regular(path, max_bytes, follow_links=True))
+    except UnreadableFile as error:
+        raise DataError(f"MNIST file {path}: {error}") from None
     except OSError as error:
-        raise DataError(f"MNIST file {path}: cannot read it ({error.strerror or error})") from error
-    return data if size == len(data) else data[:size]
+        raise DataError(f"MNIST file {path}: cannot read it ({os_problem(error)})") from None
 
 
 @dataclass(frozen=True)

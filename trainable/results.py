@@ -16,6 +16,7 @@ import torch
 from sublim.core.config import TrialConfig
 from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, TRACE_FILE, atomic_write, read_json, read_regular, write_json
 from sublim.core.schema import trace_table
+from sublim.core.text import first_sentence
 from sublim.core.versions import library_versions
 
 from .trial import Diverged, Teacher
@@ -81,8 +82,8 @@ class TeacherCache:
         except Exception as error:  # unreadable, not tensors only, not a teacher, or another key
             aside = path.with_name(path.name + ".bad")
             path.replace(aside)
-            self.log(f"teacher file {path} unusable ({type(error).__name__}: {error}); set aside as {aside.name}, "
-                     "training it again")
+            self.log(f"teacher file {path} unusable ({type(error).__name__}: {first_sentence(error)}); set aside as "
+                     f"{aside.name}, training it again")
             return None
         return teacher
 
@@ -120,8 +121,8 @@ class TeacherCache:
         except (OSError, ValueError, KeyError, TypeError) as problem:
             aside = path.with_name(path.name + ".bad")
             path.replace(aside)
-            self.log(f"teacher record {path} unusable ({type(problem).__name__}: {problem}); set aside as "
-                     f"{aside.name}, training the teacher again")
+            self.log(f"teacher record {path} unusable ({type(problem).__name__}: {first_sentence(problem)}); set "
+                     f"aside as {aside.name}, training the teacher again")
             return None
         return error
 

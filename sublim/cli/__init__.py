@@ -11,6 +11,9 @@ from typing import NoReturn
 
 from sublim.core.suggest import did_you_mean
 
+from sublim.core.files import os_error_line
+from sublim.core.text import one_line
+
 SUBCOMMANDS = {
     "run": ("sublim.cli.run", "run one trial in this process (no Ray): the debugging loop"),
     "sweep": ("sublim.cli.sweep", "run a Ray Tune sweep of seeds x arms from a YAML spec"),
@@ -67,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return module.main(args)
     except module.USER_ERRORS as error:  # bad input: one line, non-zero exit, nothing else touched
-        parser.exit(2, f"sublim {args.command}: error: {error}\n")
+        parser.exit(2, f"sublim {args.command}: error: {one_line(error)}\n")
+    except OSError as error:  # a path that cannot be used (name too long, read-only, ...): written files are whole
+        parser.exit(2, f"sublim {args.command}: error: {os_error_line(error)}\n")
     except KeyboardInterrupt:
         parser.exit(130, f"sublim {args.command}: interrupted\n")
 

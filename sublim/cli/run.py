@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from types import NoneType
@@ -12,14 +13,14 @@ import torch
 from tqdm import tqdm
 
 from sublim.core.config import field_help, type_options
-from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, DiskFull
+from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, TRACE_FILE, DiskFull, unwritable
+from sublim.core.machine import gigabytes, memory_capacity
 from sublim.core.mitigations import MITIGATIONS
 from sublim.core.tracking import TRACKERS, TrackerError, check_trackers, final_summary
 from sublim.trainable import (ConfigError, DataError, Diverged, InstallError, Teacher, Trial, TrialConfig, TrialData,
                               check_torchvision, load_mnist, resolve_device, train_teacher, write_trial_outputs)
 from sublim.trainable.results import TeacherCache, write_diverged
 
-from .folders import unwritable
 from .tracking import tracked
 
 
@@ -28,6 +29,7 @@ class RunError(ValueError):
 
 
 USER_ERRORS = (ConfigError, DataError, RunError, DiskFull, TrackerError, InstallError)
+RUN_OUTPUTS = (SUMMARY_FILE, TRACE_FILE, DIVERGED_FILE)  # what a run writes into --out, and replaces only with --force
 EXAMPLES = """examples:
   sublim run --seed 0                                          no mitigation: the trait is acquired
   sublim run --seed 0 --student-init independent               the control: a student of another init
@@ -96,7 +98,10 @@ def main(args: argparse.Namespace) -> int:
     config = settings_from_args(args, TrialConfig)
     out = args.out or Path("runs") / f"{config.arm.replace('/', '-')}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_before_work(args, out)
+    check_fits(config, memory_capacity(), "this machine")
     device = resolve_device(config.device)  # a GPU that is not here fails now, not after loading data
+    if device.type == "cuda":
+        check_fits(config, torch.cuda.mem_get_info(device)[1], str(device))
     if args.threads:
         torch.set_num_threads(args.threads)
     data = TrialData.from_mnist(load_mnist(args.data_dir), config, device)
@@ -129,7 +134,7 @@ def strength_of(mitigation: str, strength: float | None) -> float:
 
 def check_before_work(args: argparse.Namespace, out: Path) -> None:
     """Every option that could fail the run after training, checked before any data is loaded."""
-    held = [name for name in (SUMMARY_FILE, DIVERGED_FILE) if (out / name).exists()]
+    held = [name for name in RUN_OUTPUTS if os.path.lexists(out / name)]  # any file there: a user's trace too
     if held and not args.force:
         raise RunError(f"--out {out} already holds a {held[0]}; pass --force to overwrite or choose another folder")
     for flag, folder in (("--out", out), ("--teacher-cache", args.teacher_cache)):
@@ -140,6 +145,14 @@ def check_before_work(args: argparse.Namespace, out: Path) -> None:
         raise RunError(f"--threads {args.threads} is not allowed; must be >= 1")
     check_trackers(args.tracker)
     check_torchvision()
+
+
+def check_fits(config: TrialConfig, capacity: int | None, where: str) -> None:
+    """A trial larger than the memory of `where` is refused before the teacher trains, not failed after."""
+    if capacity is not None and config.memory_bytes > capacity:
+        raise RunError(f"--noise-count {config.noise_count} with --batch-size {config.batch_size} and --hidden "
+                       f"{config.hidden}: a trial needs at least {gigabytes(config.memory_bytes)} of memory and "
+                       f"{where} holds {gigabytes(capacity)}; use a smaller noise set, batch or width")
 
 
 def teacher_for(config: TrialConfig, data: TrialData, cache_folder: Path | None) -> Teacher:

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sublim.core.durations import duration_text
-from sublim.core.files import DiskFull
+from sublim.core.files import DiskFull, unwritable
+from sublim.core.machine import gigabytes, memory_capacity
 from sublim.core.tracking import TRACKERS, TrackerError, check_trackers
 from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
-from sublim.sweeps.spec import SpecError, SweepSpec, name_problem
+from sublim.sweeps.spec import SpecError, SweepSpec, name_problem, read_spec_text
 from sublim.trainable import DataError, InstallError, check_torchvision, load_mnist
 
-from .folders import unwritable
 
 if TYPE_CHECKING:
     from sublim.sweeps.tune_run import SweepOutcome
@@ -83,7 +83,8 @@ def spec_path(given: Path) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     args.spec = spec_path(args.spec)
-    spec = SweepSpec.load(args.spec)
+    spec_text = read_spec_text(args.spec)  # read once: the sweep records the text it parsed
+    spec = SweepSpec.parse(spec_text, str(args.spec))
     if args.dry_run:
         print(dry_run(spec))
         return 0
@@ -100,15 +101,17 @@ def main(args: argparse.Namespace) -> int:
     folder.check_entries(spec.trials)
     with folder.locked():  # one driver per results folder, from here to the end
         announce(args, name, spec, folder)
-        outcome = run(args, name, spec, folder)
+        outcome = run(args, name, spec, spec_text, folder)
     print()
     print(closing_paragraph(name, args, outcome), flush=True)
     from sublim.sweeps.session import TERMINATED
 
-    return 143 if TERMINATED.is_set() else 0 if outcome.finished == outcome.total else 1
+    if TERMINATED.is_set():
+        return 143
+    return 0 if outcome.finished == outcome.total else 2 if len(outcome.diverged) == outcome.total else 1
 
 
-def run(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFolder) -> SweepOutcome:
+def run(args: argparse.Namespace, name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder) -> SweepOutcome:
     """The sweep (or its waves) on Ray, MNIST loaded once, here: trials get it through Ray's object store. Ray's and
     Tune's log lines go to tune/ray.log in the results folder."""
     from sublim.sweeps.session import RAY_LOG, ray_log_to, ray_session
@@ -123,8 +126,7 @@ def run(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFol
                 print(f"Ray started in {seconds:.1f} s, for every wave", flush=True)
                 return run_until_resolved(args, name, spec, folder, lambda *wave: run_sweep(
                     name, *wave, folder, mnist, address=args.address, trackers=args.tracker))
-        return run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address,
-                         trackers=args.tracker)
+        return run_sweep(name, spec, spec_text, folder, mnist, address=args.address, trackers=args.tracker)
 
 
 def dry_run(spec: SweepSpec) -> str:
@@ -179,9 +181,16 @@ def announce(args: argparse.Namespace, name: str, spec: SweepSpec, folder: Resul
 
 
 def check_local_resources(path: Path, spec: SweepSpec) -> None:
-    """A trial that needs more CPUs or GPUs than this machine has would wait for ever: refused before any work."""
+    """A trial that needs more CPUs or GPUs than this machine has would wait for ever, and one that needs more memory
+    would fail after its teacher trained: refused before any work."""
     from sublim.sweeps.session import local_resources
 
+    largest, capacity = max((t.config for t in spec.trials), key=lambda c: c.memory_bytes), memory_capacity()
+    if capacity is not None and largest.memory_bytes > capacity:
+        raise SpecError(f"{path}: trial {largest.arm} with noise_count {largest.noise_count}, batch_size "
+                        f"{largest.batch_size} and hidden {largest.hidden} needs at least "
+                        f"{gigabytes(largest.memory_bytes)} of memory, and this machine holds {gigabytes(capacity)}: "
+                        "use a smaller noise set, batch or width, or a Ray cluster whose nodes have the memory")
     have = local_resources()
     for key, need in spec.resources.tune().items():
         if need > have[key]:
@@ -221,5 +230,7 @@ def closing_paragraph(name: str, args: argparse.Namespace, outcome: SweepOutcome
         if outcome.disk_full:
             text += (" The disk holding the results filled up (the lines above say where): nothing was "
                      "half-written, each trial keeps its last checkpoint; free space before continuing.")
+    if not outcome.finished:
+        return f"{text} No trial has a result yet, so there is nothing to report."
     text += " Or report on what finished:" if outcome.finished < outcome.total else " Next:"
     return f"{text} sublim report {outcome.folder}"

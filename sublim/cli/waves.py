@@ -25,7 +25,9 @@ from sublim.analysis.axes import at_level, levels
 from sublim.analysis.contrasts import arm_frame, plan as plan_rows
 from sublim.analysis.descriptives import trial_metrics
 from sublim.analysis.inference import MIN_SEEDS
+from sublim.analysis.errors import ReportError
 from sublim.analysis.load import load_results
+from sublim.core.records import sequential_problem
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SweepSpec
 
@@ -59,7 +61,11 @@ def run_in_waves(args: argparse.Namespace, spec: SweepSpec, folder: ResultsFolde
     """Run wave after wave (`run_wave(spec, spec_text)` runs one) until the rule stops; the sequential record,
     which sweep.json keeps up to date after every wave."""
     seeds, design = plan(spec, args.max_seeds, args.wave)
-    planned = (folder.sequential() or {}).get("design") if folder.exists() else None
+    stored = folder.sequential() if folder.exists() else None
+    if stored is not None and sequential_problem(stored):
+        raise SweepError(f"{folder.path}: sweep.json's sequential record is damaged ({sequential_problem(stored)}); "
+                         "choose another --name")
+    planned = stored["design"] if stored is not None else None
     if planned is not None:
         if not sequential.is_current(planned):
             raise SweepError(f"{folder.path} was planned under an older version of the stopping rule "
@@ -70,7 +76,11 @@ def run_in_waves(args: argparse.Namespace, spec: SweepSpec, folder: ResultsFolde
                              f"{planned.get('family_size', 'other')} primary tests; a design cannot change once waves "
                              "have run: repeat its --max-seeds and --wave, its arms and its axes, or choose another "
                              "--name")
-        design = sequential.Design.from_json(planned, list(design.rows))  # the stored boundaries decide
+        try:
+            design = sequential.Design.from_json(planned, list(design.rows))  # the stored boundaries decide
+        except (KeyError, TypeError, ValueError) as error:
+            raise SweepError(f"{folder.path}: the design in sweep.json is damaged ({type(error).__name__}: "
+                             f"{error}); choose another --name") from None
     log(design.describe())
     record = sequential.new_record(design)
     for j, n in enumerate(design.seeds):
@@ -78,7 +88,12 @@ def run_in_waves(args: argparse.Namespace, spec: SweepSpec, folder: ResultsFolde
         # A replayed wave keeps every seed the folder holds (a sweep only grows); its look uses its own seeds.
         wave_spec = SweepSpec.from_dict({**spec.to_dict(), "seeds": seeds[:max(n, ran)]}, f"{spec.name} (wave {j + 1})")
         run_wave(wave_spec, yaml.safe_dump(wave_spec.to_dict(), sort_keys=False))
-        results = load_results(folder.path)
+        try:
+            results = load_results(folder.path)
+        except ReportError as error:  # no trial has a result (every one diverged, say): more seeds would not help
+            record["stopped"] = f"nothing to judge after wave {j + 1}: {error}"
+            folder.record_sequential(record)
+            break
         completed = trial_metrics(results.completed, results.steps)
         tests = sequential.advance(record, design, completed[completed["seed"].isin(seeds[:n])], j)
         log(f"wave {j + 1}/{len(design.seeds)}, {n} seeds:\n" + "\n".join(f"  {sequential.line(t)}" for t in tests))

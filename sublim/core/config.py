@@ -15,11 +15,12 @@ import math
 import typing
 from dataclasses import dataclass, field
 from types import NoneType, UnionType
-from typing import Any, Literal, Mapping, Union
+from typing import Any, Iterable, Literal, Mapping, Union
 
 from .mitigations import MITIGATIONS
 from .schema import IMAGE_PIXELS, NUM_CLASSES
 from .suggest import did_you_mean
+from .text import short_repr
 
 Mitigation = Literal[tuple(MITIGATIONS)]  # type: ignore[valid-type]  # the registry's names
 StudentInit = Literal["shared", "independent"]
@@ -29,6 +30,7 @@ KlLogits = Literal["all", "class", "aux"]
 ProjectionWhen = Literal["positive", "always"]
 
 MNIST_TRAIN_IMAGES = 60_000
+MNIST_IMAGES = 70_000  # training and test
 
 
 class ConfigError(ValueError):
@@ -109,7 +111,7 @@ class TrialConfig(Settings):
     def _check_values(self) -> None:
         def need(ok: bool, name: str, allowed: str) -> None:
             if not ok:
-                raise ConfigError(f"{name}: {getattr(self, name)!r} is not allowed; {allowed}")
+                raise ConfigError(f"{name}: {short_repr(getattr(self, name))} is not allowed; {allowed}")
 
         need(self.strength >= 0, "strength", "must be >= 0")
         problem = MITIGATIONS[self.mitigation].strength_problem(self.strength)
@@ -170,6 +172,17 @@ class TrialConfig(Settings):
         return sum(d_in * d_out + d_out for d_in, d_out in zip(widths[:-1], widths[1:]))
 
     @property
+    def memory_bytes(self) -> int:
+        """A lower bound on the memory one trial holds at once: MNIST (bytes and floats), the noise set with the
+        teacher's full forward pass over it and its shuffle, a batch's activations, the models with their gradients
+        and Adam's state, and the trace. Checked against the machine before any work."""
+        width = IMAGE_PIXELS + 2 * self.hidden + 2 * (NUM_CLASSES + self.aux_logits)
+        batch = min(max(self.batch_size, self.probe_batch_size), max(self.noise_count, self.train_size))
+        steps = self.epochs * math.ceil(self.noise_count / self.batch_size)
+        return (MNIST_IMAGES * IMAGE_PIXELS * 5 + self.noise_count * (4 * width + 8) + 3 * 4 * batch * width
+                + 8 * 4 * self.parameter_count + 32 * 8 * steps)
+
+    @property
     def _mitigation_label(self) -> str:
         return self.mitigation if self.mitigation == "none" else f"{self.mitigation}@{self.strength:g}"
 
@@ -178,6 +191,21 @@ def level_label(values: Mapping[str, Any]) -> str:
     """A point of a sweep's axes as text, each value by name in sorted order ('hidden=1024-lr=0.001'): trial ids
     end with it, and the report names a level's rows and figures by it."""
     return "-".join(f"{name}={label_value(values[name])}" for name in sorted(values))
+
+
+def axis_values_problem(name: str, values: Any, held: Iterable[Any]) -> str | None:
+    """Why `values`, a results folder's record of the values of its axis over the setting `name`, cannot be used,
+    or None: they must be a non-empty list of distinct values of the setting's type, each held by some trial
+    (`held`: the trials' validated values of `name`). Checked before a value names a level or a figure."""
+    if not isinstance(values, list) or not values:
+        return f"axis {name}: not a non-empty list of values"
+    try:
+        checked = [check_value(name, value, field_types(TrialConfig)[name]) for value in values]
+    except ConfigError as error:
+        return f"axis {error}"
+    if len(set(checked)) != len(checked) or not set(checked) <= set(held):
+        return f"axis {name}: values listed twice, or held by no trial"
+    return None
 
 
 def label_value(value: Any) -> str:
@@ -205,12 +233,12 @@ def check_value(name: str, value: Any, kind: Any) -> Any:
     or a ConfigError naming the field and what is allowed."""
     for option in type_options(kind):
         if _accepts(value, option) and option is float and not math.isfinite(value):
-            raise ConfigError(f"{name}: {value!r} is not allowed; must be a finite number")
+            raise ConfigError(f"{name}: {short_repr(value)} is not allowed; must be a finite number")
         if _accepts(value, option):
             return float(value) if option is float else value
     enum = [v for option in type_options(kind) if isinstance(option, tuple) for v in option]
     hint = did_you_mean(value, enum) if isinstance(value, str) else ""  # a mistyped name, not a wrong type
-    raise ConfigError(f"{name}: {value!r} is not allowed{hint}; {_allowed(kind)}")
+    raise ConfigError(f"{name}: {short_repr(value)} is not allowed{hint}; {_allowed(kind)}")
 
 
 def accepts(value: Any, kind: Any) -> bool:

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .text import one_line
+
 # The names every results folder uses: written by `trainable` and `sweeps`, read by `analysis`.
 SWEEP_FILE = "sweep.json"  # a sweep's description: spec, versions, every expected trial
 TRIALS_DIR = "trials"  # one folder per trial, named by its trial id
@@ -30,6 +32,7 @@ PROFILE_FILE = "profile.json"  # in each Tune run's folder: where that invocatio
 
 # Sweep names and trial ids name folders: at most this long, far below file systems' 255 bytes per name.
 MAX_NAME_LENGTH = 100
+SWEEP_NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}}")  # fullmatch: no "a\n"
 # A trial id is a folder name: no path separator, no leading dot. Checked (with fullmatch) before any file is opened.
 TRIAL_ID_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9@._+=-]{{0,{MAX_NAME_LENGTH - 1}}}")
 
@@ -43,13 +46,14 @@ class UnreadableFile(ValueError):
     """A file that is not read: a symbolic link, not a regular file, too large, or JSON nested too deep."""
 
 
-def read_regular(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+def read_regular(path: Path, max_bytes: int = MAX_FILE_BYTES, follow_links: bool = False) -> bytes:
     """The bytes of `path`, only when it is a regular file of at most `max_bytes`: a symbolic link is never
-    followed, and a FIFO, device or folder is refused without blocking. Raises UnreadableFile, or OSError
-    when `path` cannot be opened (FileNotFoundError when there is nothing there)."""
+    followed (unless `follow_links`: a file the user named, such as a spec), and a FIFO, device or folder is
+    refused without blocking. Raises UnreadableFile, or OSError when `path` cannot be opened (FileNotFoundError
+    when there is nothing there)."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW))
     except OSError as error:
         if error.errno == errno.ELOOP:  # what O_NOFOLLOW gives for a link
             raise UnreadableFile(f"{path.name} is a symbolic link; only regular files are read") from None
@@ -83,6 +87,62 @@ def read_json(path: Path, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_
     return value
 
 
+# What went wrong, in words, for the errors a path given on the command line or found in a folder can raise.
+OS_PROBLEMS = {
+    errno.ENAMETOOLONG: "a name in this path is longer than the file system allows (255 bytes)",
+    errno.EROFS: "it is on a read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "the operation is not permitted there",
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.ENOENT: "there is no such file or folder, or the file system refuses to create one there",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.ELOOP: "it leads through too many symbolic links",
+    errno.ENOSPC: "no space is left on its disk",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EEXIST: "something is already there",
+    errno.EXDEV: "it is on another file system",
+}
+
+
+def os_problem(error: OSError) -> str:
+    """What went wrong, in words, without the path."""
+    return one_line(OS_PROBLEMS.get(error.errno, (error.strerror or str(error) or type(error).__name__).lower()))
+
+
+def os_error_line(error: OSError) -> str:
+    """An OSError as one line naming the path and what went wrong: what the command line prints instead of a
+    traceback."""
+    where = error.filename if error.filename is not None else "a file"
+    shown = repr(where)[1:-1] if isinstance(where, str) else repr(where)  # a NUL or newline shown, not printed
+    shown = shown if len(shown) <= 200 else shown[:120] + "..." + shown[-60:]
+    return f"{shown}: {os_problem(error)}"
+
+
+def unwritable(path: Path) -> str | None:
+    """Why `path` cannot be (or become) a folder we write into, or None when it can: its nearest existing folder is
+    probed by creating (and removing) a folder in it, since permissions alone do not tell a read-only mount, /proc
+    or a quota. Checked before any work, so that results are never computed only to be lost."""
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        return f"{existing} is a file; give a folder"
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".sublim-probe-"))
+    except OSError as error:
+        return f"{existing} is not writable ({os_problem(error)}); give a folder you can write to"
+    return None
+
+
+def holds_marker(path: Path, written_by: str) -> bool:
+    """Whether `path` is a marker that `written_by` wrote into a folder it made (a small regular JSON file saying
+    so): what lets a command replace that folder, never a guess from the names of the files in it."""
+    try:
+        value = read_json(path, max_bytes=1 << 12)
+    except (OSError, ValueError):
+        return False
+    return isinstance(value, dict) and value.get("written_by") == written_by
+
+
 class DiskFull(OSError):
     """No space (or quota) left where a file was to be written; nothing was half-written."""
 
@@ -99,6 +159,8 @@ def atomic_write(path: Path, write: Callable[[Path], None], replace: bool = True
         return _atomic_write(path, write, replace)
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            if Path(str(error.filename)).name.startswith(f".{path.name}."):  # name the file, not its temporary
+                raise OSError(error.errno, error.strerror, str(path)) from None
             raise
         raise DiskFull(f"no space left on the disk holding {path.parent}: {path.name} was not written, and "
                        "nothing was half-written") from None

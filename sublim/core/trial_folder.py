@@ -19,8 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .config import ConfigError, TrialConfig
 from .files import DIVERGED_FILE, ERROR_FILE, SUMMARY_FILE, SWEEP_FILE, TRACE_FILE, UnreadableFile, read_json, read_regular
 from .schema import LAYER_NAMES, SUMMARY_FIELDS, TRACE_SCHEMA
+from .text import short_repr
 
 # completed: a result; incomplete: stopped before its last epoch; diverged: stopped on a non-finite number
 # (diverged.json); invalid: files that are no result of this trial; failed: error.txt; missing: nothing there.
@@ -57,16 +59,37 @@ class TrialFiles:
     summary: dict[str, Any] | None = None
     trace: pa.Table | None = None
     record: dict[str, Any] | None = None  # diverged.json
-    config: dict[str, Any] | None = None  # the trial's config: sweep.json's, else the files' own
+    config: dict[str, Any] | None = None  # the trial's config (sweep.json's, else the files' own), valid or None
 
     @property
     def is_result(self) -> bool:
         return self.status == "completed"
 
+    @property
+    def trial_config(self) -> TrialConfig | None:
+        """The config as TrialConfig reads it: its arm and teacher key are computed, never a folder's labels."""
+        return TrialConfig.from_dict(self.config) if self.config is not None else None
+
+
+def config_problem(config: Any, where: str) -> str | None:
+    """Why `config`, read from the file `where`, is no trial config by the validation a spec gets, or None."""
+    if config is None:
+        return f"{where} holds no trial config"
+    if not isinstance(config, dict):
+        return f"{where} holds a trial config that is not a mapping"
+    try:
+        TrialConfig.from_dict(config)
+    except ConfigError as error:
+        return f"{where} holds a trial config that is not allowed ({error})"
+    return None
+
 
 def read_trial(folder: Path, config: Mapping[str, Any] | None) -> TrialFiles:
     """Verify `folder` against the trial's `config` (sweep.json's record of it; None for a `sublim run` folder,
     whose files then say which config they hold). diverged.json is read first, as the sweep writes it last."""
+    problem = config_problem(config, SWEEP_FILE) if config is not None else None
+    if problem:  # checked before any value of it is used (a batch size of 0, a string for a number)
+        return TrialFiles("invalid", problem)
     expected = dict(config) if config is not None else None
     if folder.is_symlink():
         return TrialFiles("invalid", f"{folder.name} is a symbolic link; never followed", config=expected)
@@ -93,20 +116,24 @@ def _object(path: Path) -> dict[str, Any] | str:
 
 
 def _foreign(held: dict[str, Any], expected: dict[str, Any] | None, name: str) -> str | None:
-    if expected is None or held.get("config") == expected:
+    """Why the file `name` holding `held` is not of the trial `expected` (sweep.json's config; None for a run
+    folder, whose files must hold a valid config of their own), or None."""
+    if expected is None:
+        return config_problem(held.get("config"), name)
+    if held.get("config") == expected:
         return None
-    return (f"{name} {'holds no config' if held.get('config') is None else 'belongs to another config'} than "
-            f"{SWEEP_FILE} records for this trial")
+    if held.get("config") is None:
+        return f"{name} holds no trial config, while {SWEEP_FILE} records one for this trial"
+    return f"{name} belongs to another config than {SWEEP_FILE} records for this trial"
 
 
 def _diverged(folder: Path, expected: dict[str, Any] | None) -> TrialFiles:
     record = _object(folder / DIVERGED_FILE)
     if isinstance(record, str):
         return TrialFiles("invalid", record, config=expected)
-    config = expected if expected is not None else record.get("config")
     problem = _foreign(record, expected, DIVERGED_FILE)
-    return TrialFiles("invalid" if problem else "diverged", problem, record=record,
-                      config=config if isinstance(config, dict) else None)
+    config = expected if expected is not None else None if problem else record["config"]
+    return TrialFiles("invalid" if problem else "diverged", problem, record=record, config=config)
 
 
 def _number_problem(name: str, value: Any, limits: tuple[float, float], required: bool) -> str | None:
@@ -120,8 +147,7 @@ def _number_problem(name: str, value: Any, limits: tuple[float, float], required
 
 
 def _shown(value: Any) -> str:
-    text = "null" if value is None else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return "null" if value is None else short_repr(value)
 
 
 def summary_problem(summary: dict[str, Any], config: dict[str, Any]) -> str | None:
@@ -187,10 +213,11 @@ def _finished(folder: Path, expected: dict[str, Any] | None) -> TrialFiles:
     summary = _object(folder / SUMMARY_FILE)
     if isinstance(summary, str):
         return TrialFiles("invalid", summary, config=expected)
-    config = expected if expected is not None else summary.get("config")
-    if not isinstance(config, dict) or not all(k in config for k in ("epochs", "noise_count", "batch_size")):
-        return TrialFiles("invalid", f"{SUMMARY_FILE} holds no trial config", summary=summary)
-    problem = _foreign(summary, expected, SUMMARY_FILE) or summary_problem(summary, config)
+    problem = _foreign(summary, expected, SUMMARY_FILE)
+    if problem and expected is None:
+        return TrialFiles("invalid", problem, summary=summary)
+    config = expected if expected is not None else summary["config"]
+    problem = problem or summary_problem(summary, config)
     if problem and problem.startswith("incomplete"):
         return TrialFiles("incomplete", problem, summary=summary, config=config)
     if problem:
