@@ -7,6 +7,8 @@ import importlib
 import sys
 from importlib import metadata
 
+from sublim.core.mitigations import MitigationError
+
 SUBCOMMANDS = {
     "run": ("sublim.cli.run", "run one trial in this process (no Ray): the debugging loop"),
     "sweep": ("sublim.cli.sweep", "run a Ray Tune sweep of seeds x arms from a YAML spec"),
@@ -28,12 +30,17 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None)
+    command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    try:
+        parser = build_parser(command)
+    except MitigationError as error:  # an installed plugin that cannot be used: one line, before any work
+        print(f"sublim {command}: error: {error}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     try:
         return module.main(args)
-    except module.USER_ERRORS as error:  # bad input: one line, non-zero exit, nothing else touched
+    except (*module.USER_ERRORS, MitigationError) as error:  # bad input: one line, non-zero exit, nothing touched
         parser.exit(2, f"sublim {args.command}: error: {error}\n")
     except KeyboardInterrupt:
         parser.exit(130, f"sublim {args.command}: interrupted\n")
