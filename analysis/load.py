@@ -19,7 +19,7 @@ import pandas as pd
 
 from sublim.core.config import TrialConfig
 from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, read_json
-from sublim.core.mitigations import MITIGATIONS
+from sublim.core.mitigations import MITIGATIONS, remember
 from sublim.core.schema import SUMMARY_FIELDS, TRACE_COLUMNS
 from sublim.core.trial_folder import STATUSES, read_trial
 
@@ -229,6 +229,7 @@ def _load_sweep(path: Path) -> Results:
         loader.notes.append(f"{len(strays)} folder(s) under {TRIALS_DIR}/ not listed in {SWEEP_FILE} ignored")
     results = loader.results(path, str(sweep.get("name") or path.name), "sweep")
     results.sequential = sweep.get("sequential") if isinstance(sweep.get("sequential"), dict) else None
+    results.warnings += remember(sweep.get("mitigations"))  # facts of plugins not installed here: never code
     spec = sweep.get("spec")
     results.axes = _axes(spec.get("axes") if isinstance(spec, dict) else None, results)
     return _checked(results)

@@ -7,6 +7,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import yaml
+
 from sublim.core.files import DiskFull
 from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
@@ -75,6 +77,8 @@ def spec_path(given: Path) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     args.spec = spec_path(args.spec)
+    if args.resume:
+        refuse_missing_plugins(args)
     spec = SweepSpec.load(args.spec)
     if args.dry_run:
         print(dry_run(spec))
@@ -96,6 +100,24 @@ def main(args: argparse.Namespace) -> int:
     from sublim.sweeps.session import TERMINATED
 
     return 143 if TERMINATED.is_set() else 0 if outcome.finished == outcome.total else 1
+
+
+def refuse_missing_plugins(args: argparse.Namespace) -> None:
+    """--resume of a sweep whose trials use a mitigation plugin not installed here: refused in one line naming the
+    plugin, before the spec (whose check could name only the mitigation)."""
+    name = args.name
+    if name is None:
+        try:
+            name = yaml.safe_load(args.spec.read_text(encoding="utf-8")).get("name")
+        except (OSError, ValueError, yaml.YAMLError, AttributeError):
+            return  # the spec's own check says what is wrong with it
+    if name_problem(name):
+        return
+    folder = ResultsFolder(Path(args.storage) / name)
+    missing = folder.plugins_missing()
+    if missing:
+        raise SweepError(f"--resume: {folder.path}'s trials use mitigation {missing[0]}, not installed here; install "
+                         "it to resume (`sublim report` reads the folder without it)")
 
 
 def run(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFolder) -> SweepOutcome:

@@ -27,6 +27,7 @@ ENTRY_POINT_GROUP = "sublim.mitigations"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")  # a mitigation's name enters arm labels, trial ids and file names
 COLOUR_PATTERN = re.compile(r"#[0-9a-fA-F]{6}")
 MAX_TEXT = 300  # a title, description or claim sentence: one line of the report
+MARKUP = set("$<>`[]|*\\")  # characters that would be markup in the report's Markdown, HTML or figure titles
 # What a declared contrast may set (the report's `Contrast` fields), with the type of each.
 CONTRAST_FIELDS = {"claim": str, "metric": str, "test": str, "expect": str, "arms": str, "reference": str,
                    "role": str, "null": float, "x": str}
@@ -146,8 +147,10 @@ class Facts:
 
 
 def _text_problem(value: Any) -> str | None:
-    if not (isinstance(value, str) and value.strip() and len(value) <= MAX_TEXT and value.isprintable()):
-        return f"must be one printable line of 1 to {MAX_TEXT} characters, not {value!r:.60}"
+    if not (isinstance(value, str) and value.strip() and len(value) <= MAX_TEXT and value.isprintable()
+            and not MARKUP & set(value)):
+        return (f"must be one printable line of 1 to {MAX_TEXT} characters without {''.join(sorted(MARKUP))}, "
+                f"not {value!r:.60}")
     return None
 
 
@@ -439,3 +442,40 @@ class Registry(Mapping):
 
 
 MITIGATIONS = Registry()
+# Facts of mitigations a results folder records and this environment lacks: plain values, each checked.
+_RECORDED: dict[str, Facts] = {}
+
+
+def remember(record: Any) -> list[str]:
+    """Take a results folder's record of its plugins' facts (sweep.json's "mitigations": untrusted, never code), in
+    place of any earlier folder's; a warning for each entry refused."""
+    _RECORDED.clear()
+    if record is None:
+        return []
+    if not isinstance(record, Mapping):
+        return ["the folder's record of its mitigations is not a mapping; ignored"]
+    warnings = []
+    for name, entry in record.items():
+        facts = {k: v for k, v in entry.items() if k != "plugin"} if isinstance(entry, Mapping) else entry
+        problem = facts_problem(facts) or (None if facts["name"] == name else f"names itself {facts['name']!r}")
+        if problem:
+            warnings.append(f"the folder's record of mitigation {name!r:.40} is not usable ({problem}); its arms "
+                            "are named and coloured as an unknown mitigation's")
+        elif name not in BUILT_IN:
+            _RECORDED[name] = Facts(**{**facts, "colours": tuple(facts["colours"]),
+                                       "claims": {k: tuple(v) for k, v in facts.get("claims", {}).items()},
+                                       "contrasts": tuple(dict(c) for c in facts.get("contrasts", ()))})
+    return warnings
+
+
+def report_facts(name: str) -> Facts:
+    """What the report says of mitigation `name`: a built-in's facts, else the results folder's record (`remember`),
+    else the installed plugin's, else a stand-in titled by its name, with no colours of its own (the report picks
+    unused ones) and no dose."""
+    if name in BUILT_IN:  # without loading the plugins: the report needs none when the folder records them
+        return Facts(**check_mitigation(BUILT_IN[name], name, "built-in").facts())
+    if name in _RECORDED:  # the facts the sweep ran with
+        return _RECORDED[name]
+    if name in MITIGATIONS:
+        return Facts(**MITIGATIONS[name].facts())
+    return Facts(str(name), str(name), f"mitigation {name} (not installed here)", (), dose=False)
