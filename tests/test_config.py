@@ -141,7 +141,8 @@ def test_cli_help_names_every_setting_and_its_default():
     assert "--limit {INT,none}" in text and text.count("(default: ") == len(dataclasses.fields(Toy))
 
 
-@pytest.mark.parametrize("mitigation, typical", [("projection", "0.5, 1, 2"), ("placebo", "1, 2"), ("liminal", "0.3, 1, 3")])
+@pytest.mark.parametrize("mitigation, typical", [(name, ", ".join(f"{s:g}" for s in m.typical_strengths))
+                                                 for name, m in MITIGATIONS.items() if m.max_strength > 0])
 def test_sublim_run_refuses_a_mitigation_without_a_strength_naming_typical_ones(tmp_path, capsys, mitigation, typical):
     from sublim import cli
 

@@ -64,7 +64,7 @@ def add_settings(group: Any, cls: type, no_default: dict[str, str] | None = None
         action = group.add_argument("--" + name.replace("_", "-"), default=None if name in no_default else default,
                                     help=help_text, **option_for(kind))
         if name == "mitigation":  # the registry's names, installed plugins' included
-            action.choices = tuple(MITIGATIONS)
+            action.choices, action.metavar = tuple(MITIGATIONS), None
         if name in no_default:
             action.help += f" ({no_default[name]})"
         elif "%(default)" not in action.help:  # BooleanOptionalAction adds it itself on some Pythons

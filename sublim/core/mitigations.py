@@ -392,7 +392,13 @@ class Registry(Mapping):
 
     def __init__(self) -> None:
         self._mitigations: dict[str, Mitigation] | None = None
-        self.plugins: dict[str, Plugin] = {}
+        self._plugins: dict[str, Plugin] = {}
+
+    @property
+    def plugins(self) -> dict[str, Plugin]:
+        """Name -> distribution and version of each installed plugin's mitigation."""
+        self._load()
+        return self._plugins
 
     def _load(self) -> dict[str, Mitigation]:
         if self._mitigations is None:
@@ -413,7 +419,7 @@ class Registry(Mapping):
                                           f"{type(error).__name__}: {error}") from None
                 found[entry.name] = check_mitigation(cls, entry.name, source)
                 plugins[entry.name] = plugin
-            self._mitigations, self.plugins = found, plugins
+            self._mitigations, self._plugins = found, plugins
         return self._mitigations
 
     def __getitem__(self, name: str) -> Mitigation:
@@ -427,7 +433,7 @@ class Registry(Mapping):
 
     def reload(self) -> None:
         """Forget what was found: the next use looks at the installed entry points again (after a pip install)."""
-        self._mitigations, self.plugins = None, {}
+        self._mitigations, self._plugins = None, {}
 
     def unknown(self, name: Any) -> MitigationError:
         """Why `name` is no mitigation here, in one line: neither built in nor installed."""
