@@ -68,7 +68,8 @@ class Contrast:
     """One declared comparison. `arms`: an arm label, a mitigation name (its shared-init arms with a dose),
     'shared' (every shared-init arm), 'pooled' (the shared-init arms whose mitigation does not act on the trait
     direction: pre-specified to share a slope) or 'all'. `reference`: '0' (or `null`), an arm label, or 'same-strength
-    KIND' (the KIND arm of the row arm's strength); the estimate is arm minus reference. `role`: primary (a
+    KIND' (the KIND arm of the row arm's strength), or 'matched placebo' (the placebo arm whose step norm the row arm's
+    mitigation declares it matches: its `placebo_ratio` × its strength); the estimate is arm minus reference. `role`: primary (a
     claim's verdict, in the multiplicity family), sustained (joins the claim's verdict as an intersection-union
     test: every one must hold), secondary (reported, not judged into a claim; adjusted within its claim) or
     descriptive (an estimate with its interval, never judged)."""
@@ -106,7 +107,7 @@ CONTRASTS: list[Contrast] = [
     Contrast("claim4", "alignment_epoch_1", "paired t-test", "<", arms="liminal", reference=BASELINE, role="primary"),
     Contrast("claim4", "trait_gain", "t-test", ">", arms="liminal", role="primary"),
     # The referee: does alignment cause acquisition? The intervention first, at equal step norm.
-    Contrast("referee", "trait_gain", "paired t-test", "<", arms="projection", reference="same-strength placebo",
+    Contrast("referee", "trait_gain", "paired t-test", "<", arms="projection", reference="matched placebo",
              role="primary"),
     Contrast("referee", "trait_gain", "TOST equivalence", "=", arms="placebo", reference=BASELINE, role="primary"),
     Contrast("referee", "final_distill_loss", "non-inferiority", "<=", arms="placebo", reference=BASELINE),

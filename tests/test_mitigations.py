@@ -223,3 +223,21 @@ def test_built_ins_give_the_trace_and_summary_recorded_before_they_became_plugin
     finally:
         torch.set_num_threads(threads)
     assert {r["config"]["mitigation"] for r in reference["trials"]} == set(BUILT_IN)
+
+
+def test_resume_without_a_recorded_plugin_is_refused_naming_it_before_any_work(tmp_path, capsys):
+    from sublim import cli
+
+    folder = tmp_path / "results" / "flip"
+    folder.mkdir(parents=True)
+    record = {"flip": {**check_mitigation(Flip, "flip", "test").facts(),
+                       "plugin": {"distribution": "sublim-flip", "version": "0.3"}}}
+    (folder / "sweep.json").write_text(json.dumps({"name": "flip", "trials": [], "mitigations": record}))
+    spec = tmp_path / "flip.yaml"
+    spec.write_text("name: flip\nseeds: [0]\narms: [{mitigation: flip, strengths: 1.0}]\n")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["sweep", str(spec), "--storage", str(tmp_path / "results"), "--resume"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "trials use mitigation 'flip' (plugin sublim-flip 0.3), not installed here; install it to resume" in err
+    assert sorted(p.name for p in folder.iterdir()) == ["sweep.json"]
