@@ -49,3 +49,16 @@ def test_an_unrecorded_or_damaged_record_leaves_a_stand_in_with_a_warning(tmp_pa
     files = build_report(tmp_path / "sweep", tmp_path / "report", SIMS)
     assert "<script>" not in files.markdown.read_text() + files.html.read_text()
     assert not [r for r in json.loads(files.stats.read_text())["tests"] if r["claim"] == "flip"]
+
+
+def test_nothing_a_folder_names_is_imported(tmp_path, monkeypatch):
+    """A folder whose arms and record name a module importable here: the report reads names and facts only."""
+    (tmp_path / "planted.py").write_text("import pathlib\npathlib.Path(__file__).with_suffix('.ran').touch()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    facts = {**flip_facts(), "name": "planted", "claims": {}, "contrasts": ()}
+    folder = write_sweep(tmp_path / "sweep", seeds=3, arms=[("none", 0.0, "shared"), ("planted", 1.0, "shared")])
+    sweep = json.loads((folder / "sweep.json").read_text())
+    (folder / "sweep.json").write_text(json.dumps({**sweep, "mitigations": {"planted": {
+        **facts, "plugin": {"distribution": "planted", "version": "1", "value": "planted:Flip"}}}}))
+    build_report(folder, tmp_path / "report", SIMS)
+    assert not (tmp_path / "planted.ran").exists()

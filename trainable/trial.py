@@ -371,7 +371,7 @@ class Trial:
             "teacher_seconds": self.teacher.seconds,
             "student_seconds": self.student_seconds,
             "seconds": self.teacher.seconds + self.student_seconds,
-            "versions": library_versions(),
+            "versions": library_versions(self.config.mitigation),  # a plugin's distribution too
             # Numbers are a function of the config and of these (the last bits differ between CPU and GPU, and
             # with the thread count for a few reductions): recorded, though not required of older results.
             "ran_on": {"device": str(self.noise.device), "threads": torch.get_num_threads()},
