@@ -4,7 +4,7 @@ A `Contrast` says which claim it serves, on which arms, of which per-trial metri
 the claim expects (> 0, < 0, equivalent within a margin, non-inferior, ≠ 0). `plan` expands the list over a
 sweep's arms (without data: the sequential design counts its family from it); `tests_table` answers each
 planned row from the completed trials. The tables, verdicts, seeds-needed, the sequential looks and the
-figures all read that table. A mitigation adds its own comparisons by appending to `CONTRASTS`.
+figures all read that table. A plugin's mitigation declares its own rows and claims in its facts (`declared`).
 """
 
 from __future__ import annotations
@@ -67,10 +67,9 @@ COLUMNS = ("claim", "role", "arm", "reference", "metric", "test", "expect", "alt
 class Contrast:
     """One declared comparison. `arms`: an arm label, a mitigation name (its shared-init arms with a dose),
     'shared' (every shared-init arm), 'pooled' (the shared-init arms whose mitigation does not act on the trait
-    direction: pre-specified to share a slope) or 'all'. `reference`: '0' (or `null`), an arm label, or 'same-strength
-    KIND' (the KIND arm of the row arm's strength), or 'matched placebo' (the placebo arm whose step norm the row arm's
-    mitigation declares it matches: its `placebo_ratio` × its strength); the estimate is arm minus reference. `role`: primary (a
-    claim's verdict, in the multiplicity family), sustained (joins the claim's verdict as an intersection-union
+    direction: pre-specified to share a slope) or 'all'. `reference`: '0' (or `null`), an arm label, 'same-strength
+    KIND' (the KIND arm of the row arm's strength) or 'matched placebo' (the placebo at the row arm's strength × its
+    mitigation's `placebo_ratio`); the estimate is arm minus reference. `role`: primary (a claim's verdict, in the multiplicity family), sustained (joins the claim's verdict as an intersection-union
     test: every one must hold), secondary (reported, not judged into a claim; adjusted within its claim) or
     descriptive (an estimate with its interval, never judged)."""
 

@@ -342,8 +342,9 @@ def _lead(stats: dict[str, Any]) -> list[Block]:
     axes, claims = stats["axes"], stats["claims"]
     by = {(c["id"], level_label({n: c[n] for n in axes})): c for c in claims}
     labels = list(dict.fromkeys(at for _, at in by))
+    titles = {c["id"]: c["title"] for c in claims}
     table = (Table(["claim", *labels], [[title, *(f"**{by[(claim, at)]['verdict']}**: {by[(claim, at)]['estimates']}"
-                                                  for at in labels)] for claim, title in {c["id"]: c["title"] for c in claims}.items()])
+                                                  for at in labels)] for claim, title in titles.items()])
              if axes else Table(["claim", "verdict", f"key estimates: mean [{CI}] over seeds"],
                                 [[c["title"], f"**{c['verdict']}**", c["estimates"]] for c in claims]))
     return [table, Paragraph("Arms at shared init unless marked /independent; none = none/shared; a − b: paired by "

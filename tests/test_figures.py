@@ -27,7 +27,8 @@ def analysed(root, **sweep) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 
 def draw(completed, steps, tests, folder) -> dict[str, dict[str, str]]:
-    return figures.draw_all(completed, steps, epoch_table(completed), tests, dose_table(completed, contrasts.doses(completed)), folder)
+    doses = dose_table(completed, contrasts.doses(completed))
+    return figures.draw_all(completed, steps, epoch_table(completed), tests, doses, folder)
 
 
 @pytest.fixture(scope="module")

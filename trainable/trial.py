@@ -242,7 +242,8 @@ class Trial:
                 (loss_grad,) = torch.autograd.grad(mitigation_loss, flat)
             elif self.has_loss:
                 loss_grad = torch.zeros_like(distill_grad)
-            trait_loss, trait_grad = self._trait_gradient() if self.track_alignment or self.needs_trait else (None, None)
+            trait_loss, trait_grad = (self._trait_gradient() if self.track_alignment or self.needs_trait
+                                      else (None, None))
             applied, mitigation_weight = self._mitigated(Step(config.mitigation, distill_grad, loss_grad,
                                                               trait_grad if self.needs_trait else None, t,
                                                               self.mitigation_rng))

@@ -34,7 +34,8 @@ class ConfigError(ValueError):
 
 
 def _strength_help() -> str:
-    limits = "; ".join(f"{name}: s <= {m.max_strength:g}" for name, m in BUILT_IN.items() if 0 < m.max_strength < math.inf)
+    limits = "; ".join(f"{name}: s <= {m.max_strength:g}" for name, m in BUILT_IN.items()
+                       if 0 < m.max_strength < math.inf)
     return f"mitigation strength s >= 0 (0 = no mitigation; {limits}; a plugin's own limit)"
 
 
