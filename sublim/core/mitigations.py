@@ -10,6 +10,7 @@ trial hands it the tensors of a step. A strength s = 0 always means no mitigatio
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import re
@@ -474,12 +475,17 @@ def remember(record: Any) -> list[str]:
     return warnings
 
 
+@functools.cache
+def _built_in_facts(name: str) -> Facts:
+    return Facts(**check_mitigation(BUILT_IN[name], name, "built-in").facts())
+
+
 def report_facts(name: str) -> Facts:
     """What the report says of mitigation `name`: a built-in's facts, else the results folder's record (`remember`),
     else the installed plugin's, else a stand-in titled by its name, with no colours of its own (the report picks
     unused ones) and no dose."""
     if name in BUILT_IN:  # without loading the plugins: the report needs none when the folder records them
-        return Facts(**check_mitigation(BUILT_IN[name], name, "built-in").facts())
+        return _built_in_facts(name)
     if name in _RECORDED:  # the facts the sweep ran with
         return _RECORDED[name]
     if name in MITIGATIONS:
