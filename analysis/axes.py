@@ -1,28 +1,15 @@
-"""The report across a sweep's axes (a spec's `axes:`): every claim's tests within each level, and how alignment
-and acquisition move from level to level.
+"""A sweep's axes (a spec's `axes:`): its levels, and the per-level table of how alignment and acquisition move.
 
-A level is one point of the axes (`hidden=256`; `hidden=256-lr=0.001` with two axes). The tests table gains a
-column per axis: a row answered within a level holds the level's values there and is judged within it (Holm over
-that level's primary rows: each level is the study rerun at that setting). Rows about an axis (claim
-"across AXIS") leave that column empty:
-
-- whether each arm's mean alignment, update alignment and trait gain differ between the axis's values at all
-  (an F of the value terms, p by a wild-cluster bootstrap over seeds: any shape, a hump as well as a trend), and
-  their trend along the axis (on log2 of its values when they span 4x or more), with an intercept per level of
-  any other axis;
-- whether trait gain tracks mean alignment across the axis's levels in none/shared: the slope over its trials at
-  every level, beside the slope within levels (an intercept per level), which a confound of the axis would split;
-- for an axis that changes the parameter count P: the exponent b of mean alignment ∝ P^b in none/shared, against
-  the −1/2 of random directions (their cosines in P dimensions are of order P^−1/2).
-
-Every fit is to per-trial numbers with seeds clustered (CR2 standard errors, or the bootstrap over seeds): the seed
-stays the unit of inference.
+A level is one point of the axes (`hidden=256`; `hidden=256-lr=0.001` with two axes). Every claim is tested within
+each level (Holm over that level's primary rows: each level is the study rerun at that setting); the rows about an
+axis (claim "across AXIS", declared in `contrasts.CONTRASTS`) are answered on every level's trials, seeds
+clustered, and leave the axis columns empty.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,16 +17,10 @@ import pandas as pd
 from sublim.core.config import level_label
 
 from . import inference as inf
-from .contrasts import BASELINE, COLUMNS, REFUSED, Options, tabulate, tests_table
-from .errors import Refusal
 from .load import arm_order
 
 RELATION_METRICS = ("mean_alignment", "mean_update_alignment", "trait_gain")
-EXPONENT_METRICS = ("mean_alignment", "mean_update_alignment")
 RANDOM_EXPONENT = -0.5  # cosines of random directions in P dimensions: of order P^(-1/2)
-LOG_SPAN = 4  # an axis whose positive values span this ratio or more is fitted (and drawn) on a log scale
-EXPONENT_TEST, TRACKING_ACROSS, TRACKING_WITHIN, TREND, DIFFERENCES = (
-    "exponent in P", "tracking across levels", "tracking within levels", "trend", "level differences")
 
 
 def levels(trials: pd.DataFrame, axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -85,14 +66,8 @@ def with_axis_columns(table: pd.DataFrame, axes: dict[str, list[Any]]) -> pd.Dat
     for name in axes:
         values = table[name] if name in table else pd.Series(None, index=table.index, dtype=object)
         table[name] = values.map(lambda v, name=name: None if _missing(v) else _declared(axes[name], v)).astype(object)
-    head = list(COLUMNS[:2]) + list(axes)
+    head = ["claim", "role", *axes]
     return table[head + [c for c in table if c not in head]]
-
-
-def tests_by_level(completed: pd.DataFrame, axes: dict[str, list[Any]], options: Options) -> pd.DataFrame:
-    """Every planned row answered within each level, the level's values in the axis columns."""
-    parts = [tests_table(at_level(completed, level), options).assign(**level) for level in levels(completed, axes)]
-    return with_axis_columns(pd.concat(parts, ignore_index=True), axes)
 
 
 def trial_groups(frame: pd.DataFrame, axes: dict[str, list[Any]], axis: str) -> pd.Series:
@@ -100,92 +75,6 @@ def trial_groups(frame: pd.DataFrame, axes: dict[str, list[Any]], axis: str) -> 
     others = [name for name in axes if name != axis]
     return pd.Series([level_label(dict(zip(others, values))) for values in frame[others].itertuples(index=False)]
                      if others else [""] * len(frame), index=frame.index, dtype=object)
-
-
-def regressor(values: pd.Series, axis: str) -> tuple[str, pd.Series] | None:
-    """How a trend along `axis` is fitted: (name, values) on log2 when the positive values span LOG_SPAN or more,
-    else as they are; None for an axis that is not numeric."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    if numbers.isna().any() or values.map(lambda v: isinstance(v, bool)).any():
-        return None
-    if (numbers > 0).all() and numbers.max() / numbers.min() >= LOG_SPAN:
-        return f"log2 {axis}", np.log2(numbers.astype(float))
-    return axis, numbers.astype(float)
-
-
-def _row(claim: str, arm: str, metric: str, test: str, expect: str, note: str,
-         compute: Callable[[], dict[str, Any]], null: float = 0.0) -> dict[str, Any]:
-    row = {"claim": claim, "role": "secondary", "arm": arm, "reference": f"{null:g}", "metric": metric, "test": test,
-           "expect": expect, "null": null, "margin": np.nan, "note": note}
-    try:
-        row.update(compute())
-        row["note"] = f"{note}; {row['method']}"
-    except Refusal as refusal:
-        row.update(verdict=REFUSED, note=str(refusal), p=np.nan)
-    except (ValueError, np.linalg.LinAlgError) as error:
-        row.update(verdict=REFUSED, note=f"the model could not be fitted ({error})", p=np.nan)
-    return row
-
-
-def _arm_sample(completed: pd.DataFrame, axes: dict[str, list[Any]], axis: str, arm: str) -> pd.DataFrame:
-    """An arm's trials with `arm` holding their level of the other axes: the fits' intercept groups."""
-    return completed[completed["arm"] == arm].assign(arm=trial_groups(completed, axes, axis))
-
-
-def trend_fit(completed: pd.DataFrame, axes: dict[str, list[Any]], axis: str, arm: str, metric: str) -> tuple[Any, Any]:
-    """The arm's trend of `metric` along a numeric `axis` (`regressor`'s scale): (row, fitted OLS)."""
-    x, values = regressor(completed[axis], axis)  # one scale for every arm: the folder's values decide it
-    return inf.slope(_arm_sample(completed, axes, axis, arm).assign(**{x: values}), x, metric)
-
-
-def tracking_fit(completed: pd.DataFrame, axes: dict[str, list[Any]], axis: str,
-                 within: bool = False) -> tuple[Any, Any]:
-    """none/shared's trait_gain on mean_alignment over the trials of every level of `axis`, or (`within`) with an
-    intercept per level: (row, fitted OLS)."""
-    base = _arm_sample(completed, axes, axis, BASELINE)
-    if within:
-        base = base.assign(arm=base["arm"] + "|" + base[axis].astype(str))
-    return inf.slope(base, "mean_alignment")
-
-
-def exponent_fit(completed: pd.DataFrame, axes: dict[str, list[Any]], axis: str, metric: str) -> tuple[Any, Any]:
-    """none/shared's exponent b of `metric` ∝ P^b along `axis`, against random directions': (row, fitted GLM)."""
-    return inf.exponent(_arm_sample(completed, axes, axis, BASELINE), metric, RANDOM_EXPONENT)
-
-
-def across_tests(completed: pd.DataFrame, axes: dict[str, list[Any]]) -> pd.DataFrame:
-    """The rows about each axis (claim 'across AXIS'), as tests-table rows with the axis columns empty."""
-    rows = []
-    for axis in axes:
-        claim = f"across {axis}"
-        within = ", an intercept per level of the other axes" if len(axes) > 1 else ""
-        for arm in arm_order(completed):
-            rows += [_row(claim, arm, f"{metric} by {axis}", DIFFERENCES, "!=",
-                          f"the {axis} terms{within}",
-                          lambda arm=arm, metric=metric: inf.level_differences(
-                              _arm_sample(completed, axes, axis, arm), metric, axis))
-                     for metric in RELATION_METRICS]
-        fitted = regressor(completed[axis], axis)
-        if fitted is not None:
-            for arm in arm_order(completed):
-                rows += [_row(claim, arm, f"{metric} ~ {fitted[0]}", TREND, "!=",
-                              f"OLS over trials{within}",
-                              lambda arm=arm, metric=metric: trend_fit(completed, axes, axis, arm, metric)[0])
-                         for metric in RELATION_METRICS]
-        rows += [_row(claim, BASELINE, "trait_gain ~ mean_alignment", TRACKING_ACROSS, ">",
-                      f"OLS over trials at every {axis}{within}",
-                      lambda: tracking_fit(completed, axes, axis)[0]),
-                 _row(claim, BASELINE, "trait_gain ~ mean_alignment", TRACKING_WITHIN, ">",
-                      "OLS with an intercept per level",
-                      lambda: tracking_fit(completed, axes, axis, within=True)[0])]
-        base = _arm_sample(completed, axes, axis, BASELINE)
-        if base.groupby("arm")["parameter_count"].nunique().gt(1).any():  # the axis changes P
-            rows += [_row(claim, BASELINE, f"{metric} ∝ P^b", EXPONENT_TEST, ">",
-                          f"GLM, log link{within}; random directions: {RANDOM_EXPONENT:g}",
-                          lambda metric=metric: exponent_fit(completed, axes, axis, metric)[0],
-                          null=RANDOM_EXPONENT)
-                     for metric in EXPONENT_METRICS]
-    return with_axis_columns(tabulate(rows), axes)
 
 
 def level_table(completed: pd.DataFrame, axes: dict[str, list[Any]], axis: str) -> pd.DataFrame:

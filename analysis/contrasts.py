@@ -3,14 +3,16 @@
 A `Contrast` says which claim it serves, on which arms, of which per-trial metric, with which test, and what
 the claim expects (> 0, < 0, equivalent within a margin, non-inferior, ≠ 0). `plan` expands the list over a
 sweep's arms (without data: the sequential design counts its family from it); `tests_table` answers each
-planned row from the completed trials. The tables, verdicts, seeds-needed, the sequential looks and the
-figures all read that table. A plugin's mitigation declares its own rows and claims in its facts (`declared`).
+planned row from the completed trials, each row keeping the model it was answered with. The tables, verdicts,
+seeds-needed, the sequential looks and the figures all read that table. Rows of claim ACROSS are planned once per
+axis of a sweep (claim "across AXIS"), on every level's trials. A plugin's mitigation declares its own
+rows and claims in its facts (`declared`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,7 @@ from sublim.core.mitigations import BUILT_IN, report_facts
 from sublim.core.schema import LAYER_NAMES
 
 from . import inference as inf
+from .axes import RANDOM_EXPONENT, RELATION_METRICS, at_level, levels, trial_groups, with_axis_columns
 from .errors import Refusal
 from .load import arm_order
 
@@ -61,6 +64,9 @@ VERDICTS = {
 COLUMNS = ("claim", "role", "arm", "reference", "metric", "test", "expect", "alternative", "margin", "n",
            "estimate", "ci_low", "ci_high", "ci_level", "statistic", "df", "p", "p_adjusted", "alpha", "verdict",
            "flip_margin", "seeds_needed", "note")
+ACROSS = "across"  # a contrast of this claim is planned once per axis of a sweep, as claim "across AXIS"
+EXPONENT_TEST, TRACKING_ACROSS, TRACKING_WITHIN, TREND, DIFFERENCES = (
+    "exponent in P", "tracking across levels", "tracking within levels", "trend", "level differences")
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,12 @@ CONTRASTS: list[Contrast] = [
     # Control: transfer needs the shared initialization
     Contrast("control", "trait_gain", "paired t-test", ">", reference=CONTROL, role="primary"),
     Contrast("control", "trait_gain", "TOST equivalence", "=", arms=CONTROL, role="primary"),
+    # Across each axis: do the arms' alignment and acquisition differ between its values (any shape), and trend
+    # along it? Does trait gain track alignment across its levels in none/shared, and within them? For an axis
+    # that changes P: the exponent b of alignment ∝ P^b, against random directions' −1/2.
+    *(Contrast(ACROSS, metric, test, "!=", arms="all") for test in (DIFFERENCES, TREND) for metric in RELATION_METRICS),
+    *(Contrast(ACROSS, "trait_gain", test, ">", x="mean_alignment") for test in (TRACKING_ACROSS, TRACKING_WITHIN)),
+    *(Contrast(ACROSS, metric, EXPONENT_TEST, ">", null=RANDOM_EXPONENT) for metric in MEDIATORS),
 ]
 
 
@@ -151,6 +163,11 @@ class Planned:
     metric: str
     arms: tuple[str, ...] = field(default=())  # the arms a slope or mediation pools
     level: tuple[tuple[str, Any], ...] = ()  # (axis, value) pairs of the level the row is answered at, if any
+    axis: str | None = None  # a row about an axis (claim ACROSS): answered on every level's trials
+
+    @property
+    def claim(self) -> str:
+        return f"{ACROSS} {self.axis}" if self.axis else self.contrast.claim
 
     @property
     def level_label(self) -> str:
@@ -161,7 +178,7 @@ class Planned:
     def key(self) -> tuple[str, ...]:
         """What names the row in a sequential design; the level's label only with a level, so that designs of
         sweeps without axes keep their stored keys."""
-        return (self.contrast.claim, self.arm, self.reference, self.metric, self.contrast.test) + (
+        return (self.claim, self.arm, self.reference, self.metric, self.contrast.test) + (
             (self.level_label,) if self.level else ())
 
 
@@ -231,14 +248,32 @@ def arm_frame(trials: pd.DataFrame) -> pd.DataFrame:
     return firsts.loc[arm_order(trials)].reset_index()
 
 
-def plan(arms: pd.DataFrame, epochs: int, contrasts: list[Contrast] | None = None) -> list[Planned]:
-    """Every row the tests table will hold for these arms (`arm_frame`) and number of epochs."""
+class Axis(NamedTuple):
+    """What planning the rows about an axis needs: its name, the regressor of its trend (None: not numeric), and
+    whether it changes the parameter count P."""
+
+    name: str
+    regressor: str | None
+    changes_p: bool
+
+
+def plan(arms: pd.DataFrame, epochs: int, contrasts: list[Contrast] | None = None,
+         axis: Axis | None = None) -> list[Planned]:
+    """Every row the tests table will hold for these arms (`arm_frame`) and number of epochs; with `axis`, the
+    rows about that axis (claim ACROSS) instead."""
     rows = []
     for c in [*CONTRASTS, *declared(arms)] if contrasts is None else contrasts:
-        if epochs < c.min_epochs:
+        if epochs < c.min_epochs or (c.claim == ACROSS) != (axis is not None):
             continue
         metrics = [c.metric.format(epoch=e) for e in range(1, epochs + 1)] if c.epochs else [c.metric]
         chosen = _selected(arms, c.arms)
+        if axis is not None:
+            if (c.test == TREND and axis.regressor is None) or (c.test == EXPONENT_TEST and not axis.changes_p):
+                continue
+            metric = {DIFFERENCES: f"{c.metric} by {axis.name}", TREND: f"{c.metric} ~ {axis.regressor}",
+                      EXPONENT_TEST: f"{c.metric} ∝ P^b"}.get(c.test, f"{c.metric} ~ {c.x}")
+            rows += [Planned(c, arm, f"{c.null:g}", metric, axis=axis.name) for arm in chosen]
+            continue
         if c.test in ("slope heterogeneity", "common slope"):
             if len(chosen) >= 2:
                 label = "pooled arms" if c.arms == "pooled" else "shared-init arms"
@@ -258,6 +293,26 @@ def plan(arms: pd.DataFrame, epochs: int, contrasts: list[Contrast] | None = Non
             rows += [Planned(c, arm, reference if reference != "0" else f"{c.null:g}", metric) for metric in metrics]
     unique = {(p.arm, p.reference, p.metric, p.contrast.test): p for p in reversed(rows)}  # the first declared wins
     return [p for p in rows if unique[(p.arm, p.reference, p.metric, p.contrast.test)] is p]
+
+
+def axis_of(trials: pd.DataFrame, axes: dict[str, list[Any]], name: str) -> Axis:
+    """An axis as `plan` needs it, from the trials (the folder's values decide the trend's scale)."""
+    fitted, base = regressor(trials[name], name), _arm_sample(trials, axes, name, BASELINE)
+    return Axis(name, fitted and fitted[0], bool(base.groupby("arm")["parameter_count"].nunique().gt(1).any()))
+
+
+LOG_SPAN = 4  # an axis whose positive values span this ratio or more is fitted (and drawn) on a log scale
+
+
+def regressor(values: pd.Series, axis: str) -> tuple[str, pd.Series] | None:
+    """How a trend along `axis` is fitted: (name, values) on log2 when the positive values span LOG_SPAN or more,
+    else as they are; None for an axis that is not numeric."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.isna().any() or values.map(lambda v: isinstance(v, bool)).any():
+        return None
+    if (numbers > 0).all() and numbers.max() / numbers.min() >= LOG_SPAN:
+        return f"log2 {axis}", np.log2(numbers.astype(float))
+    return axis, numbers.astype(float)
 
 
 # --- answering one planned row ----------------------------------------------------------------------
@@ -290,10 +345,10 @@ def _slope_test(trials: pd.DataFrame, p: Planned, options: Options, context: dic
     c = p.contrast
     chosen = trials[trials["arm"].isin(p.arms)]
     if c.test == "slope heterogeneity":
-        row = inf.heterogeneity(chosen, c.x, c.metric)
+        row, model = inf.heterogeneity(chosen, c.x, c.metric)
         context[("heterogeneity", c.x)] = row
-        return {**row, "note": f"{row['method']}; arms {', '.join(p.arms)}; judged at alpha, not adjusted: it "
-                               "decides whether the common slope is fitted"}
+        return {**row, "model": model, "note": f"{row['method']}; arms {', '.join(p.arms)}; judged at alpha, not "
+                                               "adjusted: it decides whether the common slope is fitted"}
     if c.test == "common slope":
         het = context.get(("heterogeneity", c.x))
         if het is None:
@@ -301,9 +356,9 @@ def _slope_test(trials: pd.DataFrame, p: Planned, options: Options, context: dic
         if het["p"] <= inf.ALPHA:
             raise Refusal(f"the arms' slopes differ (heterogeneity p = {het['p']:.2g}): no common slope; "
                           "read the per-arm slopes")
-    row, _ = inf.slope(chosen, c.x, c.metric)
-    return {**row, "note": f"OLS, {'intercept per arm, ' if len(p.arms) > 1 else ''}{row['method']}"
-                           + (f"; arms {', '.join(p.arms)}" if c.arms == "pooled" else "")}
+    row, model = inf.slope(chosen, c.x, c.metric)
+    return {**row, "model": model, "note": f"OLS, {'intercept per arm, ' if len(p.arms) > 1 else ''}{row['method']}"
+                                           + (f"; arms {', '.join(p.arms)}" if c.arms == "pooled" else "")}
 
 
 def mitigation_sample(trials: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -315,26 +370,48 @@ def mitigation_sample(trials: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 
 def _mediation_test(trials: pd.DataFrame, p: Planned, options: Options, context: dict[str, Any]) -> dict[str, Any]:
+    """A mediation row; its model is the dose model (`inference.dose_model`'s fit) the figure draws."""
     c = p.contrast
     key = ("mediation", p.arm, c.x)
     if key not in context:
         sample = mitigation_sample(trials, p.arm)
         try:
-            model = inf.dose_model(sample.dropna(subset=["trait_gain", "strength"]))
-            context[key] = (inf.mediation(sample, c.x, model.scale, options.mediation_sims, options.mediation_seed),
-                            model.aic)
-        except Refusal as refusal:
-            context[key] = refusal
-        except (ValueError, np.linalg.LinAlgError) as error:
-            context[key] = Refusal(f"the mediation models could not be fitted ({error})")
-    answer = context[key]
-    if isinstance(answer, Refusal):
-        raise answer
-    rows, aic = answer
+            dose = inf.dose_model(sample.dropna(subset=["trait_gain", "strength"]))
+            context[key] = (inf.mediation(sample, c.x, dose.scale, options.mediation_sims, options.mediation_seed),
+                            dose.aic, dose)
+        except (Refusal, ValueError, np.linalg.LinAlgError) as error:
+            context[key] = error
+    if isinstance(context[key], Exception):
+        raise context[key]
+    rows, aic, dose = context[key]
     row = rows[c.test.split()[1]]
-    return {**row, "note": f"dose {row['dose']} (AIC linear {aic['linear']:.1f}, log {aic['log']:.1f}); "
-                           f"strength 0 → {row['contrast_to']:g}; exposure × mediator interaction allowed; "
-                           f"{options.mediation_sims} simulations"}
+    return {**row, "model": dose, "note": f"dose {row['dose']} (AIC linear {aic['linear']:.1f}, log "
+                                          f"{aic['log']:.1f}); strength 0 → {row['contrast_to']:g}; exposure × "
+                                          f"mediator interaction allowed; {options.mediation_sims} simulations"}
+
+
+def _arm_sample(trials: pd.DataFrame, axes: dict[str, list[Any]], axis: str, arm: str) -> pd.DataFrame:
+    """An arm's trials with `arm` holding their level of the other axes: the fits' intercept groups."""
+    return trials[trials["arm"] == arm].assign(arm=trial_groups(trials, axes, axis))
+
+
+def _across_test(trials: pd.DataFrame, p: Planned, axes: dict[str, list[Any]]) -> dict[str, Any]:
+    """A row about an axis, on the trials of every level: an F of its value terms, a trend on its regressor,
+    none/shared's tracking of alignment across (or within) its levels, or its exponent in P."""
+    c, axis = p.contrast, p.axis
+    sample = _arm_sample(trials, axes, axis, p.arm)
+    if c.test == DIFFERENCES:
+        row, model = inf.level_differences(sample, c.metric, axis)
+    elif c.test == TREND:
+        x, values = regressor(trials[axis], axis)  # one scale for every arm
+        row, model = inf.slope(sample.assign(**{x: values}), x, c.metric)
+    elif c.test == EXPONENT_TEST:
+        row, model = inf.exponent(sample, c.metric, c.null)
+    else:
+        within = sample.assign(arm=sample["arm"] + "|" + sample[axis].astype(str))
+        row, model = inf.slope(within if c.test == TRACKING_WITHIN else sample, c.x, c.metric)
+    others = ", an intercept per level of the other axes" if len(axes) > 1 else ""
+    return {**row, "model": model, "note": row["method"] + (others if c.test != TRACKING_WITHIN else "")}
 
 
 def _first_order_test(trials: pd.DataFrame, p: Planned, options: Options, context: dict[str, Any]) -> dict[str, Any]:
@@ -346,6 +423,8 @@ def _first_order_test(trials: pd.DataFrame, p: Planned, options: Options, contex
 
 def _answer(trials: pd.DataFrame, p: Planned, options: Options, context: dict[str, Any]) -> dict[str, Any]:
     test = p.contrast.test
+    if p.axis:
+        return _across_test(trials, p, context["axes"])
     if p.metric in ZERO_BY_CONSTRUCTION and (finite := inf.finite(trials.loc[trials["arm"] == p.arm, p.metric])).size \
             and not finite.any():
         raise _Zero(ZERO_BY_CONSTRUCTION[p.metric])
@@ -398,25 +477,38 @@ def _seeds(row: dict[str, Any]) -> tuple[Any, str | None]:
 
 
 def tests_table(trials: pd.DataFrame, options: Options = Options(), rows: list[Planned] | None = None,
-                alphas: dict[tuple, float] | None = None) -> pd.DataFrame:
+                alphas: dict[tuple, float] | None = None, axes: dict[str, list[Any]] | None = None) -> pd.DataFrame:
     """Answer `rows` (default: every planned row for these trials' arms) from completed `trials` (with the
-    per-trial metrics of `descriptives.trial_metrics`). Primary rows are judged on Holm-adjusted p-values,
-    or at `alphas[row key]` where a sequential design sets each test's level."""
+    per-trial metrics of `descriptives.trial_metrics`), each row with the model it was answered with (`model`).
+    Primary rows are judged on Holm-adjusted p-values, or at `alphas[row key]` where a sequential design sets each
+    test's level. Over `axes`: every planned row within each level (its values in the axis columns; each level its
+    own family), then the rows about each axis, on every level's trials (their axis columns empty)."""
     epochs = int(trials["epochs_done"].max()) if "epochs_done" in trials and len(trials) else 0
-    planned = plan(arm_frame(trials), epochs) if rows is None else rows
-    context: dict[str, Any] = {}
+    if axes:
+        across = [p for name in axes for p in plan(arm_frame(trials), epochs, axis=axis_of(trials, axes, name))]
+        parts = [tests_table(at_level(trials, level), options).assign(**level) for level in levels(trials, axes)]
+        return with_axis_columns(pd.concat([*parts, _answered(trials, across, options, None, axes)],
+                                           ignore_index=True), axes)
+    return _answered(trials, plan(arm_frame(trials), epochs) if rows is None else rows, options, alphas, {})
+
+
+def _answered(trials: pd.DataFrame, planned: list[Planned], options: Options, alphas: dict[tuple, float] | None,
+              axes: dict[str, list[Any]]) -> pd.DataFrame:
+    context: dict[str, Any] = {"axes": axes}
     out = []
     for p in planned:
         c = p.contrast
-        row = {"claim": c.claim, "role": c.role, "arm": p.arm, "reference": p.reference, "metric": p.metric,
+        row = {"claim": p.claim, "role": c.role, "arm": p.arm, "reference": p.reference, "metric": p.metric,
                "test": c.test, "expect": c.expect, "null": c.null, "margin": np.nan, "note": None,
-               "adjusted": c.adjusted}
+               "adjusted": c.adjusted, "model": None}
         try:
             row.update(_answer(trials, p, options, context))
         except _Zero as zero:
             row.update(verdict=ZERO, note=str(zero), p=np.nan)
         except Refusal as refusal:
             row.update(verdict=REFUSED, note=str(refusal), p=np.nan)
+        except (ValueError, np.linalg.LinAlgError) as error:
+            row.update(verdict=REFUSED, note=f"the model could not be fitted ({error})", p=np.nan)
         out.append(row)
     return tabulate(out, planned, alphas)
 
@@ -426,7 +518,7 @@ def tabulate(rows: list[dict[str, Any]], planned: list[Planned] | None = None,
     """Answered rows as the tests table: every column, the alternative, Holm over the primary rows (or the
     sequential levels of `planned` rows), verdicts and seeds-needed."""
     table = pd.DataFrame(rows)
-    for column in (*COLUMNS, "null", "effect_size"):
+    for column in (*COLUMNS, "null", "effect_size", "model"):
         if column not in table:
             table[column] = np.nan
     table["alternative"] = table["test"].map(_alternative)
@@ -437,7 +529,7 @@ def tabulate(rows: list[dict[str, Any]], planned: list[Planned] | None = None,
     table["note"] = table["note"].where(table["seeds_note"].isna(),
                                         table["note"].fillna("").str.cat(table["seeds_note"], sep="; ").str.strip("; "))
     table["note"] = table["note"].where(table["note"].astype(bool) & table["note"].notna(), None)
-    return table[list(COLUMNS) + ["null", "effect_size"]]
+    return table[list(COLUMNS) + ["null", "effect_size", "model"]]
 
 
 def _alternative(test: str) -> str:

@@ -22,9 +22,9 @@ from sublim.core.files import atomic_write
 from sublim.core.mitigations import report_facts
 
 from . import inference as inf
-from .axes import (EXPONENT_TEST, RANDOM_EXPONENT, RELATION_METRICS, TRACKING_ACROSS, TREND, at_level, exponent_fit,
-                   levels, regressor, tracking_fit, trend_fit)
-from .contrasts import BASELINE, MEDIATORS, REFUSED, ZERO, in_pool, mitigation_sample
+from .axes import RANDOM_EXPONENT, RELATION_METRICS, at_level, levels
+from .contrasts import (BASELINE, EXPONENT_TEST, MEDIATORS, REFUSED, TRACKING_ACROSS, TREND, ZERO, mitigation_sample,
+                        regressor)
 from .errors import Refusal, need
 from .load import arm_order
 
@@ -120,18 +120,15 @@ def _rows(tests: pd.DataFrame, answered: bool = False, **match: str) -> pd.DataF
     return chosen[~chosen["verdict"].isin([REFUSED, ZERO])] if answered else chosen
 
 
-def _fit_line(ax: Any, fit: Any, exog: pd.DataFrame, grid: np.ndarray, colour: Any, band: bool = True,
+def _fit_line(ax: Any, fit: Any, x: Any, grid: np.ndarray, colour: Any, band: bool = True, group: str | None = None,
               **style: Any) -> None:
-    """A fitted model's mean at the rows of `exog` drawn over `grid`, with the 95% band of that mean."""
-    line = fit.get_prediction(exog).summary_frame(alpha=inf.ALPHA)
+    """A tests-table row's fitted model (`y ~ x + C(arm)`) drawn at `x` over `grid`, for the intercept group `group`
+    (default: the model's reference group), with the 95% band of its mean."""
+    group = min(fit.model.data.frame["arm"]) if group is None else group
+    line = fit.get_prediction(pd.DataFrame({"x": x, "arm": group})).summary_frame(alpha=inf.ALPHA)
     ax.plot(grid, line["mean"], color=colour, **style)
     if band:
         ax.fill_between(grid, line["mean_ci_lower"], line["mean_ci_upper"], color=colour, alpha=0.15, linewidth=0)
-
-
-def _grid_exog(fit: Any, values: Any, name: str, ones: tuple[str, ...] = ("const",)) -> pd.DataFrame:
-    """A model's design at `values` of its regressor `name`, the terms `ones` 1 and every other term 0."""
-    return pd.DataFrame({term: values if term == name else float(term in ones) for term in fit.model.exog_names})
 
 
 def _bar(ax: Any, x: Any, summary: Any, style: tuple[Any, str], prefix: str = "", **kw: Any) -> None:
@@ -223,16 +220,14 @@ def accuracy_over_epochs(epochs: pd.DataFrame, completed: pd.DataFrame) -> Figur
     return fig
 
 
-def slope_lines(completed: pd.DataFrame, tests: pd.DataFrame, x: str) -> list[tuple[str, bool, Any]]:
-    """The fits the verdicts on trait_gain ~ x use, as (arm, common, fitted model): each arm's own line where its
-    slope row is answered; where the common-slope row is, the common slope (intercept per arm) over the arms the
-    table pools (shared-init, of mitigations that do not act on the trait direction), once per arm."""
+def slope_lines(tests: pd.DataFrame, x: str) -> list[tuple[str, bool, Any]]:
+    """The fits the verdicts on trait_gain ~ x use, as (arm, common, fitted model), from the tests table: each arm's
+    own line where its slope row is answered; where the common-slope row is, its fit once per arm it pools."""
     metric = f"trait_gain ~ {x}"
-    lines = [(arm, False, inf.slope(completed[completed["arm"] == arm], x)[1])
-             for arm in _rows(tests, answered=True, test="slope", metric=metric)["arm"]]
-    if len(_rows(tests, answered=True, test="common slope", metric=metric)):
-        pooled = completed[in_pool(completed)]
-        lines += [(arm, True, inf.slope(pooled, x)[1]) for arm in arm_order(pooled)]
+    lines = [(row["arm"], False, row["model"]) for row in _rows(tests, True, test="slope", metric=metric).to_dict(
+        "records")]
+    for fit in _rows(tests, answered=True, test="common slope", metric=metric)["model"]:
+        lines += [(arm, True, fit) for arm in dict.fromkeys(fit.model.data.frame["arm"])]
     return lines
 
 
@@ -264,10 +259,10 @@ def gain_vs_alignment(completed: pd.DataFrame, tests: pd.DataFrame) -> Figure:
             slope = f": slope {_interval(slopes.loc[arm])}" if arm in slopes.index else ""
             ax.scatter(rows[x], rows["trait_gain"], color=colour, marker=marker, s=28, alpha=0.85,
                        label=f"{arm} (n={len(rows)}){slope}")
-        for arm, common, fit in slope_lines(completed, tests, x):  # the arm's own line, or its common-slope line
+        for arm, common, fit in slope_lines(tests, x):  # the arm's own line, or its common-slope line
             own = points.loc[points["arm"] == arm, x]
             grid = np.linspace(own.min(), own.max(), 50)
-            _fit_line(ax, fit, _grid_exog(fit, grid, x, ("const", f"arm={arm}")), grid, styles[arm][0],
+            _fit_line(ax, fit, grid, grid, styles[arm][0], group=arm if common else None,
                       band=not common, linewidth=1.2 if common else 1.6, linestyle="--" if common else "-",
                       gid=f"{'common' if common else 'arm'}:{arm}")
         ax.axhline(0, color="black", linewidth=0.8, linestyle=":")
@@ -278,27 +273,30 @@ def gain_vs_alignment(completed: pd.DataFrame, tests: pd.DataFrame) -> Figure:
     return fig
 
 
-def _dose_line(ax: Any, completed: pd.DataFrame, kind: str, levels: pd.DataFrame, colour: Any) -> None:
-    """The dose model the mediation rows of `kind` use (`inference.dose_model`: trait_gain ~ dose + an intercept
-    per seed, by OLS, on the scale its rule chose) at the sample's average seed, with its band, over the strengths
-    run only (never extrapolated), naming the strengths whose mean's interval it misses; or why there is none."""
-    sample = mitigation_sample(completed, kind).dropna(subset=["trait_gain", "strength"])
-    if not (sample["strength"] > 0).any() or len(sample) <= sample["seed"].nunique() + 1:
-        ax.plot([], [], " ", label="no dose model: needs more trials than seeds + 1, some at strength > 0")
+def _dose_line(ax: Any, tests: pd.DataFrame, kind: str, levels: pd.DataFrame, colour: Any) -> None:
+    """The dose model of `kind`'s mediation rows (`inference.dose_model`: trait_gain ~ dose + an intercept per seed)
+    at the sample's average seed, with its band, over the strengths run only (never extrapolated), naming the
+    strengths whose mean's interval it misses; or why there is none."""
+    rows = _rows(tests, test="mediation total", arm=kind)
+    if not len(rows) or rows["verdict"].iloc[0] == REFUSED:
+        ax.plot([], [], " ", label=f"no dose model: {rows['note'].iloc[0] if len(rows) else 'no mediation row'}")
         return
-    model, top = inf.dose_model(sample), float(levels["strength"].max())
-    at = lambda s: pd.DataFrame([model.exog.mean()] * len(s)).assign(dose=inf.DOSES[model.scale](s, model.s_min))
-    fitted = model.fit.predict(at(levels["strength"].to_numpy(dtype=float)))
+    model, top = rows["model"].iloc[0], float(levels["strength"].max())
+    average = pd.Series(model.fit.model.exog.mean(axis=0), index=model.fit.model.exog_names)
+    at = lambda s: pd.DataFrame([average] * len(s)).assign(dose=inf.DOSES[model.scale](s, model.s_min))
+    fitted = model.fit.predict(at(levels["strength"].to_numpy(dtype=float)), transform=False)
     missed = [f"{s:g}" for s, y, low, high in zip(levels["strength"], fitted, levels["trait_gain_ci_low"],
                                                  levels["trait_gain_ci_high"]) if not low <= y <= high]
     grid = np.unique(np.clip(np.concatenate([np.linspace(0, top, 60), np.geomspace(model.s_min, top, 60)]), 0, top))
-    dose = "s" if model.scale == "linear" else f"log(1 + s/{model.s_min:g})"
-    _fit_line(ax, model.fit, at(grid), grid, colour, linewidth=1.2, linestyle="-.", gid=f"dose:{kind}:{model.scale}",
-              label=f"dose model on {dose}, slope {model.fit.params['dose']:.3g}"
-                    + (f";\nmisses the mean's CI at s = {', '.join(missed)}" if missed else ""))
+    line = model.fit.get_prediction(at(grid), transform=False).summary_frame(alpha=inf.ALPHA)
+    ax.plot(grid, line["mean"], color=colour, linewidth=1.2, linestyle="-.", gid=f"dose:{kind}:{model.scale}",
+            label=f"dose model on {'s' if model.scale == 'linear' else f'log(1 + s/{model.s_min:g})'}, slope "
+                  f"{model.fit.params['dose']:.3g}" + (f";\nmisses the mean's CI at s = {', '.join(missed)}" if missed
+                                                      else ""))
+    ax.fill_between(grid, line["mean_ci_lower"], line["mean_ci_upper"], color=colour, alpha=0.15, linewidth=0)
 
 
-def dose_response(completed: pd.DataFrame, doses: pd.DataFrame) -> Figure:
+def dose_response(completed: pd.DataFrame, doses: pd.DataFrame, tests: pd.DataFrame) -> Figure:
     """Per mitigation: trait_gain and mean alignment against strength, trial points and mean ± 95% CI in each
     arm's style, and on trait_gain the dose model its mediation rows use."""
     kinds = list(dict.fromkeys(doses["mitigation"])) if len(doses) else []
@@ -318,7 +316,7 @@ def dose_response(completed: pd.DataFrame, doses: pd.DataFrame) -> Figure:
             ax.plot(strengths, levels[f"{metric}_mean"], color=darkest, linewidth=1, alpha=0.6,
                     label=f"mean ± {BAND} per strength")
             if metric == "trait_gain":
-                _dose_line(ax, completed, kind, levels, darkest)
+                _dose_line(ax, tests, kind, levels, darkest)
             ax.axhline(0, color="black", linewidth=0.8, linestyle="--")
             positive, scale = strengths[strengths > 0], ""
             if len(positive) and positive.max() / positive.min() > 20:  # e.g. 0.1 to 10: spread them out
@@ -384,12 +382,11 @@ def first_order(completed: pd.DataFrame, tests: pd.DataFrame) -> Figure:
     return fig
 
 
-def across_axis(completed: pd.DataFrame, tests: pd.DataFrame, table: pd.DataFrame, axis: str,
-                axes: dict[str, list[Any]]) -> Figure:
+def across_axis(completed: pd.DataFrame, tests: pd.DataFrame, table: pd.DataFrame, axis: str) -> Figure:
     """Along one axis: each arm's mean alignment, update alignment and trait gain per level (mean ± 95% CI over
     seeds) with the trend the tests table fits; on the alignments, none/shared's power law in P (the exponent
     row) beside the slope −1/2 of random directions; and trait gain against mean alignment in none/shared with
-    the across-levels tracking line: each line the fit of its tests-table row (`axes`' fit functions)."""
+    the across-levels tracking line: each line the model of its tests-table row."""
     need(len(table) > 0 and table[axis].nunique() >= 2, f"needs completed trials at 2 or more values of {axis}")
     claim, styles, fitted = f"across {axis}", arm_styles(completed), regressor(completed[axis], axis)
     numeric, log2 = fitted is not None, fitted is not None and fitted[0].startswith("log2")
@@ -405,16 +402,15 @@ def across_axis(completed: pd.DataFrame, tests: pd.DataFrame, table: pd.DataFram
             _bar(ax, x, rows, styles[arm], f"{metric}_", capsize=3, linestyle="none" if len(trend) else "-",
                  label=f"{arm} (n={int(rows[f'{metric}_n'].max())} per level){said}")
             if len(trend):
-                fit = trend_fit(completed, axes, axis, arm, metric)[1]
                 grid = np.geomspace(x.min(), x.max(), 50) if log2 else np.linspace(x.min(), x.max(), 50)
-                _fit_line(ax, fit, _grid_exog(fit, np.log2(grid) if log2 else grid, fitted[0]), grid, styles[arm][0],
+                _fit_line(ax, trend["model"].iloc[0], np.log2(grid) if log2 else grid, grid, styles[arm][0],
                           linewidth=1.0, gid=f"trend:{arm}:{metric}")
         exponent = _rows(tests, answered=True, claim=claim, test=EXPONENT_TEST, metric=f"{metric} ∝ P^b")
         if len(exponent):
             rows = table[table["arm"] == BASELINE].drop_duplicates(axis)
             x, power = rows[axis].astype(float), rows["parameter_count"].to_numpy(dtype=float)
-            fit = exponent_fit(completed, axes, axis, metric)[1]
-            curve = fit.predict(_grid_exog(fit, np.log(power), "parameter_count"))
+            fit = exponent["model"].iloc[0]
+            curve = np.asarray(fit.predict(pd.DataFrame({"x": np.log(power), "arm": min(fit.model.data.frame["arm"])})))
             ax.plot(x, curve, color="black", linestyle="--", linewidth=1.2, gid=f"exponent:{metric}",
                     label=f"{BASELINE} fit ∝ P^b, b = {_interval(exponent.iloc[0])}")
             ax.plot(x, curve[0] * (power / power[0]) ** RANDOM_EXPONENT, color="#888888", linestyle=":",
@@ -434,9 +430,8 @@ def across_axis(completed: pd.DataFrame, tests: pd.DataFrame, table: pd.DataFram
                    label=f"{axis} = {value} (n={len(rows)})")
     tracking = _rows(tests, answered=True, claim=claim, test=TRACKING_ACROSS)
     if len(tracking) and len(base):
-        fit = tracking_fit(completed, axes, axis)[1]
         grid = np.linspace(base["mean_alignment"].min(), base["mean_alignment"].max(), 50)
-        _fit_line(ax, fit, _grid_exog(fit, grid, "mean_alignment"), grid, "black", linewidth=1.4, gid="tracking",
+        _fit_line(ax, tracking["model"].iloc[0], grid, grid, "black", linewidth=1.4, gid="tracking",
                   label=f"across levels: slope {_interval(tracking.iloc[0])}")
     ax.set(xlabel=LABELS["mean_alignment"], ylabel=GAIN, title=f"{BASELINE}: does trait gain track alignment across "
                                                                f"{axis}?")
@@ -467,6 +462,6 @@ def draw_all(completed: pd.DataFrame, steps: pd.DataFrame, epochs: pd.DataFrame,
         "alignment_steps": lambda: alignment_over_steps(steps, completed), "update_alignment_steps": lambda:
         alignment_over_steps(steps, completed, "update_alignment"), "accuracy_epochs": lambda:
         accuracy_over_epochs(epochs, completed), "gain_vs_alignment": lambda: gain_vs_alignment(completed, tests),
-        "dose_response": lambda: dose_response(completed, doses), "per_layer_alignment": lambda:
+        "dose_response": lambda: dose_response(completed, doses, tests), "per_layer_alignment": lambda:
         per_layer_alignment(tests, completed), "first_order": lambda: first_order(completed, tests)}
     return {name + suffix: draw(name + suffix, build, folder) for name, build in jobs.items()}

@@ -1,22 +1,20 @@
 """The tests the report runs, each on one number per seed (or per trial, seeds clustered), each returning
-the same kind of row: `n`, `estimate`, `ci_low`, `ci_high`, `ci_level`, `statistic`, `df`, `p`.
+the same kind of row: `n`, `estimate`, `ci_low`, `ci_high`, `ci_level`, `statistic`, `df`, `p`; a model's test
+returns (row, fitted model), so that a figure draws the model its row was answered with.
 
-A test that needs more (or better) data than there is raises `Refusal` with what it needs and has;
-the tests table turns that into a refused row, never a number that means nothing.
-
-Models over several trials of a seed (arms of a seed share its teacher) cluster by seed, and the report has
-10 to 20 seeds: too few for the usual cluster-robust (CR1) Wald tests, which reject a true null far too often
-there (`benchmarks/heterogeneity_size.py`). So a single clustered coefficient is read with CR2 standard errors
-and a t reference on Bell–McCaffrey (Satterthwaite) degrees of freedom, and a joint test of several clustered
-coefficients takes its p-value from a restricted wild-cluster bootstrap. `METHODS` says each in one sentence.
+A test that needs more (or better) data than there is raises `Refusal` with what it needs and has. Models over
+several trials of a seed cluster by seed; with 10 to 20 seeds the usual CR1 Wald tests reject a true null far too
+often (`benchmarks/heterogeneity_size.py`), so one clustered coefficient is read with CR2 and a t on Bell–McCaffrey
+degrees of freedom, and a joint test takes its p from a restricted wild-cluster bootstrap. `METHODS` says each in
+one sentence. Designs come from statsmodels formulas over fixed column names (y, x, arm, seed, level, dose): no
+value of a results folder is ever part of a formula.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -53,7 +51,8 @@ METHODS = {
                      f"from a restricted wild-cluster bootstrap over seeds (the common-slope null imposed, Webb's "
                      f"six-point weights, {BOOTSTRAP_REPLICATES} replicates, fixed seed {BOOTSTRAP_SEED}), which holds "
                      "its size with 10 to 20 seeds (simulated 0.03 to 0.05 at 0.05) where the cluster-robust Wald F "
-                     "rejects a true common slope in 19% to 46% of simulated sweeps.",
+                     "rejects a true common slope in 19% to 46% of simulated sweeps, and CR2 with an approximate "
+                     "Hotelling test has almost no degrees of freedom left with nearly as many terms as seeds.",
     "level differences": "Whether an arm's means differ between the values of an axis: the OLS F statistic of the "
                          "value terms (an intercept per level of the other axes), its p-value from a restricted "
                          f"wild-cluster bootstrap over seeds (Webb's six-point weights, {BOOTSTRAP_REPLICATES} "
@@ -139,24 +138,20 @@ def per_seed(trials: pd.DataFrame, arms: list[str], metric: str) -> pd.DataFrame
 
 
 def _groups(seeds: pd.Series) -> np.ndarray:
-    """Seed labels as cluster codes 0..G-1 in sorted order of the seeds (so that a bootstrap's draws do not
-    depend on the order of the trials)."""
+    """Seed labels as cluster codes 0..G-1 in sorted order (a bootstrap's draws do not depend on the trials' order)."""
     return pd.factorize(seeds, sort=True)[0]
 
 
-def _fit(formula_y: pd.Series, exog: pd.DataFrame, seeds: pd.Series, focal: str | None = None) -> Any:
-    """OLS of y on exog. Where a seed has several trials (its arms share a teacher): CR2 standard errors
-    clustered by seed (`cr2`), with t on the Bell–McCaffrey degrees of freedom of the coefficient `focal`
-    (`fit.df_resid_inference`; every coefficient's in `fit.satterthwaite_df`). Else HC3 with t on the residual
-    df (n − parameters). Refused when the covariance is undefined."""
-    need(np.linalg.matrix_rank(exog.to_numpy()) == exog.shape[1], "the regressors are collinear in this sample")
-    model = sm.OLS(formula_y.to_numpy(dtype=float), exog)
+def _fit(model: Any, seeds: pd.Series, focal: str | None = None) -> Any:
+    """Fit an OLS model. Where a seed has several trials (its arms share a teacher): CR2 clustered by seed, t on
+    the Bell–McCaffrey df of the coefficient `focal` (`cr2`). Else HC3 with t on the residual df."""
+    need(np.linalg.matrix_rank(model.exog) == model.exog.shape[1], "the regressors are collinear in this sample")
     if seeds.value_counts().max() > 1:
         need(seeds.nunique() >= MIN_SEEDS + 1, f"needs at least {MIN_SEEDS + 1} seeds to cluster by seed, "
              f"has {seeds.nunique()}")
         groups = _groups(seeds)
         fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
-        _use_cr2(fit, exog.to_numpy(dtype=float), np.asarray(fit.resid), groups, focal)
+        _use_cr2(fit, model.exog, np.asarray(fit.resid), groups, focal)
     else:
         fit = model.fit(cov_type="HC3", use_t=True)
     need(bool(np.isfinite(fit.bse).all()), "the standard errors are undefined: a trial has leverage 1")
@@ -165,15 +160,11 @@ def _fit(formula_y: pd.Series, exog: pd.DataFrame, seeds: pd.Series, focal: str 
 
 def cr2(exog: np.ndarray, resid: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CR2 cluster-robust covariance of a least-squares fit and each coefficient's Bell–McCaffrey degrees of
-    freedom: (covariance, df per coefficient).
-
-    CR2 (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018) rescales each cluster's residuals by
-    (I − H_gg)^(−1/2), which undoes their shrinkage toward the fit, so that the covariance is unbiased when the
-    errors are independent with equal variances; CR1's single factor G/(G − 1) does not, and with 10 to 20
-    clusters its standard errors are too small. A coefficient's df is Satterthwaite's 2 E[V]² / Var[V] for its
-    CR2 variance V under that working model: with few clusters, or a coefficient that a few clusters carry, it
-    is well below G − 1, and the t reference widens accordingly. On one trial per cluster CR2 is HC2.
-    `exog` may be a linearised design (a GLM's ∂μ/∂β, `resid` its y − μ)."""
+    freedom: (covariance, df per coefficient). CR2 (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018) rescales
+    each cluster's residuals by (I − H_gg)^(−1/2), undoing their shrinkage toward the fit, where CR1's factor
+    G/(G − 1) leaves 10 to 20 clusters' errors too small; the df is Satterthwaite's 2 E[V]² / Var[V] for the CR2
+    variance V under independent equal-variance errors. On one trial per cluster CR2 is HC2. `exog` may be a
+    linearised design (a GLM's ∂μ/∂β, `resid` its y − μ)."""
     x, e = np.asarray(exog, dtype=float), np.asarray(resid, dtype=float)
     n, k = x.shape
     bread = np.linalg.pinv(x.T @ x)
@@ -186,14 +177,13 @@ def cr2(exog: np.ndarray, resid: np.ndarray, groups: np.ndarray) -> tuple[np.nda
         root = np.where(keep, 1 / np.sqrt(np.where(keep, values, 1.0)), 0.0)
         adjusted[:, idx] = bread @ x[idx].T @ ((vectors * root) @ vectors.T)
     scores = np.stack([adjusted[:, idx] @ e[idx] for idx in clusters])  # G × k
-    covariance = scores.T @ scores
     # Coefficient c's CR2 variance is Σ_g (a_gc' ε)², a_gc = (I − H)_{·g} adjusted_cg': a quadratic form in ε
     # whose mean and variance under ε ~ N(0, I) are Σ_g m_ggc and 2 Σ_gh m_ghc², with m_ghc = a_gc' a_hc.
     a = np.stack([adjusted[:, idx] @ residual_maker[idx] for idx in clusters])  # G × k × n
     m = np.einsum("gcn,hcn->cgh", a, a)
     with np.errstate(invalid="ignore", divide="ignore"):
         df = np.einsum("cgg->c", m) ** 2 / (m ** 2).sum(axis=(1, 2))
-    return covariance, df
+    return scores.T @ scores, df
 
 
 def _use_cr2(fit: Any, exog: np.ndarray, resid: np.ndarray, groups: np.ndarray, focal: str | None) -> None:
@@ -211,174 +201,113 @@ def _use_cr2(fit: Any, exog: np.ndarray, resid: np.ndarray, groups: np.ndarray, 
 
 
 def slope_sample(trials: pd.DataFrame, x: str, y: str = "trait_gain") -> pd.DataFrame:
+    """Columns y, x, seed and arm of the trials with a finite x and y, checked to hold a line."""
     need(x in trials and y in trials, f"needs {x} and {y} in the trials")
-    sample = trials[[y, x, "seed", "arm"]].assign(**{
-        column: pd.to_numeric(trials[column], errors="coerce") for column in (x, y)}).dropna()
+    sample = pd.DataFrame({"y": pd.to_numeric(trials[y], errors="coerce"), "x": pd.to_numeric(trials[x], errors="coerce"),
+                           "seed": trials["seed"], "arm": trials["arm"].astype(str)}).dropna()
     need(len(sample) >= MIN_SEEDS + 1, f"needs at least {MIN_SEEDS + 1} trials with finite {x} and {y}, "
          f"has {len(sample)}")
-    need(sample[x].nunique() >= MIN_DISTINCT_X,
-         f"needs at least {MIN_DISTINCT_X} distinct values of {x}, has {sample[x].nunique()}")
+    need(sample["x"].nunique() >= MIN_DISTINCT_X,
+         f"needs at least {MIN_DISTINCT_X} distinct values of {x}, has {sample['x'].nunique()}")
     return sample
 
 
-def arm_design(sample: pd.DataFrame, x: str, interactions: bool = False) -> pd.DataFrame:
-    """Intercept, x, one intercept shift per arm after the first and (with `interactions`) one slope shift."""
-    labels, values = sample["arm"].to_numpy(), sample[x].to_numpy(dtype=float)
-    names, columns = ["const", x], [np.ones(len(sample)), values]
-    for arm in list(dict.fromkeys(labels))[1:]:
-        dummy = (labels == arm).astype(float)
-        names.append(f"arm={arm}")
-        columns.append(dummy)
-        if interactions:
-            names.append(f"{x}:arm={arm}")
-            columns.append(dummy * values)
-    return pd.DataFrame(np.column_stack(columns), index=sample.index, columns=names)
+def _row(fit: Any, sample: pd.DataFrame, name: str = "x", null: float = 0.0) -> Row:
+    """The row of coefficient `name` of a fit with CR2 (clustered) or HC3 errors, tested against `null`."""
+    clustered = fit.cov_type == "cluster"
+    df = float(getattr(fit, "df_resid_inference", None) or fit.df_resid)
+    estimate, se = float(fit.params[name]), float(fit.bse[name])
+    low, high = fit.conf_int(alpha=ALPHA).loc[name]
+    t = (estimate - null) / se
+    return {"n": int(sample["seed"].nunique()), "trials": len(sample), "estimate": estimate, "ci_low": float(low),
+            "ci_high": float(high), "ci_level": CONFIDENCE, "statistic": t, "df": df,
+            "p": float(2 * scipy_stats.t.sf(abs(t), df)), "cov": fit.cov_type, "se": "CR2" if clustered else "HC3",
+            "method": f"CR2 SEs clustered by seed, t on {df:.1f} Bell–McCaffrey df" if clustered
+            else f"HC3 SEs, t on {df:.0f} df"}
 
 
 def slope(trials: pd.DataFrame, x: str, y: str = "trait_gain") -> tuple[Row, Any]:
-    """The slope of y on x, with an intercept per arm when several arms are given: (row, fitted model).
-
-    One trial per seed (one arm): HC3 standard errors, t on n − 2 df (n − parameters with arm intercepts); HC3
-    rather than plain OLS errors because trait gain's spread may change with alignment, and a t rather than a
-    normal reference because with 10 seeds the normal one rejects a true null about 8% of the time at 0.05
-    (`benchmarks/heterogeneity_size.py`). Several trials per seed: CR2 clustered by seed, t on the slope's
-    Bell–McCaffrey df (`cr2`). The fitted model carries the covariance and df the row uses. Row keys beyond the
-    common ones: trials, r2, cov ('cluster' or 'HC3'), se ('CR2' or 'HC3'), method (one phrase)."""
+    """The slope of y on x (the model `y ~ x + C(arm)`: an intercept per arm where several are given): one trial
+    per seed, HC3 and t on n − 2 df (the spread of trait gain may change with alignment, and a normal reference
+    rejects a true null about 8% of the time at 10 seeds); several, CR2 clustered by seed. Row keys beyond the
+    common ones: trials, r2, cov, se, method."""
     sample = slope_sample(trials, x, y)
-    fit = _fit(sample[y], arm_design(sample, x), sample["seed"], focal=x)
-    low, high = fit.conf_int(alpha=ALPHA).loc[x]
-    clustered = fit.cov_type == "cluster"
-    df = _inference_df(fit)
-    return ({"n": int(sample["seed"].nunique()), "trials": len(sample), "estimate": float(fit.params[x]),
-             "ci_low": float(low), "ci_high": float(high), "ci_level": CONFIDENCE,
-             "statistic": float(fit.tvalues[x]), "df": df, "p": float(fit.pvalues[x]),
-             "r2": float(fit.rsquared), "cov": fit.cov_type, "se": "CR2" if clustered else "HC3",
-             "method": f"CR2 SEs clustered by seed, t on {df:.1f} Bell–McCaffrey df" if clustered
-             else f"HC3 SEs, t on {df:.0f} df"}, fit)
-
-
-def _inference_df(fit: Any) -> float:
-    """The t distribution's degrees of freedom: the focal coefficient's Bell–McCaffrey df when clustered by seed,
-    else the residual df."""
-    return float(getattr(fit, "df_resid_inference", None) or fit.df_resid)
+    fit = _fit(smf.ols("y ~ x + C(arm)", sample), sample["seed"], focal="x")
+    return {**_row(fit, sample), "r2": float(fit.rsquared)}, fit
 
 
 def exponent(sample: pd.DataFrame, y: str, null: float, x: str = "parameter_count") -> tuple[Row, Any]:
-    """The exponent b of E[y] = a_arm · x^b over trials: a Gaussian GLM with log link (so a trial with y <= 0
-    still counts; only the means must be positive), an intercept per `arm` value, CR2 standard errors clustered
-    by seed on the linearised model (design μ·X, residuals y − μ) and t on b's Bell–McCaffrey df (`cr2`: with
-    10 to 12 seeds CR1 with t on seeds − 1 is too narrow); tested against `null`. Returns (row, fitted model),
-    the model carrying the CR2 covariance and that df."""
+    """The exponent b of E[y] = a_arm · x^b over trials: a Gaussian GLM with log link (a trial with y <= 0 still
+    counts; only the means must be positive), `y ~ log(x) + C(arm)`, CR2 clustered by seed on the linearised model
+    (design μ·X, residuals y − μ), t on b's Bell–McCaffrey df; tested against `null`."""
     sample = slope_sample(sample, x, y)
     need(sample["seed"].nunique() >= MIN_SEEDS + 1, f"needs at least {MIN_SEEDS + 1} seeds to cluster by seed, "
          f"has {sample['seed'].nunique()}")
-    means = sample.groupby(["arm", x])[y].mean()
+    means = sample.groupby(["arm", "x"])["y"].transform("mean")
     need(bool((means > 0).all()), f"a mean of {y} at some {x} is not positive ({means.min():.3g}): a power law "
          "in it has no exponent")
-    exog = arm_design(sample.assign(**{x: np.log(sample[x].astype(float))}), x)
-    start = sm.OLS(np.log(sample.groupby(["arm", x])[y].transform("mean")), exog).fit().params
-    endog = sample[y].to_numpy(dtype=float)
-    model = sm.GLM(endog, exog, family=sm.families.Gaussian(sm.families.links.Log()))
+    sample = sample.assign(x=np.log(sample["x"].astype(float)), log_mean=np.log(means))
+    start = smf.ols("log_mean ~ x + C(arm)", sample).fit().params
+    model = smf.glm("y ~ x + C(arm)", sample, family=sm.families.Gaussian(sm.families.links.Log()))
     groups = _groups(sample["seed"])
     fit = model.fit(start_params=start, cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
     need(bool(fit.converged), "the power-law fit did not converge")
     mu = np.asarray(fit.fittedvalues, dtype=float)
-    _use_cr2(fit, exog.to_numpy(dtype=float) * mu[:, None], endog - mu, groups, x)
+    _use_cr2(fit, model.exog * mu[:, None], model.endog - mu, groups, "x")
     need(bool(np.isfinite(fit.bse).all()), "the power-law fit did not converge")
-    b, se, df = float(fit.params[x]), float(fit.bse[x]), _inference_df(fit)
-    low, high = fit.conf_int(alpha=ALPHA).loc[x]
-    t = (b - null) / se
-    return ({"n": int(sample["seed"].nunique()), "trials": len(sample), "estimate": b, "ci_low": float(low),
-             "ci_high": float(high), "ci_level": CONFIDENCE, "statistic": t, "df": df,
-             "p": float(2 * scipy_stats.t.sf(abs(t), df)), "cov": fit.cov_type, "se": "CR2",
-             "method": f"CR2 SEs clustered by seed, t on {df:.1f} Bell–McCaffrey df"}, fit)
+    return _row(fit, sample, null=null), fit
 
 
-def heterogeneity(trials: pd.DataFrame, x: str, y: str = "trait_gain") -> Row:
-    """Do the arms' slopes of y on x differ? The F statistic of the arm × x interactions in OLS with an intercept
-    and a slope per arm, its p-value from a restricted wild-cluster bootstrap over seeds (`wild_bootstrap_f`).
-
-    Why not the cluster-robust Wald F: with 10 to 20 seeds and 6 to 10 interaction terms its CR1 covariance is
-    estimated from barely more clusters than it has rows, and it rejects a true common slope in 19% to 46% of
-    simulated sweeps at 0.05; CR2 with the approximate Hotelling T² (HTZ) holds the size but, with the terms nearly as
-    many as the seeds, has almost no degrees of freedom left (it rejects almost nothing, and cannot be computed
-    at all with as many terms as seeds). The bootstrap imposes the common slope, redraws each seed's residuals
-    with one Webb weight (keeping the seed's correlation across arms and each arm's own spread) and compares
-    the F statistic with its redrawn distribution: simulated size at most 0.05 on the report's designs, and it
-    needs no more seeds than terms (`benchmarks/heterogeneity_size.py`). Row: statistic F, df its number of
-    terms, p the bootstrap's; replicates, method."""
-    return heterogeneity_fit(trials, x, y)[0]
-
-
-def heterogeneity_fit(trials: pd.DataFrame, x: str, y: str = "trait_gain") -> tuple[Row, Any]:
-    """`heterogeneity`'s row and its fitted model (OLS, intercept and slope per arm; its covariance the plain
-    OLS one of the F statistic: the p-value is the bootstrap's)."""
+def heterogeneity(trials: pd.DataFrame, x: str, y: str = "trait_gain") -> tuple[Row, Any]:
+    """Do the arms' slopes of y on x differ? The F of the arm × x terms of `y ~ x * C(arm)` (arms with at least
+    MIN_DISTINCT_X values of x), p by a restricted wild-cluster bootstrap over seeds (`wild_bootstrap_f`)."""
     sample = slope_sample(trials, x, y)
-    informative = sample.groupby("arm")[x].transform("nunique") >= MIN_DISTINCT_X
-    sample = sample[informative]
+    sample = sample[sample.groupby("arm")["x"].transform("nunique") >= MIN_DISTINCT_X]
     arms = sample["arm"].nunique()
     need(arms >= 2, f"needs at least 2 arms with {MIN_DISTINCT_X} distinct values of {x}, has {arms}")
-    exog = arm_design(sample, x, interactions=True)
-    tested = [c for c in exog if c.startswith(f"{x}:")]
-    return _joint_test(sample, y, exog, tested, f"arm × {x} terms")
+    return _joint_test(smf.ols("y ~ x * C(arm)", sample), sample["seed"], "x:", f"arm × {x} terms")
 
 
-def level_differences(trials: pd.DataFrame, y: str, by: str) -> Row:
-    """Do the means of y differ between the values of `by`, whatever the shape (a hump as well as a trend)? The
-    F statistic of the value terms, with an intercept per `arm` group, its p-value from a restricted
-    wild-cluster bootstrap over seeds (`wild_bootstrap_f`; why not a cluster-robust Wald F: see
-    `heterogeneity`)."""
-    return level_differences_fit(trials, y, by)[0]
-
-
-def level_differences_fit(trials: pd.DataFrame, y: str, by: str) -> tuple[Row, Any]:
-    """`level_differences`' row and its fitted model (OLS; its covariance the plain OLS one of the F statistic)."""
+def level_differences(trials: pd.DataFrame, y: str, by: str) -> tuple[Row, Any]:
+    """Do the means of y differ between the values of `by`, whatever the shape (a hump as well as a trend)? The F
+    of the value terms of `y ~ C(level) + C(arm)` (an intercept per `arm` group), p by the bootstrap."""
     need(y in trials, f"needs {y} in the trials")
-    sample = trials[[y, by, "seed", "arm"]].assign(**{y: pd.to_numeric(trials[y], errors="coerce")}).dropna()
-    need(sample[by].nunique() >= 2, f"needs trials at 2 or more values of {by}, has {sample[by].nunique()}")
-    values = pd.get_dummies(sample[by].astype(str), prefix=by, drop_first=True, dtype=float)
-    groups = pd.get_dummies(sample["arm"].astype(str), prefix="group", drop_first=True, dtype=float)
-    exog = pd.concat([pd.Series(1.0, index=sample.index, name="const"), values, groups], axis=1)
-    return _joint_test(sample, y, exog, list(values.columns), f"{by} terms")
+    sample = pd.DataFrame({"y": pd.to_numeric(trials[y], errors="coerce"), "level": trials[by].astype(str),
+                           "seed": trials["seed"], "arm": trials["arm"].astype(str)})[trials[by].notna()].dropna()
+    need(sample["level"].nunique() >= 2, f"needs trials at 2 or more values of {by}, has {sample['level'].nunique()}")
+    return _joint_test(smf.ols("y ~ C(level) + C(arm)", sample), sample["seed"], "C(level)", f"{by} terms")
 
 
-def _joint_test(sample: pd.DataFrame, y: str, exog: pd.DataFrame, names: list[str], what: str) -> tuple[Row, Any]:
-    """The OLS F statistic that the coefficients `names` of y ~ exog are all 0, with a restricted wild-cluster
+def _joint_test(model: Any, seeds: pd.Series, prefix: str, what: str) -> tuple[Row, Any]:
+    """The OLS F statistic that the coefficients named `prefix`... are all 0, with a restricted wild-cluster
     bootstrap p-value over seeds (each trial its own cluster where no seed repeats): (row, fitted OLS)."""
-    need(np.linalg.matrix_rank(exog.to_numpy()) == exog.shape[1], "the regressors are collinear in this sample")
-    seeds = sample["seed"]
+    exog, names = model.exog, model.exog_names
+    tested = [i for i, name in enumerate(names) if name.startswith(prefix)]
+    need(np.linalg.matrix_rank(exog) == exog.shape[1], "the regressors are collinear in this sample")
     clustered = bool(seeds.value_counts().max() > 1)
     if clustered:
         need(seeds.nunique() >= MIN_SEEDS + 1, f"needs at least {MIN_SEEDS + 1} seeds to cluster by seed, "
              f"has {seeds.nunique()}")
-    need(len(sample) > exog.shape[1], f"needs more trials than the {exog.shape[1]} coefficients, has {len(sample)}")
-    endog = sample[y].to_numpy(dtype=float)
-    fit = sm.OLS(endog, exog).fit()
-    groups = _groups(seeds) if clustered else np.arange(len(sample))
-    statistic, p = wild_bootstrap_f(exog.to_numpy(dtype=float), endog, groups, [list(exog).index(n) for n in names])
+    need(len(seeds) > exog.shape[1], f"needs more trials than the {exog.shape[1]} coefficients, has {len(seeds)}")
+    groups = _groups(seeds) if clustered else np.arange(len(seeds))
+    statistic, p = wild_bootstrap_f(exog, model.endog, groups, tested)
     need(bool(np.isfinite(statistic)), f"the F statistic of the {what} is undefined: the fit has no residual spread")
     unit = "seeds" if clustered else "trials"
-    return ({"n": int(seeds.nunique()), "trials": len(sample), "estimate": np.nan, "ci_low": np.nan,
-             "ci_high": np.nan, "ci_level": np.nan, "statistic": float(statistic), "df": float(len(names)),
+    return ({"n": int(seeds.nunique()), "trials": len(seeds), "estimate": np.nan, "ci_low": np.nan,
+             "ci_high": np.nan, "ci_level": np.nan, "statistic": float(statistic), "df": float(len(tested)),
              "p": float(p), "cov": "cluster" if clustered else "HC", "replicates": BOOTSTRAP_REPLICATES,
-             "method": f"F of {len(names)} {what}, p by restricted wild-cluster bootstrap over "
-                       f"{groups.max() + 1} {unit} (Webb weights, {BOOTSTRAP_REPLICATES} replicates)"}, fit)
+             "method": f"F of {len(tested)} {what}, p by restricted wild-cluster bootstrap over "
+                       f"{groups.max() + 1} {unit} (Webb weights, {BOOTSTRAP_REPLICATES} replicates)"}, model.fit())
 
 
 def wild_bootstrap_f(exog: np.ndarray, endog: np.ndarray, groups: np.ndarray, tested: list[int],
                      replicates: int = BOOTSTRAP_REPLICATES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
     """The OLS F statistic that the coefficients at columns `tested` are 0, and its restricted wild-cluster
-    bootstrap p-value: (F, p).
-
-    The restricted fit (without the tested columns) gives fitted values ŷ and residuals ũ; each replicate is
-    y* = ŷ + w_g ũ, one weight w_g per cluster from Webb's six-point distribution (±√½, ±1, ±√(3/2): with 10
-    clusters it has 6^10 distinct draws where Rademacher's ±1 has 1,024), drawn by a generator seeded with
-    `seed`, and p = (1 + #{F* >= F}) / (1 + replicates). Vectorised over the replicates: the replicate's
-    estimates and residual sum of squares are linear and quadratic in the G weights, so each costs O(G·k).
-    The F statistic is the plain (homoskedastic) one, not a cluster-robust Wald: the bootstrap supplies the
-    clustering and the arms' unequal spreads, while a cluster-robust covariance of as many terms as seeds is
-    near singular, so its Wald statistic is unstable and its bootstrap size drifts above the nominal level
-    (simulated 0.07 at 10 seeds and 6 terms)."""
+    bootstrap p-value: (F, p). Each replicate is y* = ŷ + w_g ũ from the restricted fit, one Webb weight per
+    cluster (6^10 distinct draws with 10 clusters where Rademacher's ±1 has 1,024), and p = (1 + #{F* >= F}) /
+    (1 + replicates); vectorised: a replicate's estimates and residual sum of squares are linear and quadratic in
+    the weights. The F is the plain one: the bootstrap supplies the clustering and the arms' unequal spreads,
+    while a cluster-robust Wald of as many terms as seeds is near singular (its bootstrap size 0.07 at 10 seeds)."""
     x, y = np.asarray(exog, dtype=float), np.asarray(endog, dtype=float)
     n, k = x.shape
     q = len(tested)
@@ -400,7 +329,7 @@ def wild_bootstrap_f(exog: np.ndarray, endog: np.ndarray, groups: np.ndarray, te
     precision = np.linalg.inv(bread[np.ix_(tested, tested)])
     with np.errstate(invalid="ignore", divide="ignore"):
         f = ((tested_beta @ precision) * tested_beta).sum(axis=1) / q / (rss / (n - k))
-    return float(f[0]), float((1 + np.sum(f[1:] >= f[0])) / (1 + replicates))
+    return float(f[0]), float((1 + np.sum(f[1:] >= f[0] * (1 - 1e-9))) / (1 + replicates))  # ties up to rounding count
 
 
 def ratio(numerator: Any, denominator: Any, what: str, null: float) -> Row:
@@ -429,32 +358,25 @@ def ratio(numerator: Any, denominator: Any, what: str, null: float) -> Row:
 DOSES = {"linear": lambda s, s_min: s, "log": lambda s, s_min: np.log1p(s / s_min)}
 
 
-@dataclass(frozen=True)
-class DoseModel:
-    """The dose-response model the rule chose: its scale ('linear' or 'log'), both AICs, the smallest strength
-    above 0 (the log dose's unit), and the fitted OLS of y ~ dose + seed with its design."""
-
-    scale: str
+class DoseModel(NamedTuple):
+    scale: str  # "linear" or "log"
     aic: dict[str, float]
-    s_min: float
+    s_min: float  # the smallest strength above 0: the log dose's unit
     fit: Any
-    exog: pd.DataFrame
 
 
 def dose_model(sample: pd.DataFrame, y: str = "trait_gain") -> DoseModel:
-    """The dose scale of y's dose-response, by a stated rule: y ~ dose + seed by OLS on the linear dose s and on
-    the log dose log(1 + s / s_min) (s_min the smallest strength above 0); the one with the lower AIC, linear on a
-    tie."""
+    """The dose scale of y's dose-response, by a stated rule: `y ~ dose + C(seed)` by OLS on the linear dose s and
+    on the log dose log(1 + s / s_min) (s_min the smallest strength above 0); the lower AIC, linear on a tie (two
+    strengths make the two the same model).
+    """
     s_min = float(sample.loc[sample["strength"] > 0, "strength"].min())
-    seeds = pd.get_dummies(sample["seed"].astype(str), prefix="seed", drop_first=True, dtype=float)
-    fits = {}
-    for name, dose in DOSES.items():
-        exog = pd.concat([pd.Series(1.0, index=sample.index, name="const"),
-                          dose(sample["strength"], s_min).rename("dose"), seeds], axis=1)
-        fits[name] = (sm.OLS(sample[y].to_numpy(dtype=float), exog).fit(), exog)
-    aic = {name: float(fit.aic) for name, (fit, _) in fits.items()}
-    scale = "log" if aic["log"] < aic["linear"] else "linear"
-    return DoseModel(scale, aic, s_min, *fits[scale])
+    fits = {name: smf.ols("y ~ dose + C(seed)", pd.DataFrame({"y": sample[y], "seed": sample["seed"],
+                                                                "dose": dose(sample["strength"], s_min)})).fit()
+            for name, dose in DOSES.items()}
+    aic = {name: float(fit.aic) for name, fit in fits.items()}
+    scale = "log" if aic["log"] < aic["linear"] - 1e-9 * abs(aic["linear"]) else "linear"  # a tie up to rounding: linear
+    return DoseModel(scale, aic, s_min, fits[scale])
 
 
 def mediation(sample: pd.DataFrame, mediator: str, scale: str, sims: int, rng_seed: int,

@@ -19,7 +19,7 @@ import pandas as pd
 
 from sublim.core.config import TrialConfig
 from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, read_json
-from sublim.core.mitigations import MITIGATIONS, remember
+from sublim.core.mitigations import BUILT_IN, remember
 from sublim.core.schema import SUMMARY_FIELDS, TRACE_COLUMNS
 from sublim.core.trial_folder import STATUSES, read_trial
 
@@ -82,7 +82,7 @@ def arm_order(trials: pd.DataFrame) -> list[str]:
 
     firsts = trials.groupby("arm", sort=False).first()
     return sorted(firsts.index, key=lambda arm: (
-        rank(list(MITIGATIONS), firsts.at[arm, "mitigation"]),
+        rank(list(BUILT_IN), firsts.at[arm, "mitigation"]), str(firsts.at[arm, "mitigation"]),  # then plugins, by name
         _sortable(firsts.at[arm, "strength"]),
         rank(list(INIT_ORDER), firsts.at[arm, "student_init"]),
         arm,

@@ -23,8 +23,7 @@ from sublim.core.config import level_label
 from sublim.core.files import atomic_write, json_safe, write_json, write_text
 
 from . import contrasts, figures, sequential
-from .axes import (RANDOM_EXPONENT, across_tests, at_level, level_of, level_table, levels, tests_by_level,
-                   with_axis_columns)
+from .axes import RANDOM_EXPONENT, at_level, level_of, level_table, levels
 from .contrasts import (BASELINE, CONTRADICTED, REFUSED, SECONDARY_ADJUSTMENT, SUPPORTED,
                         VERDICTS, ZERO, ZERO_BY_CONSTRUCTION, Options, claim_verdict, tests_table)
 from .descriptives import arm_table, data_summary, dose_table, epoch_table, settings, trial_metrics
@@ -84,11 +83,7 @@ def analyse(results: Results, options: Options = Options()) -> tuple[pd.DataFram
     """(completed trials with their per-trial metrics, the tests table): what a notebook needs. Over axes, tested
     within each level and across levels (claims 'across AXIS'); grown in waves, judged at its design's levels."""
     completed = trial_metrics(results.completed, results.steps)
-    if results.axes:
-        tests = with_axis_columns(pd.concat([tests_by_level(completed, results.axes, options),
-                                             across_tests(completed, results.axes)], ignore_index=True), results.axes)
-    else:
-        tests = tests_table(completed, options)
+    tests = tests_table(completed, options, axes=results.axes)
     return completed, (sequential.judged_by_design(results.sequential, tests, results.axes) if results.sequential
                        else tests)
 
@@ -207,21 +202,21 @@ def _write(results: Results, completed: pd.DataFrame, tests: pd.DataFrame, optio
         for name, table in (("arms", arm_table(at_level(results.trials, level), here)), ("arm_epochs", epochs),
                             ("dose_response", doses)):
             parts[name].append(table.assign(**level))
-    tables = {"tests": tests, "trials": results.trials,
+    tables = {"tests": tests.drop(columns="model"), "trials": results.trials,
               **{name: pd.concat(tables, ignore_index=True) for name, tables in parts.items()},
               "first_order": completed[["trial_id", "arm", "seed", *axes, "predicted_trait_loss_change",
                                         "measured_trait_loss_change"]]}  # per trial: the first-order accounting
     for axis in axes:
         table = tables[f"across_{axis}"] = level_table(completed, axes, axis)
         drawn[f"across_{axis}"] = figures.draw(f"across_{axis}", lambda table=table, axis=axis: figures.across_axis(
-            completed, tests, table, axis, axes), folder / "figures")
+            completed, tests, table, axis), folder / "figures")
     for name, table in tables.items():
         atomic_write(folder / "tables" / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
     data, meta = data_summary(results), {"name": results.name, "results": str(results.path), "source": results.kind,
                                          "confidence": CONFIDENCE, "alpha": ALPHA, "baseline": BASELINE,
                                          "axes": list(axes), **dataclasses.asdict(options)}
     stats = {"schema": SCHEMA, "meta": meta, "settings": settings(completed), "data": data, "axes": axes,
-             "claims": claims, "tests": _records(tests), "arms": _records(tables["arms"]),
+             "claims": claims, "tests": _records(tables["tests"]), "arms": _records(tables["arms"]),
              "epochs": _records(tables["arm_epochs"]), "dose_response": _records(tables["dose_response"]),
              "across": {axis: _records(tables[f"across_{axis}"]) for axis in axes}, "figures": drawn,
              "sequential": results.sequential, "verdicts": VERDICTS}

@@ -1,65 +1,27 @@
-"""A group-sequential design for sweeps that grow in waves of seeds, planned before the first wave, so that
-looking after every wave, stopping once the claims are decided and dropping the rows that cannot be decided
-keeps the family-wise error rate at alpha.
+"""A group-sequential design for sweeps that grow in waves of seeds, planned before the first wave, so that looking
+after every wave, stopping once the claims are decided and dropping rows that cannot be decided keeps the
+family-wise error rate at alpha.
 
-The family: the tests table's primary directional rows (`expect` > or <, two-sided tests) that the spec's arms
-can answer; over a spec's axes every such row at every level (K rows x L levels), a level's rows answered on its
-own trials (the rows across an axis are secondary, outside the family).
+- The family: the tests table's primary directional rows the spec's arms can answer, at every level of its axes.
+- Multiplicity: Holm-Bonferroni in its group-sequential form (Ye et al. 2013; Maurer and Bretz 2013): each of the
+  K rows starts with alpha / K, and a rejected row's share passes to the others. A shortcut of closed testing
+  with Bonferroni tests, it holds under any dependence between the rows (they share seeds and arms).
+- Each row: a two-sided group-sequential t-test of its per-seed numbers, alpha spent in proportion to seeds
+  (Kim and DeMets' power family, rho = 1), no row judged on fewer than FIRST_LOOK seeds but at the last look (at
+  p about 1e-4 a t-test on 3 to 5 seeds needs |t| above 9).
+- Calibration: far in the tail a t-test errs 3 to 7 times too often on skewed per-seed numbers, and Hall's
+  correction is itself off by 1.6 to 5 times, so the |t| boundaries are simulated (SIMULATIONS paths of a
+  standardized gamma of skewness REFERENCE_SKEWNESS): conservative for normal numbers (family-wise error about
+  0.012), about 0.05 at skewness 1, not protected beyond (0.25 to 0.29 at skewness 2; per-seed means over a run's
+  steps had a root mean square skewness of 0.48 on a 10-seed paper sweep). A look's boundary b is its nominal
+  p and its repeated confidence interval, mean ± b sd / sqrt(n) (Jennison and Turnbull 1989).
+- Futility, non-binding: an open row is dropped ("not shown (futility)") when its predictive power of reaching
+  the final boundary at its own share alpha / K is below FUTILITY_POWER (Spiegelhalter, Freedman and Blackburn
+  1986); the efficacy boundaries ignore futility, so alpha holds whether or not it is obeyed.
 
-Multiplicity: Holm-Bonferroni, in its group-sequential form (Ye et al. 2013; the graphical approach of Maurer
-and Bretz 2013). Each of the K rows starts with alpha / K; when a row is rejected (supported or contradicted)
-its share passes to the rows not rejected, so with r rows rejected every other row is tested at alpha / (K - r),
-against boundaries computed for that level at every look. This is a shortcut of closed testing with Bonferroni
-tests of every intersection, so it holds under any dependence between the rows (they share seeds and arms), and
-it can only reject more than plain Bonferroni: the strong rows resolve earlier, one after the other. A row
-stopped for futility is not rejected: its share stays with it.
-
-Each row: a two-sided group-sequential test of its per-seed mean (the t statistic of its per-seed numbers, the
-tests table's t-test), alpha spent in proportion to seeds (the power family of Kim and DeMets with rho = 1:
-alpha_k n_j / N by look j of n_j seeds out of N). No row is judged on fewer than FIRST_LOOK = 6 seeds (except at a
-design's last look): at the family's levels (p about 1e-4) a t-test on 3 to 5 seeds needs |t| above 9 even for
-normal numbers, out of reach of the effects this study looks for (per-seed mean/sd d of 2 to 3, t = d sqrt(n)),
-and a futility call on fewer seeds rests on an estimate too noisy to drop a row for; the spending of the earlier
-looks is kept for the first look judged.
-
-Calibration. Seeds are few and the levels far in the tail, where a t-test is not what its t distribution says
-once the per-seed numbers are skewed: at skewness 1 (a standardized gamma of shape 4) a two-sided t-test at
-p = 1e-3 errs 2.7 to 3.5 times as often on 6 to 20 seeds, at 1e-4 3.4 to 6.9 times; Hall's (1992)
-skewness-corrected statistic, which the previous rule required as well, estimates the skewness from the same few
-seeds and is itself off by 1.6 to 5 times on normal numbers. So the |t| boundaries are calibrated by simulation
-instead: SIMULATIONS paths of per-seed numbers drawn from a standardized gamma of skewness REFERENCE_SKEWNESS (1,
-fixed seed, the same paths for every level), and at each look the boundary is the |t| that the paths not yet
-stopped cross with the probability the spending function allots that look. Skewness of either sign inflates one
-tail of t and deflates the other by about as much, so a two-sided boundary calibrated on one sign holds for both;
-at skewness 1 a lognormal inflates the tail less than the gamma, so the gamma is the reference. For normal
-numbers the boundaries are conservative (benchmarks/sequential_error.py on paper.yaml's 18 rows: family-wise error
-about 0.012 against 0.05, 0.046-0.049 at skewness 1); beyond skewness 1 they are not: at skewness 2 (a
-standardized exponential) the error is 0.25-0.29. Calibrating for skewness 1.5 would bring that to 0.13-0.16, for
-2 to 0.05, at the cost of early stops: under the paper's effects the sweep would run 15.6, resp. 17.4-18.1, of 20
-seeds instead of 14. Per-seed numbers are means over a training run's steps (or differences of two), which
-keeps their skewness small: on a 10-seed run of paper.yaml the 18 rows' sample skewness had a root mean square of
-0.48, less than normal samples of 10 show (0.69). A boundary is placed only where the simulation can calibrate it
-(at least MIN_EVENTS crossings; otherwise that look's spending moves to the next). A look's |t| boundary b is its
-nominal p = 2 P(t_{n-1} > b), the p the tests table's t-test must reach, and the repeated confidence interval of a
-row at that look, mean +- b sd / sqrt(n), is the interval of means that the look would not reject (Jennison and
-Turnbull 1989), at level 1 - nominal p. At a row's own share alpha / K the intervals of all its looks cover its
-mean together with probability at least 1 - alpha / K, so all rows' together at least 1 - alpha; an interval at
-a larger share that Holm passed on is the interval of the test that decided the row, without that joint
-guarantee.
-
-Futility (non-binding). At a look before the last, an open row is dropped as futile ("not shown (futility)")
-when the predictive power of reaching the final boundary of its own share alpha / K at the planned maximum is
-below FUTILITY_POWER (10%):
-with the current |t| as z at information n/N and a flat prior on the effect, the final statistic is normal with
-mean |t| / sqrt(n/N) and variance (1 - n/N) / (n/N) (Spiegelhalter, Freedman and Blackburn 1986). Predictive
-power weighs the estimate's uncertainty, so it drops fewer real effects early than conditional power at the
-current estimate (a row of per-seed d = 1.5 at alpha / 18 up to 20 seeds: dropped in 7% of sweeps against 12% in
-waves of 3, 2.5% against 4% in waves of 5). The efficacy boundaries are computed ignoring futility, so alpha holds
-whether or not futility is obeyed.
-
-The sweep stops when every family row is resolved (supported, contradicted, or futile; or cannot be computed
-from the trials) or at the planned maximum. `decide` is the whole per-look decision on numpy arrays: the rule
-(`advance`) and benchmarks/sequential_error.py both call it.
+The sweep stops when every family row is resolved or at the planned maximum. `decide` is the whole per-look
+decision on numpy arrays: the rule (`advance`) and benchmarks/sequential_error.py both call it; the benchmark
+measures the numbers above.
 """
 
 from __future__ import annotations

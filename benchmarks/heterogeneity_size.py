@@ -32,6 +32,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import statsmodels.api as sm  # noqa: E402
+import statsmodels.formula.api as smf  # noqa: E402
 
 from sublim.analysis import inference as inf  # noqa: E402
 from sublim.analysis.errors import Refusal  # noqa: E402
@@ -75,7 +76,7 @@ def sweep(seeds: int, arms: list[tuple], rng: np.random.Generator) -> pd.DataFra
 def old_cr1(sample: pd.DataFrame) -> float | None:
     """The test the project ran before: Wald F of the arm × x terms with CR1 SEs clustered by seed, F on
     (terms, seeds − 1) df; None where it refused (seeds − 1 fewer than the terms)."""
-    exog = inf.arm_design(sample, "mean_alignment", interactions=True)
+    exog = smf.ols("trait_gain ~ mean_alignment * C(arm)", sample).data.orig_exog
     names = [c for c in exog if c.startswith("mean_alignment:")]
     if sample["seed"].nunique() - 1 < len(names):
         return None
@@ -98,7 +99,7 @@ def chunk(design: int, part: int, sims: int) -> dict[str, list]:
         trials = sweep(seeds, arms, rng)
         shared = trials[trials["student_init"] == "shared"]
         try:
-            out["new"].append(inf.heterogeneity(shared, "mean_alignment")["p"])
+            out["new"].append(inf.heterogeneity(shared, "mean_alignment")[0]["p"])
         except Refusal:
             out["new"].append(None)
         out["old"].append(old_cr1(shared))
@@ -107,10 +108,10 @@ def chunk(design: int, part: int, sims: int) -> dict[str, list]:
         out["common"].append(row["p"])
         cr1 = sm.OLS(fit.model.endog, fit.model.exog).fit(
             cov_type="cluster", cov_kwds={"groups": pd.factorize(null["seed"])[0]}, use_t=True)
-        out["common_cr1"].append(float(cr1.pvalues[1]))
+        out["common_cr1"].append(float(cr1.pvalues[fit.model.exog_names.index("x")]))
         row, fit = inf.slope(null[null["arm"] == "none/shared"], "mean_alignment")
         out["slope"].append(row["p"])
-        out["slope_normal"].append(float(fit.get_robustcov_results("HC3", use_t=False).pvalues[1]))
+        out["slope_normal"].append(float(fit.get_robustcov_results("HC3", use_t=False).pvalues[1]))  # y ~ x: x is 2nd
     return out
 
 

@@ -82,7 +82,7 @@ def test_common_slope_is_drawn_only_where_the_table_answers_it(tmp_path):
 
 def test_dose_response_draws_the_dose_model_the_mediation_used(sweep):
     completed, _, tests = sweep
-    fig = figures.dose_response(completed, dose_table(completed, contrasts.doses(completed)))
+    fig = figures.dose_response(completed, dose_table(completed, contrasts.doses(completed)), tests)
     drawn = {gid.split(":")[1]: gid.split(":")[2] for ax in fig.axes for line in ax.get_lines()
              if str(gid := line.get_gid()).startswith("dose:")}
     mediation = tests[tests["claim"] == "mediation"].set_index("arm")["note"]
@@ -103,14 +103,18 @@ def test_a_layer_zero_by_construction_is_not_drawn(sweep):
 
 
 def test_the_dose_line_stays_within_the_strengths_run(sweep):
-    completed, _, _ = sweep
+    completed, _, tests = sweep
     doses = dose_table(completed, contrasts.doses(completed))
-    fig = figures.dose_response(completed, doses)
-    for ax in fig.axes:
-        for line in (line for line in ax.get_lines() if str(line.get_gid()).startswith("dose:")):
-            kind = line.get_gid().split(":")[1]
-            x = line.get_xdata()
-            assert x.min() == 0 and x.max() == doses.loc[doses["mitigation"] == kind, "strength"].max()
+    fig = figures.dose_response(completed, doses, tests)
+    lines = [line for ax in fig.axes for line in ax.get_lines() if str(line.get_gid()).startswith("dose:")]
+    assert {line.get_gid().split(":")[1] for line in lines} == set(contrasts.doses(completed))
+    for line in lines:
+        kind, x = line.get_gid().split(":")[1], line.get_xdata()
+        assert x.min() == 0 and x.max() == doses.loc[doses["mitigation"] == kind, "strength"].max()
+        model = tests.loc[(tests["test"] == "mediation total") & (tests["arm"] == kind), "model"].iloc[0]
+        dose = x.max() if model.scale == "linear" else np.log1p(x.max() / model.s_min)
+        rise = line.get_ydata()[-1] - line.get_ydata()[0]  # the stored model's line, not a refit
+        assert rise / dose == pytest.approx(model.fit.params["dose"], rel=1e-9)
 
 
 def test_arms_differ_in_colour_and_marker_and_an_unknown_mitigation_has_its_own_colour(sweep):
@@ -167,6 +171,6 @@ def test_missing_data_refuses_with_a_reason_and_removes_the_stale_figure(tmp_pat
 def test_arm_labels_are_drawn_literally_not_as_mathtext(sweep, tmp_path):
     with pytest.raises(ValueError):
         matplotlib.mathtext.MathTextParser("agg").parse(MATH)
-    renamed = [frame.assign(arm=frame["arm"].replace("placebo@1/shared", MATH)) for frame in sweep]
-    drawn = draw(*renamed, tmp_path / "figures")
+    completed, steps = (frame.assign(arm=frame["arm"].replace("placebo@1/shared", MATH)) for frame in sweep[:2])
+    drawn = draw(completed, steps, contrasts.tests_table(completed, Options(mediation_sims=20)), tmp_path / "figures")
     assert all("file" in result for result in drawn.values()), drawn

@@ -12,8 +12,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from sublim.analysis import analyse, build_report, contrasts, figures, load_results
-from sublim.analysis.axes import DIFFERENCES, EXPONENT_TEST, TRACKING_ACROSS, across_tests, level_table, levels
-from sublim.analysis.contrasts import NOT_SHOWN, SUPPORTED, Options
+from sublim.analysis.axes import level_table, levels
+from sublim.analysis.contrasts import DIFFERENCES, EXPONENT_TEST, NOT_SHOWN, SUPPORTED, TRACKING_ACROSS, Options
 from sublim.analysis.descriptives import trial_metrics
 from sublim.core.config import TrialConfig, level_label
 
@@ -48,7 +48,7 @@ def test_every_claim_is_tested_within_each_level_with_a_column_for_the_axis(plan
     assert levels(trials, axes) == [{"hidden": w} for w in WIDTHS]
     within = tests[tests["hidden"].notna()]
     for width in WIDTHS:
-        alone = contrasts.tests_table(trials[trials["hidden"] == width], OPTIONS)  # the level as a sweep of its own
+        alone = contrasts.tests_table(trials[trials["hidden"] == width], OPTIONS).drop(columns="model")  # as a sweep
         mine = within[within["hidden"] == width].drop(columns="hidden").reset_index(drop=True)
         pd.testing.assert_frame_equal(mine[alone.columns], alone, check_dtype=False)
     assert set(tests.loc[tests["hidden"].isna(), "claim"]) == {"across hidden"}
@@ -91,7 +91,7 @@ def test_the_level_table_gives_parameter_counts_and_alignment_times_root_p(plant
 
 def test_the_axis_figure_draws_the_tables_exponent_and_tracking_fits(planted):
     trials, tests, axes = planted
-    fig = figures.across_axis(trials, tests, level_table(trials, axes, "hidden"), "hidden", axes)
+    fig = figures.across_axis(trials, tests, level_table(trials, axes, "hidden"), "hidden")
     assert isinstance(fig, Figure)
     lines = {str(line.get_gid()): line for ax in fig.axes for line in ax.get_lines()}
     exponent = row(tests, claim="across hidden", test=EXPONENT_TEST, metric="mean_alignment ∝ P^b")
@@ -126,6 +126,6 @@ def test_a_report_over_axes_has_verdicts_per_level_figures_per_level_and_one_per
 def test_rows_of_an_axis_need_enough_seeds(tmp_path):
     results = load_results(write_sweep(tmp_path / "few", seeds=3, arms=ARMS[:1], hidden=WIDTHS))
     trials = trial_metrics(results.completed, results.steps)
-    across = across_tests(trials, results.axes)
+    across = contrasts.tests_table(trials, OPTIONS, axes=results.axes)
     exponent = row(across, test=EXPONENT_TEST, metric="mean_alignment ∝ P^b")
     assert exponent["verdict"] == "refused" and "4 seeds" in exponent["note"]
