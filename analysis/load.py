@@ -20,7 +20,7 @@ import pandas as pd
 from sublim.core.config import TrialConfig
 from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, read_json
 from sublim.core.mitigations import BUILT_IN, remember
-from sublim.core.schema import SUMMARY_FIELDS, TRACE_COLUMNS
+from sublim.core.schema import SUMMARY_COUNTS, SUMMARY_FIELDS, TRACE_COLUMNS
 from sublim.core.trial_folder import STATUSES, read_trial
 
 from .errors import ReportError
@@ -59,6 +59,20 @@ class Results:
     def completed(self) -> pd.DataFrame:
         """The trials every statistic is computed on: those that ran all their epochs to finite numbers."""
         return self.trials[self.trials["status"] == "completed"]
+
+    @property
+    def epochs(self) -> pd.DataFrame:
+        """The per-epoch columns of `trials` (acc_epoch_0, alignment_epoch_1, ...) long: one row per trial and epoch
+        (0 = before distillation, when only `acc` is known), a column per metric, beside the trial's identity."""
+        metrics = []
+        for prefix, _ in PER_EPOCH.values():
+            columns = [c for c in self.trials if c.startswith(prefix + "_") and c.rsplit("_", 1)[1].isdigit()]
+            metric = self.trials[["trial_id", *columns]].melt("trial_id", var_name="epoch",
+                                                               value_name=prefix.removesuffix("_epoch"))
+            metrics.append(metric.astype({"epoch": str}).assign(epoch=lambda m: m["epoch"].str.rsplit("_", n=1).str[1]
+                                                                .astype(int)).set_index(["trial_id", "epoch"]))
+        long = pd.concat(metrics, axis=1).reset_index().sort_values("epoch", kind="stable")
+        return self.trials[["trial_id", "arm", "status", *IDENTITY]].merge(long, on="trial_id", how="left")
 
 
 def load_results(path: str | Path) -> Results:
@@ -171,11 +185,14 @@ class _Loader:
                 trials[key] = np.nan
         trials["strength"] = pd.to_numeric(trials["strength"], errors="coerce")
         trials["diverged_step"] = pd.to_numeric(trials["diverged_step"], errors="coerce").astype("Int64")
+        for key in SUMMARY_COUNTS:  # integers, absent (NA) where a trial has no whole count
+            counts = pd.to_numeric(trials[key], errors="coerce") if key in trials else pd.Series(np.nan, trials.index)
+            trials[key] = counts.where((counts % 1 == 0) & (counts.abs() < 2**53)).astype("Int64")
         trials = trials[_column_order(trials)]
         steps = pd.concat(self.traces, ignore_index=True) if self.traces else pd.DataFrame(
             columns=[*TRACE_COLUMNS, "trial_id"])
-        steps = steps.merge(trials[["trial_id", "arm", "seed"]], on="trial_id", how="left")
-        steps = steps[["trial_id", "arm", "seed", *TRACE_COLUMNS]]
+        steps = steps.merge(trials[["trial_id", "arm", *IDENTITY]], on="trial_id", how="left")
+        steps = steps[["trial_id", "arm", *IDENTITY, *TRACE_COLUMNS]]
         warnings = [f"{what} absent in {count} trial(s); numbers that need it are left out"
                     for what, count in sorted(self.lacking.items())] + self.notes
         return Results(path=path, name=name, kind=kind, trials=trials, steps=steps, warnings=warnings)

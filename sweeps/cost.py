@@ -11,6 +11,7 @@ the default figure is the mean over paper.yaml's arms.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -50,6 +51,15 @@ class Cost:
     @property
     def total(self) -> float:
         return self.students + self.teachers + self.overhead
+
+
+def trial_costs(configs: Iterable[TrialConfig]) -> list[float]:
+    """Each trial's share of `predicted_cost`, in core-seconds: its student and overhead, and its teacher split evenly
+    among the trials that share it. A running sweep's progress line counts them done and left."""
+    configs = list(configs)
+    sharing = Counter(c.teacher_key for c in configs)
+    alone = [predicted_cost([c]) for c in configs]
+    return [one.students + one.overhead + one.teachers / sharing[c.teacher_key] for c, one in zip(configs, alone)]
 
 
 def predicted_cost(configs: Iterable[TrialConfig]) -> Cost:

@@ -1,8 +1,13 @@
-"""The live table of a running sweep: counts by state, then the latest metrics of the active trials.
+"""A running sweep's progress: one status line with done/total, the share of the predicted core-time done, and an ETA.
 
-On a cluster, a trial that needs more than any node has (a GPU where no node has one, say) waits until
-the cluster grows: it shows as waiting, naming what it needs, never as pending or done. A trial that
-Tune ended without its last epoch (the sweep was stopped) counts as stopped, not done.
+The ETA is the cost model's prediction of what is left (sweeps/cost.py: each trial's share, a running trial's by its
+epochs left), corrected by the trials finished so far in this run (their measured time over their predicted), over
+the trials that run at once. A line is printed when trials start, end or fail (at most every `every_s`), and at
+least every `heartbeat_s`.
+
+On a cluster, a trial that needs more than any node has (a GPU where no node has one, say) waits until the cluster
+grows: it shows as waiting, naming what it needs, never as pending or done. A trial that Tune ended without its last
+epoch (the sweep was stopped) counts as stopped, not done.
 """
 
 from __future__ import annotations
@@ -12,15 +17,22 @@ import time
 import ray
 from ray import tune
 
+from sublim.core.durations import duration_text
+
+from .profile import ENDED, STARTED
+
 STATES = {"RUNNING": "running", "TERMINATED": "done", "ERROR": "failed", "PENDING": "pending", "PAUSED": "pending"}
-RECENT_DONE = 3  # finished trials shown below the running ones
 
 
-class ProgressTable(tune.Callback):
-    """Prints the table when trials change state or advance an epoch, at most every `every_s`."""
+class SweepProgress(tune.Callback):
+    """`costs`: every trial of the sweep (its id: predicted core-seconds), those not in `pending` done before this
+    run; `slots`: how many trials run at once."""
 
-    def __init__(self, name: str, total: int, done_before: int = 0, every_s: float = 5.0):
-        self.name, self.total, self.done_before, self.every_s = name, total, done_before, every_s
+    def __init__(self, name: str, costs: dict[str, float], pending: set[str], slots: float, every_s: float = 5.0,
+                 heartbeat_s: float = 60.0):
+        self.name, self.costs, self.slots, self.every_s, self.heartbeat_s = name, costs, slots, every_s, heartbeat_s
+        self.total, self.done_before = len(costs), len(costs) - len(pending)
+        self.cost_done_before = sum(cost for trial_id, cost in costs.items() if trial_id not in pending)
         self.setup()
 
     def setup(self, **info) -> None:
@@ -33,8 +45,8 @@ class ProgressTable(tune.Callback):
         now = time.monotonic()
         if now - self.last_print < self.every_s:  # Tune steps many times a second: the clock first, it is cheap
             return
-        view = tuple((t.status, t.last_result.get("epoch")) for t in trials)
-        if view != self.last_view:
+        view = tuple(state_of(t) for t in trials)
+        if view != self.last_view or now - self.last_print >= self.heartbeat_s:
             self.last_view, self.last_print = view, now
             print(self.render(trials, nodes_now(trials)), flush=True)
 
@@ -42,40 +54,55 @@ class ProgressTable(tune.Callback):
         print(self.render(trials, nodes_now(trials)), flush=True)
 
     def render(self, trials: list, nodes: list[dict[str, float]] = ()) -> str:
-        """The table; `nodes` (each alive node's resources) tells which pending trials no node can place."""
-        counts = {state: 0 for state in ("running", "done", "failed", "pending")}
+        """The status line; `nodes` (each alive node's resources) tells which pending trials no node can place."""
+        counts = {state: 0 for state in ("running", "done", "failed", "pending", "stopped")}
         waiting = [t for t in trials if t.status == "PENDING" and nodes and unplaceable(t, nodes)]
-        counts["stopped"] = 0
         for trial in trials:
             counts[state_of(trial)] += 1
         counts["pending"] -= len(waiting)
         counts["done"] += self.done_before
         elapsed = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - self.start))
-        lines = [f"[{self.name} {elapsed}] done {counts['done']}/{self.total}  running {counts['running']}  "
-                 f"pending {counts['pending']}  failed {counts['failed']}"
-                 + (f"  stopped {counts['stopped']}" if counts["stopped"] else "")
-                 + (f"  waiting for resources {len(waiting)}" if waiting else "")]
+        done, eta = self.core_time_done(trials), self.eta(trials)
+        lines = [f"[{self.name} {elapsed}] done {counts['done']}/{self.total} ({done:.0%} of the predicted core-time)"
+                 + (f", ETA {duration_text(eta)}" if eta is not None else "")
+                 + f"; running {counts['running']}, pending {counts['pending']}, failed {counts['failed']}"
+                 + (f", stopped {counts['stopped']}" if counts["stopped"] else "")
+                 + (f", waiting for resources {len(waiting)}" if waiting else "")]
         if waiting:
             more = f" (and {len(waiting) - 1} more)" if len(waiting) > 1 else ""
-            lines.append(f"  waiting for resources: {waiting[0].config['trial']['trial_id']}{more} needs "
+            lines.append(f"  waiting for resources: {trial_id_of(waiting[0])}{more} needs "
                          f"{resource_text(waiting[0].placement_group_factory.required_resources)}, which no node "
                          f"has (nodes: {'; '.join(map(resource_text, nodes))}); it starts when such a node joins")
-        running = [t for t in trials if t.status == "RUNNING"]
-        failed = [t for t in trials if t.status == "ERROR"]
-        done = sorted((t for t in trials if state_of(t) == "done"), key=lambda t: t.last_result.get("timestamp", 0))
-        shown = running + failed + done[-RECENT_DONE:]
-        if shown:
-            lines.append(f"  {'trial':<30} {'state':<8} {'epoch':>6} {'accuracy':>9} {'alignment':>10}  node")
-        for trial in shown:
-            result = trial.last_result
-            epochs = trial.config["trial"]["config"]["epochs"]
-            epoch = f"{result['epoch']}/{epochs}" if "epoch" in result else f"-/{epochs}"
-            acc = f"{result['student_acc']:.4f}" if "student_acc" in result else "-"
-            alignment = f"{result['mean_alignment']:+.2e}" if "mean_alignment" in result else "-"
-            state = "diverged" if "diverged" in result else state_of(trial)
-            lines.append(f"  {trial.config['trial']['trial_id']:<30} {state:<8} "
-                         f"{epoch:>6} {acc:>9} {alignment:>10}  {result.get('node_id', '')[:8]}")
         return "\n".join(lines)
+
+    def left(self, trial) -> float:
+        """Predicted core-seconds the trial has still to run: none once it ended, a running one's epochs left."""
+        state = state_of(trial)
+        if state in ("done", "failed", "stopped"):
+            return 0.0
+        epochs = trial.config["trial"]["config"]["epochs"]
+        return self.costs[trial_id_of(trial)] * (1 - trial.last_result.get("epoch", 0) / epochs)
+
+    def core_time_done(self, trials: list) -> float:
+        """The share of the sweep's predicted core-time done: trials done before this run, and this run's trials but
+        what they have left (a failed trial's share counts as done: nothing more of it runs)."""
+        total = sum(self.costs.values())
+        return 1 - sum(map(self.left, trials)) / total if total else 1.0
+
+    def eta(self, trials: list) -> float | None:
+        """Seconds until this run ends, by the model corrected by this run's finished trials; None without slots."""
+        if not self.slots:
+            return None
+        finished = [t for t in trials if state_of(t) == "done" and STARTED in t.last_result]
+        predicted = sum(self.costs[trial_id_of(t)] for t in finished)
+        measured = sum(t.last_result[ENDED] - t.last_result[STARTED] for t in finished)
+        correction = measured / predicted if predicted and measured else 1.0
+        left = [self.left(t) for t in trials]
+        return correction * max(sum(left) / self.slots, max(left, default=0.0))  # never less than the longest trial
+
+
+def trial_id_of(trial) -> str:
+    return trial.config["trial"]["trial_id"]
 
 
 def state_of(trial) -> str:

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import ray
@@ -26,6 +27,31 @@ from .reaper import start_time
 # stays on) and says so in a warning at every start; the README explains it once instead.
 TOKEN_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 TERMINATED = threading.Event()  # set when this driver received SIGTERM
+RAY_LOG = "ray.log"  # in the results folder's tune/: what Ray and Tune log on the driver
+
+
+@contextmanager
+def ray_log_to(path: Path) -> Iterator[None]:
+    """For the block, Ray's and Tune's log lines on the driver go to `path` (appended), and only their warnings and
+    errors to the terminal too: a sweep's output is its own lines. The file is never opened through a symbolic link
+    (a results folder is untrusted input)."""
+    logger = logging.getLogger("ray")  # Ray's handler sits here; ray.tune and the rest propagate to it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stream = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644), "a",
+                       encoding="utf-8")
+    to_file = logging.StreamHandler(stream)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    terminal = [(handler, handler.level) for handler in logger.handlers]
+    for handler, level in terminal:
+        handler.setLevel(max(level, logging.WARNING))
+    logger.addHandler(to_file)
+    try:
+        yield
+    finally:
+        logger.removeHandler(to_file)
+        stream.close()
+        for handler, level in terminal:
+            handler.setLevel(level)
 
 
 @contextmanager

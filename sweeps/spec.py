@@ -20,6 +20,7 @@ import yaml
 from sublim.core.config import ConfigError, TrialConfig, accepts, check_value, field_types, level_label
 from sublim.core.files import MAX_NAME_LENGTH, TRIAL_ID_PATTERN
 from sublim.core.mitigations import MITIGATIONS
+from sublim.core.suggest import did_you_mean
 
 SPEC_KEYS = ("name", "description", "seeds", "arms", "settings", "resources", "axes")
 ARM_KEYS = ("mitigation", "strengths", "student_init")
@@ -163,7 +164,8 @@ class _Parser:
             self.fail(key, f"expected a mapping with keys {', '.join(allowed)}; got {_kind(value)}")
         for name in value:
             if name not in allowed:
-                self.fail(f"{key}.{name}" if key else str(name), f"unknown key; allowed: {', '.join(allowed)}")
+                self.fail(f"{key}.{name}" if key else str(name),
+                          f"unknown key{did_you_mean(name, allowed)}; allowed: {', '.join(allowed)}")
         for name in required:
             if name not in value:
                 self.fail(f"{key}.{name}" if key else name, "missing; it is required")
@@ -263,7 +265,7 @@ class _Parser:
             self.fail(f"{key}.{name}", f"set by the grid, not by {key}; put it under '{where}'")
         allowed = tuple(name for name in field_types(TrialConfig) if name not in GRID_FIELDS)
         if name not in allowed:
-            self.fail(f"{key}.{name}", f"unknown setting; allowed: {', '.join(allowed)}")
+            self.fail(f"{key}.{name}", f"unknown setting{did_you_mean(name, allowed)}; allowed: {', '.join(allowed)}")
 
     def axes(self, value: Any, settings: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
         """Each axis's values, checked one by one against the setting's type (rules between settings are checked

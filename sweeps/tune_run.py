@@ -22,14 +22,17 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from sublim.core.config import TrialConfig
 from sublim.core.files import ERROR_FILE, PROFILE_FILE, DiskFull, write_json
+from sublim.core.tracking import final_summary
 from sublim.trainable import Diverged, Mnist, Trial
 
 from . import worker
 from .profile import SweepProfile, TrialClock
-from .progress import ProgressTable
+from .cost import trial_costs
+from .progress import SweepProgress, trial_id_of
 from .results import ResultsFolder
 from .spec import GridTrial, SweepSpec
 from .target_store import TargetStore
+from .trackers import tracker_callbacks
 
 MAX_FAILURES = 3  # retries of a trial (e.g. its node went away) before it counts as errored
 TARGETS_SHARE = 0.25  # of the object store, at most, for the seeds' distillation targets (oldest dropped first)
@@ -59,7 +62,7 @@ def run_trial(config: dict[str, Any], inputs: TrialInputs) -> None:
 
     Each epoch's state goes to trials/<id>/checkpoint.pt (the latest only), the outputs there after the
     last; a diverged trial leaves diverged.json and ends normally, so Tune never retries it. Every result
-    carries the trial's timings (profile.py) and its teacher's.
+    carries the trial's timings (profile.py) and its teacher's; the last, the summary's numbers (for trackers).
     """
     worker.start_up()
     clock = TrialClock()
@@ -86,14 +89,11 @@ def run_trial(config: dict[str, Any], inputs: TrialInputs) -> None:
             with clock.part("save"):
                 folder.save_epoch(trial_id, trial)
             with clock.part("report"):
-                tune.report({**metrics, **where, **clock.metrics()})
+                last = {"summary": final_summary(trial.summary())} if trial.epoch == trial_config.epochs else {}
+                tune.report({**metrics, **where, **last, **clock.metrics()})
     except Diverged as diverged:
         folder.store_diverged(trial_id, trial_config, diverged)
         tune.report({"diverged": str(diverged), **node, **clock.metrics()})
-
-
-def trial_id_of(trial_or_result: Any) -> str:
-    return trial_or_result.config["trial"]["trial_id"]
 
 
 class RunRecord(tune.Callback):
@@ -138,10 +138,14 @@ class RunRecord(tune.Callback):
 
 
 def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, pending: list[GridTrial],
-        record: RunRecord, run_name: str) -> None:
-    """Run the pending trials as a fresh Tune run: Tune's saved state of an earlier run is never read."""
+        record: RunRecord, run_name: str, slots: float, trackers: list[str] = ()) -> None:
+    """Run the pending trials as a fresh Tune run: Tune's saved state of an earlier run is never read. Each
+    tracker named (sublim.core.tracking.TRACKERS) logs every trial as a run of the experiment `name`; `slots` is how
+    many trials run at once (for the progress line's ETA)."""
     trainable = tune.with_resources(tune.with_parameters(run_trial, inputs=inputs), spec.resources.tune())
     grid = [{"trial_id": t.trial_id, "config": t.config.to_dict()} for t in worker.launch_order(pending)]
+    costs = dict(zip((t.trial_id for t in spec.trials), trial_costs(t.config for t in spec.trials)))
+    progress = SweepProgress(name, costs, {t.trial_id for t in pending}, slots)
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(grid)},
@@ -150,8 +154,8 @@ def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, 
         run_config=tune.RunConfig(
             name=run_name, storage_path=str(folder.tune_dir), verbose=0,
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-            callbacks=[JsonLoggerCallback(), TBXLoggerCallback(), record,
-                       ProgressTable(name, total=len(spec.trials), done_before=len(spec.trials) - len(pending))],
+            callbacks=[JsonLoggerCallback(), TBXLoggerCallback(),
+                       *tracker_callbacks(trackers, name, folder.tune_dir / run_name), record, progress],
         ),
     )
     loggers = [logging.getLogger(name) for name in ("ray.tune.tune", "ray.tune.execution.tune_controller")]
@@ -194,7 +198,7 @@ def pending_trials(spec: SweepSpec, folder: ResultsFolder, log: Callable[[str], 
 
 def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder, mnist: Mnist,
               address: str | None = None, num_cpus: int | None = None,
-              log: Callable[[str], None] = print) -> SweepOutcome:
+              log: Callable[[str], None] = print, trackers: list[str] = ()) -> SweepOutcome:
     """Run (or continue) a sweep into `folder`; trials with a verified result there are never rerun."""
     start = time.perf_counter()
     with folder.locked():
@@ -202,7 +206,8 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
         folder.check_entries(spec.trials)
         pending = pending_trials(spec, folder, log) if folder.exists() else list(spec.trials)
         teachers_before = set(folder.teachers.folder.glob("teacher-*.pt"))
-        timings = _run_on_ray(name, spec, spec_text, folder, mnist, pending, address, num_cpus, log) if pending else {}
+        timings = (_run_on_ray(name, spec, spec_text, folder, mnist, pending, address, num_cpus, log, trackers)
+                   if pending else {})
         statuses = {trial.trial_id: folder.status(trial)[0] for trial in spec.trials}
         teachers = set(folder.teachers.folder.glob("teacher-*.pt"))  # those trained by trials that failed later too
     return SweepOutcome(
@@ -214,9 +219,15 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
     )
 
 
+def slots_for(spec: SweepSpec, resources: dict[str, float]) -> float:
+    """How many of the spec's trials Ray's resources run at once."""
+    return min((resources.get(key.upper(), 0) // need for key, need in spec.resources.tune().items() if need),
+               default=0)
+
+
 def _run_on_ray(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder, mnist: Mnist,
                 pending: list[GridTrial], address: str | None, num_cpus: int | None,
-                log: Callable[[str], None]) -> dict[str, Any]:
+                log: Callable[[str], None], trackers: list[str]) -> dict[str, Any]:
     from .session import ray_session
 
     with ray_session(address, num_cpus) as ray_start:
@@ -237,7 +248,7 @@ def _run_on_ray(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolde
             record, run_name = RunRecord(folder.path, log), folder.new_tune_run()
             start = time.time()
             fit(name, spec, folder, TrialInputs(ray.put(mnist), spec.resources.threads, targets, str(folder.path)),
-                pending, record, run_name)
+                pending, record, run_name, slots_for(spec, resources), trackers)
         finally:
             ray.kill(targets)
         profile = SweepProfile.of(record.results, spec.resources.cpus, resources.get("CPU", 0), start, time.time())

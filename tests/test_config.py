@@ -36,7 +36,7 @@ def test_defaults_are_the_published_protocol():
     ({"device": "tpu"}, "device: 'tpu' is not allowed; allowed: auto, cpu, cuda, cuda:N"),
     ({"train_size": 60_000}, "train_size: 60000 is not allowed"),
     ({"probe_batch_size": 20_000}, "probe_batch_size: 20000 is not allowed; must be <= the validation subset size (10000)"),
-    ({"sede": 1}, "sede: unknown setting; allowed: seed, mitigation"),
+    ({"sede": 1}, "sede: unknown setting (did you mean seed?); allowed: seed, mitigation"),
 ])
 def test_bad_values_are_rejected_with_the_field_and_what_is_allowed(values, message):
     with pytest.raises(ConfigError) as error:

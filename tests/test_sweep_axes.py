@@ -66,7 +66,7 @@ def test_launch_order_starts_every_teacher_then_runs_the_widest_students_first()
     ({"hidden": [64, 0]}, {}, "axes.hidden[1]", "0 is not allowed; must be >= 1"),
     ({"tau2_epochs": [1.0, 3.0]}, {}, "axes.tau2_epochs[1]", "must be in (0, epochs=2]"),
     ({"lr": [0.001]}, {"epochs": 2, "lr": 0.01}, "axes.lr", "also in settings"),
-    ({"hiden": [64]}, {}, "axes.hiden", "unknown setting; allowed: init"),
+    ({"hiden": [64]}, {}, "axes.hiden", "unknown setting (did you mean hidden?); allowed: init"),
     ({"strength": [1.0]}, {}, "axes.strength", "set by the grid, not by axes; put it under 'arms'"),
     ({"seed": [1]}, {}, "axes.seed", "put it under 'seeds'"),
     ({"lr": []}, {}, "axes.lr", "expected a non-empty list of values"),

@@ -55,11 +55,12 @@ def test_grid_is_seeds_by_arms_with_readable_stable_ids():
 
 
 @pytest.mark.parametrize("changes, key, message", [
-    ({"seedz": [1]}, "seedz", "unknown key; allowed: name, description, seeds, arms, settings, resources"),
+    ({"seedz": [1]}, "seedz",
+     "unknown key (did you mean seeds?); allowed: name, description, seeds, arms, settings, resources"),
     ({"arms": [{"mitigation": "none", "strenght": 1}]}, "arms[0].strenght",
-     "unknown key; allowed: mitigation, strengths"),
-    ({"settings": {"epoch": 3}}, "settings.epoch", "unknown setting; allowed: init, schedule"),
-    ({"resources": {"cpu": 1}}, "resources.cpu", "unknown key; allowed: cpus, gpus"),
+     "unknown key (did you mean strengths?); allowed: mitigation, strengths"),
+    ({"settings": {"epoch": 3}}, "settings.epoch", "unknown setting (did you mean epochs?); allowed: init, schedule"),
+    ({"resources": {"cpu": 1}}, "resources.cpu", "unknown key (did you mean cpus?); allowed: cpus, gpus"),
     ({"seeds": "0-19"}, "seeds", "expected a list of integers, or {start: A, stop: B}"),
     ({"seeds": [0, 1.5]}, "seeds", "is not allowed; allowed: a list of integers"),
     ({"arms": {"mitigation": "none"}}, "arms", "expected a list of arms"),
@@ -74,7 +75,7 @@ def test_grid_is_seeds_by_arms_with_readable_stable_ids():
     ({"arms": [{"mitigation": "liminal", "strengths": []}]}, "arms[0].strengths",
      "empty list: the grid would be empty"),
     ({"arms": [{"mitigation": "limnal", "strengths": 1}]}, "arms[0].mitigation",
-     f"'limnal' is not allowed; allowed: {', '.join(MITIGATIONS)}"),
+     f"'limnal' is not allowed (did you mean liminal?); allowed: {', '.join(MITIGATIONS)}"),
     ({"arms": [{"mitigation": "projection", "strengths": [2.5]}]}, "arms[0].strengths",
      "2.5 is not allowed; projection strength must be in [0, 2]"),
     ({"arms": [{"mitigation": "none", "strengths": 0.5}]}, "arms[0].strengths", "must be 0 when mitigation is 'none'"),

@@ -2,11 +2,12 @@
 
 from sublim.core.config import ConfigError, TrialConfig
 
-from .data import DataError, Mnist, TrialData, load_mnist
+from .data import DataError, InstallError, Mnist, TrialData, check_torchvision, load_mnist
 from .results import write_trial_outputs
 from .trial import DistillationTargets, Diverged, Teacher, Trial, resolve_device, student_init_stream, train_teacher
 
 __all__ = [
-    "ConfigError", "DataError", "DistillationTargets", "Diverged", "Mnist", "Teacher", "Trial", "TrialConfig",
-    "TrialData", "load_mnist", "resolve_device", "student_init_stream", "train_teacher", "write_trial_outputs",
+    "ConfigError", "DataError", "DistillationTargets", "Diverged", "InstallError", "Mnist", "Teacher", "Trial",
+    "TrialConfig", "TrialData", "check_torchvision", "load_mnist", "resolve_device", "student_init_stream",
+    "train_teacher", "write_trial_outputs",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
+from importlib import metadata
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
@@ -33,6 +34,35 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 class DataError(RuntimeError):
     """MNIST could not be found, downloaded, or one of its files is damaged."""
+
+
+class InstallError(RuntimeError):
+    """torch and torchvision are not a working pair (e.g. a CPU-only torch beside a CUDA-built torchvision)."""
+
+
+def check_torchvision() -> None:
+    """Before any work: torchvision's compiled operators load with this torch. Versions built for one another (torch
+    2.M.P and torchvision 0.(M+15).P, the same build tag such as +cpu) pass at once; otherwise torchvision is imported
+    to see (that takes seconds), and a failure is one line naming both versions and the fix."""
+    torch_version, vision_version = metadata.version("torch"), metadata.version("torchvision")
+    pair = _torchvision_for(torch_version)
+    if vision_version == pair + torch_version[len(torch_version.split("+")[0]):]:
+        return
+    try:
+        import torchvision  # noqa: F401
+    except Exception as error:  # RuntimeError: operator torchvision::nms does not exist; ImportError; OSError
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        base = torch_version.split("+")[0]
+        raise InstallError(
+            f"torch {torch_version} and torchvision {vision_version} do not work together ({reason}); install the "
+            f"pair built together from one index: pip install torch=={base} torchvision=={pair} (PyPI's build), or "
+            f"add --index-url https://download.pytorch.org/whl/cpu for the CPU-only pair") from None
+
+
+def _torchvision_for(torch_version: str) -> str:
+    """The torchvision release built with torch `torch_version` (2.14.1 -> 0.29.1)."""
+    major, minor, patch = (torch_version.split("+")[0].split(".") + ["0", "0"])[:3]
+    return f"0.{int(minor) + 15}.{patch}" if major == "2" else "?"
 
 
 @dataclass(frozen=True)
@@ -58,13 +88,22 @@ def load_mnist(data_dir: str | os.PathLike | None = None) -> Mnist:
     if not explicit and not all((raw / name).is_file() for name in RAW_FILES):
         _download(root)
     if not any((raw / name).exists() or (raw / f"{name}.gz").exists() for name in RAW_FILES):
-        raise DataError(_not_found(f"no MNIST in {raw}"))
+        raise DataError(_not_found(f"no MNIST in {raw}{_layout_hint(root)}"))
     try:
         return read_raw_mnist(raw)
     except DataError as error:
         if explicit:
             raise
         raise DataError(f"{error}; delete it and run again to download it afresh") from None
+
+
+def _layout_hint(root: Path) -> str:
+    """For a folder inside torchvision's layout (`.../MNIST` or `.../MNIST/raw`): the folder to pass instead."""
+    parts = root.resolve().parts
+    above = [Path(*parts[:i]) for i in range(1, len(parts)) if parts[i] == "MNIST" and parts[i + 1:] in ((), ("raw",))]
+    if not above or not (above[0] / "MNIST" / "raw").is_dir():
+        return ""
+    return f" (that folder is inside the layout: did you mean --data-dir {above[0]}?)"
 
 
 def _not_found(how: str) -> str:

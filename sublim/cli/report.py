@@ -9,9 +9,14 @@ from sublim.analysis import Options, ReportError, build_report
 
 USER_ERRORS = (ReportError,)
 DEFAULTS = Options()
+EXAMPLES = """examples:
+  sublim report results/paper                        report.md, report.html, stats.json, tables/ and figures/
+  sublim report runs/seed0                           one run's folder (from sublim run)
+  sublim report results/paper --out /tmp/paper-report --mediation-sims 2000   elsewhere, finer mediation intervals"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
     parser.add_argument("results", type=Path, metavar="RESULTS",
                         help="results folder: a sweep's (holding sweep.json) or a run's (holding summary.json)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="report folder (default: RESULTS/report)")

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 from types import NoneType
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from tqdm import tqdm
@@ -14,30 +14,33 @@ from tqdm import tqdm
 from sublim.core.config import field_help, type_options
 from sublim.core.files import DIVERGED_FILE, SUMMARY_FILE, DiskFull
 from sublim.core.mitigations import MITIGATIONS
-from sublim.trainable import (ConfigError, DataError, Diverged, Teacher, Trial, TrialConfig, TrialData, load_mnist,
-                              resolve_device, train_teacher, write_trial_outputs)
+from sublim.core.tracking import TRACKERS, TrackerError, check_trackers, final_summary
+from sublim.trainable import (ConfigError, DataError, Diverged, InstallError, Teacher, Trial, TrialConfig, TrialData,
+                              check_torchvision, load_mnist, resolve_device, train_teacher, write_trial_outputs)
 from sublim.trainable.results import TeacherCache, write_diverged
 
 from .folders import unwritable
+from .tracking import tracked
 
 
 class RunError(ValueError):
     """The output folder or a run option cannot be used."""
 
 
-USER_ERRORS = (ConfigError, DataError, RunError, DiskFull)
+USER_ERRORS = (ConfigError, DataError, RunError, DiskFull, TrackerError, InstallError)
 EXAMPLES = """examples:
   sublim run --seed 0                                          no mitigation: the trait is acquired
   sublim run --seed 0 --student-init independent               the control: a student of another init
   sublim run --seed 0 --mitigation projection --strength 1     remove the trait-aligned gradient component
   sublim run --seed 0 --mitigation liminal --strength 3 --out runs/liminal3
   sublim run --seed 1 --teacher-cache teachers                 reuse trained teachers across runs
+  sublim run --seed 0 --tracker mlflow                         also log the trial to MLflow (./mlruns)
   sublim run --epochs 1 --noise-count 4096 --data-dir /data/datasets   a quick check, MNIST offline"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per trial setting, straight from TrialConfig, plus where data and outputs go."""
-    parser.epilog, parser.formatter_class = mitigations_help() + "\n\n" + EXAMPLES, argparse.RawDescriptionHelpFormatter
+    parser.epilog = mitigations_help() + "\n\n" + EXAMPLES
     add_settings(parser.add_argument_group("trial settings (defaults are the published protocol)"), TrialConfig,
                  no_default={"strength": "required with any mitigation but none"})
     parser.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR, else download)")
@@ -46,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--teacher-cache", type=Path, metavar="DIR",
                         help="folder of trained teachers to reuse across runs (default: always train)")
+    parser.add_argument("--tracker", action="append", choices=TRACKERS, default=[],
+                        help="also log the trial as a run in MLflow (to $MLFLOW_TRACKING_URI, else ./mlruns) or "
+                             "Weights & Biases (WANDB_MODE=offline honoured; its run folder in --out); repeat for both")
 
 
 def mitigations_help() -> str:
@@ -105,8 +111,9 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     data = TrialData.from_mnist(load_mnist(args.data_dir), config, device)
     try:
-        trial = Trial(config, data, teacher_for(config, data, args.teacher_cache))
-        summary = train_with_progress(trial)
+        with tracked(args.tracker, out.name, {"trial": {"trial_id": out.name, "config": config.to_dict()}}, out) as log:
+            trial = Trial(config, data, teacher_for(config, data, args.teacher_cache))
+            summary = train_with_progress(trial, log)
     except Diverged as error:
         write_diverged(out, config, error)
         raise RunError(f"{config.arm}, seed {config.seed}: {error}; wrote {out / DIVERGED_FILE}") from None
@@ -141,6 +148,8 @@ def check_before_work(args: argparse.Namespace, out: Path) -> None:
             raise RunError(f"{flag} {folder}: {problem}")
     if args.threads is not None and args.threads < 1:
         raise RunError(f"--threads {args.threads} is not allowed; must be >= 1")
+    check_trackers(args.tracker)
+    check_torchvision()
 
 
 def teacher_for(config: TrialConfig, data: TrialData, cache_folder: Path | None) -> Teacher:
@@ -154,12 +163,16 @@ def teacher_for(config: TrialConfig, data: TrialData, cache_folder: Path | None)
     return teacher
 
 
-def train_with_progress(trial: Trial) -> dict[str, Any]:
-    """Distil with a progress bar showing each epoch's accuracy and alignment; the trial's summary."""
+def train_with_progress(trial: Trial, log: Callable[[dict[str, Any], int], None]) -> dict[str, Any]:
+    """Distil with a progress bar showing each epoch's accuracy and alignment; the trial's summary. Each epoch's
+    metrics, then the summary's numbers, go to `log` (the trackers)."""
     config = trial.config
     with tqdm(total=config.epochs, desc=f"student {config.arm}", unit="epoch") as bar:
         bar.set_postfix(acc=f"{trial.acc_by_epoch[0]:.3f}")
         for metrics in trial.run():
             bar.set_postfix(acc=f"{metrics['student_acc']:.3f}", align=f"{metrics['mean_alignment']:+.2e}")
             bar.update()
-    return trial.summary()
+            log(metrics, trial.epoch)
+    summary = trial.summary()
+    log({"summary": final_summary(summary)}, trial.epoch)
+    return summary

@@ -9,22 +9,32 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from sublim.core.durations import duration_text
 from sublim.core.files import DiskFull
+from sublim.core.tracking import TRACKERS, TrackerError, check_trackers
 from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SpecError, SweepSpec, name_problem
-from sublim.trainable import DataError, load_mnist
+from sublim.trainable import DataError, InstallError, check_torchvision, load_mnist
 
 from .folders import unwritable
 
 if TYPE_CHECKING:
     from sublim.sweeps.tune_run import SweepOutcome
 
-USER_ERRORS = (SpecError, SweepError, DataError, LockHeld, DiskFull)
+USER_ERRORS = (SpecError, SweepError, DataError, LockHeld, DiskFull, TrackerError, InstallError)
 DEFAULT_STORAGE = "results"
+EXAMPLES = """examples:
+  sublim sweep smoke --dry-run                     the grid and its predicted time; nothing runs
+  sublim sweep smoke                               a small sweep into results/smoke, then the command to report
+  sublim sweep paper --data-dir /data/datasets     the published comparison, MNIST offline
+  sublim sweep paper --tracker mlflow              also log every trial to MLflow (./mlruns)
+  sublim sweep my-sweep.yaml --address auto        your spec, on a running Ray cluster
+  sublim sweep paper --until-resolved --max-seeds 40 --wave 5   add seeds in waves until the claims are resolved"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
     parser.add_argument("spec", type=Path, metavar="SPEC",
                         help="sweep spec (YAML file), or the name of a shipped one: " + ", ".join(shipped_specs()))
     parser.add_argument("--storage", default=DEFAULT_STORAGE, metavar="DIR",
@@ -38,14 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "name and storage continues it too)")
     parser.add_argument("--data-dir", metavar="DIR",
                         help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR, else download)")
+    parser.add_argument("--tracker", action="append", choices=TRACKERS, default=[],
+                        help="also log every trial as a run in MLflow (to $MLFLOW_TRACKING_URI, else ./mlruns) or "
+                             "Weights & Biases (WANDB_MODE=offline honoured), through Tune's logger callbacks; "
+                             "repeat for both")
     parser.add_argument("--dry-run", action="store_true",
-                        help="print the grid (trials, teachers, each axis's values) and its predicted cost, then exit "
-                             "without starting Ray. The cost model: a default trial's student costs 11 core-seconds "
-                             "and a teacher 4.6 at one thread (measured on a 2-core AVX-512 Xeon, the student the "
-                             "mean over paper.yaml's arms), scaled by the multiply-adds of the trial's passes "
-                             "(width, aux logits, epochs, images), plus 0.54 core-seconds per trial; it leaves out "
-                             "the arms' differences, Ray's start and each worker's (about 7 core-seconds), and "
-                             "GPUs; on a grid over widths 64 to 1024 it was 15%% high (see the README's 'Spec files')")
+                        help="print the grid and its predicted time; run nothing")
     waves = parser.add_argument_group("growing in waves until the claims are resolved (a group-sequential design)")
     waves.add_argument("--until-resolved", action="store_true",
                        help="run the spec's arms over seeds in waves, stopping once every primary directional test "
@@ -84,6 +92,8 @@ def main(args: argparse.Namespace) -> int:
         print(dry_run(spec))
         return 0
     check_waves(args, spec)
+    check_trackers(args.tracker)
+    check_torchvision()
     name = args.name or spec.name
     if name_problem(name):
         raise SweepError(f"--name {name_problem(name)}")
@@ -121,25 +131,28 @@ def refuse_missing_plugins(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFolder) -> SweepOutcome:
-    """The sweep (or its waves) on Ray, MNIST loaded once, here: trials get it through Ray's object store."""
+    """The sweep (or its waves) on Ray, MNIST loaded once, here: trials get it through Ray's object store. Ray's and
+    Tune's log lines go to tune/ray.log in the results folder."""
+    from sublim.sweeps.session import RAY_LOG, ray_log_to, ray_session
     from sublim.sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
 
     mnist = load_mnist(args.data_dir)
-    if args.until_resolved:
-        from sublim.sweeps.session import ray_session
+    with ray_log_to(folder.tune_dir / RAY_LOG):
+        if args.until_resolved:
+            from .waves import run_until_resolved
 
-        from .waves import run_until_resolved
-
-        with ray_session(args.address) as seconds:  # one Ray for every wave, not a start per wave
-            print(f"Ray started in {seconds:.1f} s, for every wave", flush=True)
-            return run_until_resolved(args, name, spec, folder, lambda *wave: run_sweep(
-                name, *wave, folder, mnist, address=args.address))
-    return run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address)
+            with ray_session(args.address) as seconds:  # one Ray for every wave, not a start per wave
+                print(f"Ray started in {seconds:.1f} s, for every wave", flush=True)
+                return run_until_resolved(args, name, spec, folder, lambda *wave: run_sweep(
+                    name, *wave, folder, mnist, address=args.address, trackers=args.tracker))
+        return run_sweep(name, spec, args.spec.read_text(encoding="utf-8"), folder, mnist, address=args.address,
+                         trackers=args.tracker)
 
 
 def dry_run(spec: SweepSpec) -> str:
     """The grid and its predicted cost (sweeps/cost.py), for sizing a cluster before anything runs."""
     from sublim.sweeps.cost import predicted_cost
+    from sublim.sweeps.session import local_resources
     from sublim.core.config import label_value
 
     configs = [t.config for t in spec.trials]
@@ -152,10 +165,12 @@ def dry_run(spec: SweepSpec) -> str:
         lines.append(f"  {name}: " + "; ".join(f"{label_value(value)}: {len(level)} trials, "
                                                f"{len({c.teacher_key for c in level})} teacher(s)"
                                                for value, level in zip(values, levels)))
-    cost = predicted_cost(configs)
-    lines.append(f"predicted cost: {cost.total / 3600:.2f} core-hours at one thread per trial (students "
-                 f"{cost.students / 3600:.2f}, teachers {cost.teachers / 3600:.2f}, per-trial overhead "
-                 f"{cost.overhead / 3600:.2f}), Ray's and its workers' start not included; the model is in --help")
+    cost, cores = predicted_cost(configs), local_resources()["cpu"]
+    lines.append(f"predicted cost: {cost.total / 3600:.2f} core-hours at one thread per trial, "
+                 f"{duration_text(cost.total / cores)} on this machine's {cores:g} cores (of core time: students "
+                 f"{duration_text(cost.students)}, teachers {duration_text(cost.teachers)}, per-trial overhead "
+                 f"{duration_text(cost.overhead)}); Ray's and its workers' start not included; the model is in "
+                 "the README ('Spec files')")
     if spec.resources.threads > 1 or spec.resources.gpus:
         lines.append(f"  the spec's {spec.resources.cpus:g} CPU(s) and {spec.resources.gpus:g} GPU(s) per trial are "
                      "not modeled: the prediction is for one thread per trial on a CPU")

@@ -19,6 +19,7 @@ from typing import Any, Literal, Mapping, Union
 
 from .mitigations import BUILT_IN, MITIGATIONS, MitigationError
 from .schema import IMAGE_PIXELS, NUM_CLASSES
+from .suggest import did_you_mean
 
 StudentInit = Literal["shared", "independent"]
 InitScheme = Literal["normal", "torch"]
@@ -62,7 +63,7 @@ class Settings:
         names = list(field_types(cls))
         for key in values:
             if key not in names:
-                raise ConfigError(f"{key}: unknown setting; allowed: {', '.join(names)}")
+                raise ConfigError(f"{key}: unknown setting{did_you_mean(key, names)}; allowed: {', '.join(names)}")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,7 +214,9 @@ def check_value(name: str, value: Any, kind: Any) -> Any:
             raise ConfigError(f"{name}: {value!r} is not allowed; must be a finite number")
         if _accepts(value, option):
             return float(value) if option is float else value
-    raise ConfigError(f"{name}: {value!r} is not allowed; {_allowed(kind)}")
+    enum = [v for option in type_options(kind) if isinstance(option, tuple) for v in option]
+    hint = did_you_mean(value, enum) if isinstance(value, str) else ""  # a mistyped name, not a wrong type
+    raise ConfigError(f"{name}: {value!r} is not allowed{hint}; {_allowed(kind)}")
 
 
 def accepts(value: Any, kind: Any) -> bool:

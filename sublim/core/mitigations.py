@@ -20,6 +20,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .schema import NUM_CLASSES
+from .suggest import did_you_mean
 
 if TYPE_CHECKING:
     from .config import TrialConfig
@@ -438,8 +439,8 @@ class Registry(Mapping):
 
     def unknown(self, name: Any) -> MitigationError:
         """Why `name` is no mitigation here, in one line: neither built in nor installed."""
-        return MitigationError(f"{name!r:.40} is not allowed; allowed: {', '.join(self)} (built in, or installed "
-                               f"under the entry-point group {ENTRY_POINT_GROUP})")
+        return MitigationError(f"{name!r:.40} is not allowed{did_you_mean(name, self)}; allowed: {', '.join(self)} "
+                               f"(built in, or installed under the entry-point group {ENTRY_POINT_GROUP})")
 
     def record(self, names: Any) -> dict[str, Any]:
         """What a results folder keeps of the mitigations `names`: each one's report facts, and for a plugin its

@@ -53,3 +53,4 @@ SUMMARY_FIELDS = (
     "applied_alignment_by_epoch", "mean_update_alignment", "update_alignment_by_epoch", "epochs_done", "steps", "final_distill_loss", "teacher_seconds",
     "student_seconds", "seconds", "versions", "config",
 )
+SUMMARY_COUNTS = ("epochs_done", "steps")  # the summary's integer counts
