@@ -5,7 +5,8 @@ the claim expects (> 0, < 0, equivalent within a margin, non-inferior, ≠ 0). `
 sweep's arms (without data: the sequential design counts its family from it); `tests_table` answers each
 planned row from the completed trials, each row keeping the model it was answered with. The tables, verdicts,
 seeds-needed, the sequential looks and the figures all read that table. Rows of claim ACROSS are planned once per
-axis of a sweep (claim "across AXIS"), on every level's trials. A mitigation adds its comparisons to `CONTRASTS`.
+axis of a sweep (claim "across AXIS"), on every level's trials. A plugin's mitigation declares its own
+rows and claims in its facts (`declared`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
 from sublim.core.config import level_label
-from sublim.core.mitigations import MITIGATIONS
+from sublim.core.mitigations import BUILT_IN, report_facts
 from sublim.core.schema import LAYER_NAMES
 
 from . import inference as inf
@@ -28,7 +29,7 @@ from .load import arm_order
 
 BASELINE = "none/shared"
 CONTROL = "none/independent"
-MITIGATIONS_WITH_DOSE = ("projection", "placebo", "liminal")
+MITIGATIONS_WITH_DOSE = tuple(kind for kind, mitigation in BUILT_IN.items() if mitigation.dose)
 MEDIATORS = ("mean_alignment", "mean_update_alignment")  # the raw gradient's cosine; the step Adam applied
 # The mediation's one mediator, declared before any data: every mitigation acts on the step the optimizer applies
 # (a loss term or a gradient transform), never on g_d itself, whose alignment changes only through the trajectory;
@@ -72,9 +73,9 @@ EXPONENT_TEST, TRACKING_ACROSS, TRACKING_WITHIN, TREND, DIFFERENCES = (
 class Contrast:
     """One declared comparison. `arms`: an arm label, a mitigation name (its shared-init arms with a dose),
     'shared' (every shared-init arm), 'pooled' (the shared-init arms whose mitigation does not act on the trait
-    direction: pre-specified to share a slope) or 'all'. `reference`: '0' (or `null`), an arm label, or 'same-strength
-    KIND' (the KIND arm of the row arm's strength); the estimate is arm minus reference. `role`: primary (a
-    claim's verdict, in the multiplicity family), sustained (joins the claim's verdict as an intersection-union
+    direction: pre-specified to share a slope) or 'all'. `reference`: '0' (or `null`), an arm label, 'same-strength
+    KIND' (the KIND arm of the row arm's strength) or 'matched placebo' (the placebo at the row arm's strength × its
+    mitigation's `placebo_ratio`); the estimate is arm minus reference. `role`: primary (a claim's verdict, in the multiplicity family), sustained (joins the claim's verdict as an intersection-union
     test: every one must hold), secondary (reported, not judged into a claim; adjusted within its claim) or
     descriptive (an estimate with its interval, never judged)."""
 
@@ -111,7 +112,7 @@ CONTRASTS: list[Contrast] = [
     Contrast("claim4", "alignment_epoch_1", "paired t-test", "<", arms="liminal", reference=BASELINE, role="primary"),
     Contrast("claim4", "trait_gain", "t-test", ">", arms="liminal", role="primary"),
     # The referee: does alignment cause acquisition? The intervention first, at equal step norm.
-    Contrast("referee", "trait_gain", "paired t-test", "<", arms="projection", reference="same-strength placebo",
+    Contrast("referee", "trait_gain", "paired t-test", "<", arms="projection", reference="matched placebo",
              role="primary"),
     Contrast("referee", "trait_gain", "TOST equivalence", "=", arms="placebo", reference=BASELINE, role="primary"),
     Contrast("referee", "final_distill_loss", "non-inferiority", "<=", arms="placebo", reference=BASELINE),
@@ -189,7 +190,7 @@ def _selected(arms: pd.DataFrame, selector: str) -> list[str]:
         return list(shared["arm"])
     if selector == "pooled":
         return list(arms.loc[in_pool(arms), "arm"])
-    if selector in MITIGATIONS_WITH_DOSE:
+    if selector in set(arms["mitigation"]):
         return list(shared.loc[(shared["mitigation"] == selector) & (shared["strength"] > 0), "arm"])
     return [selector] if selector in set(arms["arm"]) else []
 
@@ -197,15 +198,45 @@ def _selected(arms: pd.DataFrame, selector: str) -> list[str]:
 def in_pool(frame: pd.DataFrame) -> pd.Series:
     """Which arms (or trials) the slope pool holds, declared before any data: the shared-init ones whose mitigation
     does not act on the step's trait-aligned component (one not installed here is assumed to)."""
-    acts = frame["mitigation"].map(lambda kind: kind not in MITIGATIONS or MITIGATIONS[kind].acts_on_trait_direction)
+    acts = frame["mitigation"].map(lambda kind: report_facts(kind).acts_on_trait_direction)
     return (frame["student_init"] == "shared") & ~acts.astype(bool)
 
 
+def declared(arms: pd.DataFrame) -> list[Contrast]:
+    """The rows that the arms' other mitigations (plugins) declare in their facts, and their mediation when their
+    strength is a dose; the built-ins' rows are in CONTRASTS."""
+    rows = []
+    for kind in dict.fromkeys(arms["mitigation"]):
+        facts = report_facts(kind)
+        if kind not in BUILT_IN:
+            rows += [Contrast(**c) for c in facts.contrasts]
+            rows += [Contrast("mediation", "trait_gain", f"mediation {effect}", "!=", arms=kind, role="descriptive",
+                              x=MEDIATOR) for effect in ("ACME", "ADE", "total") if facts.dose]
+    return rows
+
+
+def doses(arms: pd.DataFrame) -> tuple[str, ...]:
+    """The mitigations whose strength is a dose: the built-ins', then those of the plugins among `arms` (or trials)."""
+    return MITIGATIONS_WITH_DOSE + tuple(kind for kind in dict.fromkeys(arms["mitigation"])
+                                         if kind not in BUILT_IN and report_facts(kind).dose)
+
+
+def claims(kinds: Any) -> dict[str, tuple[str, str]]:
+    """Every claim: the study's (CLAIMS), then those the plugins among the mitigations `kinds` declare."""
+    return {**CLAIMS, **{claim: texts for kind in dict.fromkeys(kinds) if kind not in BUILT_IN
+                         for claim, texts in report_facts(kind).claims.items() if claim not in CLAIMS}}
+
+
 def _reference(arms: pd.DataFrame, arm: str, reference: str) -> str | None:
-    if not reference.startswith("same-strength "):
+    """The reference arm's label: a 'same-strength KIND' arm, or the 'matched placebo' (the placebo at the strength
+    the arm's mitigation declares its step norm matches), or `reference` as given."""
+    if reference == "matched placebo":
+        ratio = report_facts(arms.loc[arms["arm"] == arm, "mitigation"].iloc[0]).placebo_ratio
+        reference = f"same-strength placebo {ratio}" if ratio else None
+    if reference is None or not reference.startswith("same-strength "):
         return reference
-    kind = reference.split()[1]
-    strength = float(arms.loc[arms["arm"] == arm, "strength"].iloc[0])
+    kind, *ratio = reference.split()[1:]
+    strength = float(arms.loc[arms["arm"] == arm, "strength"].iloc[0]) * float(ratio[0] if ratio else 1)
     match = arms[(arms["mitigation"] == kind) & (arms["student_init"] == "shared")
                  & np.isclose(arms["strength"].astype(float), strength)]
     return str(match["arm"].iloc[0]) if len(match) else None
@@ -231,7 +262,7 @@ def plan(arms: pd.DataFrame, epochs: int, contrasts: list[Contrast] | None = Non
     """Every row the tests table will hold for these arms (`arm_frame`) and number of epochs; with `axis`, the
     rows about that axis (claim ACROSS) instead."""
     rows = []
-    for c in CONTRASTS if contrasts is None else contrasts:
+    for c in [*CONTRASTS, *declared(arms)] if contrasts is None else contrasts:
         if epochs < c.min_epochs or (c.claim == ACROSS) != (axis is not None):
             continue
         metrics = [c.metric.format(epoch=e) for e in range(1, epochs + 1)] if c.epochs else [c.metric]

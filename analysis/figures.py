@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from sublim.core.config import level_label
 from sublim.core.text import file_stem
 from sublim.core.files import atomic_write
-from sublim.core.mitigations import MITIGATIONS
+from sublim.core.mitigations import report_facts
 
 from . import inference as inf
 from .axes import RANDOM_EXPONENT, RELATION_METRICS, at_level, levels
@@ -74,10 +74,10 @@ def arm_styles(trials: pd.DataFrame) -> dict[str, tuple[Any, str]]:
     """(colour, marker) per arm, the same in every figure: the mitigation's hue (its own for one the project does
     not define), light to dark with the strength, and a marker per arm of the mitigation."""
     arms, kinds = arm_order(trials), trials.groupby("arm")["mitigation"].first()
-    unknown, styles = [kind for kind in dict.fromkeys(kinds[arms]) if kind not in MITIGATIONS], {}
+    unknown, styles = [kind for kind in dict.fromkeys(kinds[arms]) if not report_facts(kind).colours], {}
     for kind in dict.fromkeys(kinds[arms]):
         mine = [arm for arm in arms if kinds[arm] == kind]
-        palette = MITIGATIONS[kind].colours if kind in MITIGATIONS else (OTHER_COLOURS[unknown.index(kind) % 4],)
+        palette = report_facts(kind).colours or (OTHER_COLOURS[unknown.index(kind) % 4],)
         for i, arm in enumerate(mine):
             colour = (palette[i % len(palette)] if kind == "none" else palette[0] if len(mine) == 1
                       else _shade(palette[0], 0.5 - 0.95 * i / (len(mine) - 1)))
@@ -89,7 +89,7 @@ def _panels(completed: pd.DataFrame) -> list[tuple[str, list[str], str | None]]:
     """(title, arms, reference arm): one panel per mitigation; mitigated panels repeat the baseline as reference."""
     arms, kinds = arm_order(completed), completed.groupby("arm")["mitigation"].first()
     reference = BASELINE if BASELINE in arms and "none" in set(kinds) else None
-    return [(MITIGATIONS[kind].title if kind in MITIGATIONS else kind,
+    return [(report_facts(kind).title,
              [reference] * (kind != "none" and bool(reference)) + [a for a in arms if kinds[a] == kind],
              reference if kind != "none" else None)
             for kind in dict.fromkeys(kinds[arms])]
@@ -325,7 +325,7 @@ def dose_response(completed: pd.DataFrame, doses: pd.DataFrame, tests: pd.DataFr
             ax.set_xticks(strengths, [f"{s:g}" for s in strengths])
             ax.minorticks_off()
             ax.set(xlabel=f"{kind} strength s (0 = none{scale})", ylabel=LABELS[metric].split(" (")[0],
-                   title=f"{MITIGATIONS[kind].title if kind in MITIGATIONS else kind}: {metric.replace('_', ' ')}")
+                   title=f"{report_facts(kind).title}: {metric.replace('_', ' ')}")
             ax.legend(frameon=False)
     _title(fig, "Dose-response across mitigation strength (shared-init students)")
     return fig

@@ -20,7 +20,7 @@ import pandas as pd
 from sublim.core.config import TrialConfig, axis_values_problem
 from sublim.core.files import (DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, SWEEP_NAME_PATTERN, TRIAL_ID_PATTERN,
                                TRIALS_DIR, read_json)
-from sublim.core.mitigations import MITIGATIONS
+from sublim.core.mitigations import BUILT_IN, remember
 from sublim.core.records import sequential_problem
 from sublim.core.schema import SUMMARY_COUNTS, SUMMARY_FIELDS, TRACE_COLUMNS
 from sublim.core.trial_folder import STATUSES, read_trial
@@ -98,7 +98,7 @@ def arm_order(trials: pd.DataFrame) -> list[str]:
 
     firsts = trials.groupby("arm", sort=False).first()
     return sorted(firsts.index, key=lambda arm: (
-        rank(list(MITIGATIONS), firsts.at[arm, "mitigation"]),
+        rank(list(BUILT_IN), firsts.at[arm, "mitigation"]), str(firsts.at[arm, "mitigation"]),  # then plugins, by name
         _sortable(firsts.at[arm, "strength"]),
         rank(list(INIT_ORDER), firsts.at[arm, "student_init"]),
         arm,
@@ -250,6 +250,7 @@ def _load_sweep(path: Path) -> Results:
     problem = sequential_problem(sweep["sequential"]) if sweep.get("sequential") is not None else None
     results.sequential = None if problem else sweep.get("sequential")
     results.warnings += [f"{SWEEP_FILE}'s sequential record is not used ({problem})"] if problem else []
+    results.warnings += remember(sweep.get("mitigations"))  # facts of plugins not installed here: never code
     spec = sweep.get("spec")
     results.axes = _axes(spec.get("axes") if isinstance(spec, dict) else None, results)
     return _checked(results)

@@ -22,9 +22,9 @@ import pandas as pd
 from sublim.core.config import level_label
 from sublim.core.files import atomic_write, holds_marker, json_safe, unwritable, write_json, write_text
 
-from . import figures, sequential
+from . import contrasts, figures, sequential
 from .axes import RANDOM_EXPONENT, at_level, level_of, level_table, levels
-from .contrasts import (BASELINE, CLAIMS, CONTRADICTED, MITIGATIONS_WITH_DOSE, REFUSED, SECONDARY_ADJUSTMENT, SUPPORTED,
+from .contrasts import (BASELINE, CONTRADICTED, REFUSED, SECONDARY_ADJUSTMENT, SUPPORTED,
                         VERDICTS, ZERO, ZERO_BY_CONSTRUCTION, Options, claim_verdict, tests_table)
 from .descriptives import arm_table, data_summary, dose_table, epoch_table, settings, trial_metrics
 from .document import Block, Bullets, Heading, Image, Paragraph, Table, ci, fmt, to_html, to_markdown
@@ -179,13 +179,14 @@ def _write(results: Results, completed: pd.DataFrame, tests: pd.DataFrame, optio
     for level in levels(completed, axes):  # one level, {}, without axes
         label = level_label(level)
         here, here_tests = at_level(completed, level), at_level(tests, level)
-        epochs, doses = epoch_table(here), dose_table(here, MITIGATIONS_WITH_DOSE)
+        epochs, doses = epoch_table(here), dose_table(here, contrasts.doses(here))
         drawn.update(figures.draw_all(here, results.steps, epochs, here_tests, doses, folder / "figures",
                                       f"-{label}" if label else ""))
         claims += [{"id": claim, "title": title, "verdict": claim_verdict(here_tests, claim),
                     "estimates": key_estimates(here_tests[(here_tests["claim"] == claim)
                                                           & (here_tests["role"] == "primary")]),
-                    **level, **({"level": label} if label else {})} for claim, (title, _) in CLAIMS.items()]
+                    **level, **({"level": label} if label else {})}
+                   for claim, (title, _) in contrasts.claims(completed["mitigation"]).items()]
         for name, table in (("arms", arm_table(at_level(results.trials, level), here)), ("arm_epochs", epochs),
                             ("dose_response", doses)):
             parts[name].append(table.assign(**level))
@@ -324,8 +325,9 @@ def _lead(stats: dict[str, Any]) -> list[Block]:
     axes, claims = stats["axes"], stats["claims"]
     by = {(c["id"], level_label({n: c[n] for n in axes})): c for c in claims}
     labels = list(dict.fromkeys(at for _, at in by))
+    titles = {c["id"]: c["title"] for c in claims}
     table = (Table(["claim", *labels], [[title, *(f"**{by[(claim, at)]['verdict']}**: {by[(claim, at)]['estimates']}"
-                                                  for at in labels)] for claim, (title, _) in CLAIMS.items()])
+                                                  for at in labels)] for claim, title in titles.items()])
              if axes else Table(["claim", "verdict", f"key estimates: mean [{CI}] over seeds"],
                                 [[c["title"], f"**{c['verdict']}**", c["estimates"]] for c in claims]))
     return [table, Paragraph("Arms at shared init unless marked /independent; none = none/shared; a − b: paired by "
@@ -400,10 +402,14 @@ def _drive(stats: dict[str, Any], level: dict[str, Any]) -> list[Block]:
         *([Bullets(said)] if said else [])]
 
 
+def _claims(stats: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return contrasts.claims(a["mitigation"] for a in stats["arms"])
+
+
 def _claim_section(stats: dict[str, Any], tests: pd.DataFrame, claim: dict[str, Any], label: str,
                    depth: int) -> list[Block]:
     rows = tests[(tests["claim"] == claim["id"]) & tests["role"].isin(("primary", "sustained"))]
-    return [Heading(claim["title"], depth), Paragraph(f"**Claim.** {CLAIMS[claim['id']][1]}"),
+    return [Heading(claim["title"], depth), Paragraph(f"**Claim.** {_claims(stats)[claim['id']][1]}"),
             Paragraph(f"**Verdict: {claim['verdict']}.**"), *([rows_table(rows)] if len(rows) else []),
             *(_drive(stats, {n: claim[n] for n in stats["axes"]}) if claim["id"] == "claim2" else []),
             *_figures(stats, CLAIM_FIGURES.get(claim["id"], ()), label)]
@@ -416,7 +422,7 @@ def _level_sections(stats: dict[str, Any], tests: pd.DataFrame, level: dict[str,
     label, blocks = level_label(level), []
     for claim in _at(stats["claims"], level):
         blocks += _claim_section(stats, tests, claim, label, depth)
-    shown = tests["role"].isin(("primary", "sustained")) & tests["claim"].isin(CLAIMS)
+    shown = tests["role"].isin(("primary", "sustained")) & tests["claim"].isin(_claims(stats))
     for claim, (heading, text, names) in SECTIONS.items():
         rows = tests[(tests["claim"] == claim) & ((tests["arm"] == BASELINE) | (claim == "mediation"))]
         shown |= tests.index.isin(rows.index) & (claim in ("update", "mediation"))

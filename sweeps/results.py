@@ -2,7 +2,9 @@
 that nothing damaged, diverged or belonging to another config ever passes for a result.
 
 Layout at `<storage>/<name>/`:
-    sweep.json                  name, parsed spec, library versions and every expected trial
+    sweep.json                  name, parsed spec, library versions, every expected trial, and its mitigations'
+                                report facts (a plugin's with its distribution and version: the report needs
+                                no plugin installed, and a resume without it is refused)
     spec.yaml                   the spec file as given
     trials/<trial_id>/          summary.json + trace.parquet of a finished trial; diverged.json of a
                                 diverged one; error.txt of a failed one; checkpoint.pt while it runs
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from sublim.core.config import TrialConfig
+from sublim.core.mitigations import MITIGATIONS
 from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE, MAX_NAME_LENGTH, SUMMARY_FILE, SWEEP_FILE,
                                TRACE_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, read_json,
                                write_json, write_text)
@@ -202,7 +205,23 @@ class ResultsFolder:
                     "arms": sorted({t.config.arm for t in spec.trials if t.trial_id in added}),
                     "spec": spec_text, "versions": library_versions()})
             write_text(self.path / SPEC_FILE, spec_text)
-            write_json(self.path / SWEEP_FILE, {**sweep, "spec": spec.to_dict(), "trials": trial_records(spec)})
+            mitigations = {**sweep.get("mitigations", {}),
+                           **MITIGATIONS.record(t.config.mitigation for t in spec.trials)}
+            write_json(self.path / SWEEP_FILE, {**sweep, "spec": spec.to_dict(), "trials": trial_records(spec),
+                                                "mitigations": mitigations})
+
+    def plugins_missing(self) -> list[str]:
+        """The plugins the folder's sweep.json records and this environment lacks, each as 'name (distribution
+        version)'. Only names are compared: nothing recorded is imported."""
+        record = self._sweep_record().get("mitigations") if self.exists() else None
+        missing = []
+        for name, facts in (record.items() if isinstance(record, dict) else ()):
+            if name not in MITIGATIONS:
+                plugin = facts.get("plugin") if isinstance(facts, dict) else None
+                where = (f"{plugin.get('distribution')!s:.60} {plugin.get('version')!s:.30}" if isinstance(plugin, dict)
+                         else "not a plugin recorded by this version")
+                missing.append(f"{short_repr(name)} (plugin {where})")
+        return missing
 
     def sequential(self) -> dict[str, Any] | None:
         """The group-sequential record of a sweep grown in waves (design, each look, why it stopped), if any."""

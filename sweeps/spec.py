@@ -257,8 +257,7 @@ class _Parser:
             item = self.mapping(item, key, ARM_KEYS, required=("mitigation",))
             mitigation = item["mitigation"]
             if mitigation not in MITIGATIONS:
-                self.fail(f"{key}.mitigation", f"{mitigation!r} is not allowed{did_you_mean(mitigation, MITIGATIONS)}; "
-                                               f"allowed: {', '.join(MITIGATIONS)}")
+                self.fail(f"{key}.mitigation", str(MITIGATIONS.unknown(mitigation)))
             strengths = item.get("strengths", 0.0 if mitigation == "none" else None)
             if strengths is None:
                 self.fail(f"{key}.strengths", f"missing; mitigation {mitigation!r} needs one strength or a list")

@@ -9,6 +9,7 @@ import pytest
 
 from sublim.cli.run import add_settings, settings_from_args
 from sublim.core.config import check_value, setting
+from sublim.core.mitigations import MITIGATIONS
 from sublim.trainable import ConfigError, TrialConfig
 
 
@@ -21,7 +22,7 @@ def test_defaults_are_the_published_protocol():
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"mitigation": "dropout"}, "mitigation: 'dropout' is not allowed; allowed: none, projection, placebo, liminal"),
+    ({"mitigation": "dropout"}, f"mitigation: 'dropout' is not allowed; allowed: {', '.join(MITIGATIONS)}"),
     ({"mitigation": "liminal", "strength": -0.5}, "strength: -0.5 is not allowed; must be >= 0"),
     ({"mitigation": "projection", "strength": 2.5}, "strength: 2.5 is not allowed; projection strength must be in [0, 2]"),
     ({"strength": 0.3}, "must be 0 when mitigation is 'none'"),
@@ -85,7 +86,7 @@ class Toy(TrialConfig):
     ({"style": "gaudy"}, "style: 'gaudy' is not allowed; allowed: plain, fancy, None"),
     ({"style": True}, "style: True is not allowed; allowed: plain, fancy, None"),
     ({"epochs": None}, "epochs: None is not allowed; must be of type int"),
-    ({"mitigation": None}, "mitigation: None is not allowed; allowed: none, projection, placebo, liminal"),
+    ({"mitigation": None}, "mitigation: None is not allowed; must be of type str"),
 ])
 def test_bool_optional_and_enum_settings_are_checked_by_type(values, message):
     with pytest.raises(ConfigError) as error:
@@ -140,7 +141,8 @@ def test_cli_help_names_every_setting_and_its_default():
     assert "--limit {INT,none}" in text and text.count("(default: ") == len(dataclasses.fields(Toy))
 
 
-@pytest.mark.parametrize("mitigation, typical", [("projection", "0.5, 1, 2"), ("placebo", "1, 2"), ("liminal", "0.3, 1, 3")])
+@pytest.mark.parametrize("mitigation, typical", [(name, ", ".join(f"{s:g}" for s in m.typical_strengths))
+                                                 for name, m in MITIGATIONS.items() if m.max_strength > 0])
 def test_sublim_run_refuses_a_mitigation_without_a_strength_naming_typical_ones(tmp_path, capsys, mitigation, typical):
     from sublim import cli
 

@@ -16,7 +16,6 @@ from sublim.analysis.load import load_results
 
 from synthetic import ARMS, write_sweep
 
-KINDS = ("projection", "placebo", "liminal")
 MATH = r"$\undefinedcmd{$ placebo"  # mathtext would fail on it
 
 
@@ -28,7 +27,8 @@ def analysed(root, **sweep) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 
 def draw(completed, steps, tests, folder) -> dict[str, dict[str, str]]:
-    return figures.draw_all(completed, steps, epoch_table(completed), tests, dose_table(completed, KINDS), folder)
+    doses = dose_table(completed, contrasts.doses(completed))
+    return figures.draw_all(completed, steps, epoch_table(completed), tests, doses, folder)
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +82,11 @@ def test_common_slope_is_drawn_only_where_the_table_answers_it(tmp_path):
 
 def test_dose_response_draws_the_dose_model_the_mediation_used(sweep):
     completed, _, tests = sweep
-    fig = figures.dose_response(completed, dose_table(completed, KINDS), tests)
+    fig = figures.dose_response(completed, dose_table(completed, contrasts.doses(completed)), tests)
     drawn = {gid.split(":")[1]: gid.split(":")[2] for ax in fig.axes for line in ax.get_lines()
              if str(gid := line.get_gid()).startswith("dose:")}
     mediation = tests[tests["claim"] == "mediation"].set_index("arm")["note"]
-    assert set(drawn) == set(KINDS) and drawn["liminal"] == "log"
+    assert set(drawn) == set(contrasts.doses(completed)) and drawn["liminal"] == "log"
     for kind, scale in drawn.items():
         assert mediation[kind].iloc[0].startswith(f"dose {scale} ")
 
@@ -104,10 +104,10 @@ def test_a_layer_zero_by_construction_is_not_drawn(sweep):
 
 def test_the_dose_line_stays_within_the_strengths_run(sweep):
     completed, _, tests = sweep
-    doses = dose_table(completed, KINDS)
+    doses = dose_table(completed, contrasts.doses(completed))
     fig = figures.dose_response(completed, doses, tests)
     lines = [line for ax in fig.axes for line in ax.get_lines() if str(line.get_gid()).startswith("dose:")]
-    assert {line.get_gid().split(":")[1] for line in lines} == set(KINDS)
+    assert {line.get_gid().split(":")[1] for line in lines} == set(contrasts.doses(completed))
     for line in lines:
         kind, x = line.get_gid().split(":")[1], line.get_xdata()
         assert x.min() == 0 and x.max() == doses.loc[doses["mitigation"] == kind, "strength"].max()

@@ -9,6 +9,7 @@ import yaml
 
 from sublim import cli
 from sublim.core.config import TrialConfig
+from sublim.core.mitigations import MITIGATIONS
 from sublim.sweeps import spec as spec_module
 from sublim.sweeps.spec import SpecError, SweepSpec
 
@@ -74,7 +75,7 @@ def test_grid_is_seeds_by_arms_with_readable_stable_ids():
     ({"arms": [{"mitigation": "liminal", "strengths": []}]}, "arms[0].strengths",
      "empty list: the grid would be empty"),
     ({"arms": [{"mitigation": "limnal", "strengths": 1}]}, "arms[0].mitigation",
-     "'limnal' is not allowed (did you mean liminal?); allowed: none, projection, placebo, liminal"),
+     f"'limnal' is not allowed (did you mean liminal?); allowed: {', '.join(MITIGATIONS)}"),
     ({"arms": [{"mitigation": "projection", "strengths": [2.5]}]}, "arms[0].strengths",
      "2.5 is not allowed; projection strength must be in [0, 2]"),
     ({"arms": [{"mitigation": "none", "strengths": 0.5}]}, "arms[0].strengths", "must be 0 when mitigation is 'none'"),

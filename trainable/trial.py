@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from sublim.core.config import ConfigError, TrialConfig
-from sublim.core.mitigations import MITIGATIONS
+from sublim.core.mitigations import MITIGATIONS, MitigationError, Step
 from sublim.core.schema import LAYER_NAMES, NUM_CLASSES, TRACE_COLUMNS
 from sublim.core.versions import library_versions
 
@@ -194,7 +194,9 @@ class Trial:
         self.mitigation_rng = generator(config.seed, "mitigation")  # for mitigations that draw (placebo)
 
         self.mitigation = MITIGATIONS[config.mitigation]
-        self.adds_loss = config.adds_loss
+        self.adds_loss = config.adds_loss  # the loss term is computed at strength > 0 only
+        self.has_loss = self.mitigation.adds_loss  # its step reads s.loss_grad: zero at strength 0
+        self.needs_trait = self.mitigation.needs_trait_gradient
         # What each step checks for finiteness, by its column in the step record (looked up once, not per step).
         self.checked_columns = {label: _RAW.index(name) for name, label in _CHECKED.items()
                                 if name != "mitigation_loss" or self.adds_loss}
@@ -232,25 +234,22 @@ class Trial:
             out = self.student(self.noise[idx])
             distill_loss = distillation_loss(out, self.teacher_log_probs[idx])
             (distill_grad,) = torch.autograd.grad(distill_loss, flat, retain_graph=self.adds_loss)
+            t = step / self.total_steps
 
-            applied = distill_grad
-            mitigation_loss = torch.full((), math.nan, device=device)
-            mitigation_weight = torch.zeros((), device=device)
+            mitigation_loss, loss_grad = torch.full((), math.nan, device=device), None
             if self.adds_loss:
-                weight, mitigation_loss = self.mitigation.loss_term(config, step / self.total_steps, out,
-                                                                    self.base_targets[idx])
-                (mitigation_grad,) = torch.autograd.grad(mitigation_loss, flat)
-                applied = distill_grad + weight * mitigation_grad
-                mitigation_weight = torch.full((), weight, device=device)
-
-            if self.track_alignment or self.mitigation.needs_trait_gradient:
-                trait_loss, trait_grad = self._trait_gradient()
-                if self.mitigation.needs_trait_gradient:
-                    applied, mitigation_weight = self.mitigation.transform_gradient(config, distill_grad, trait_grad,
-                                                                                    self.mitigation_rng)
-                if self.track_alignment:
-                    raw[i, :_UPDATE.start] = self._step_record(distill_loss, trait_loss, mitigation_loss, mitigation_weight,
-                                               distill_grad, trait_grad, applied)
+                mitigation_loss = self.mitigation.loss(config, t, out, self.base_targets[idx])
+                (loss_grad,) = torch.autograd.grad(mitigation_loss, flat)
+            elif self.has_loss:
+                loss_grad = torch.zeros_like(distill_grad)
+            trait_loss, trait_grad = (self._trait_gradient() if self.track_alignment or self.needs_trait
+                                      else (None, None))
+            applied, mitigation_weight = self._mitigated(Step(config.mitigation, distill_grad, loss_grad,
+                                                              trait_grad if self.needs_trait else None, t,
+                                                              self.mitigation_rng))
+            if self.track_alignment:
+                raw[i, :_UPDATE.start] = self._step_record(distill_loss, trait_loss, mitigation_loss, mitigation_weight,
+                                                           distill_grad, trait_grad, applied)
             self._check_step(step, raw[i], distill_loss, applied)
             flat.grad = applied
             before = flat.detach().clone() if self.track_alignment else None
@@ -260,6 +259,21 @@ class Trial:
                 raw[i, _UPDATE] = torch.stack([delta.dot(trait_grad), delta.dot(delta)])
         _check_finite("student", step, {"parameters": flat.detach().abs().amax()})
         return raw
+
+    def _mitigated(self, s: Step) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mitigation's step: the gradient to apply and its coefficient as a scalar tensor, or a one-line error
+        when the step returns something else."""
+        result = self.mitigation.step(self.config, s)
+        if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], torch.Tensor)
+                and result[0].shape == s.distill_grad.shape and result[0].dtype == s.distill_grad.dtype):
+            raise MitigationError(f"mitigation {self.config.mitigation!r}: step must return (a gradient shaped like "
+                                  f"s.distill_grad, {tuple(s.distill_grad.shape)}, a number), not {result!r:.80}")
+        applied, coefficient = result
+        coefficient = torch.as_tensor(coefficient, dtype=s.distill_grad.dtype, device=s.distill_grad.device)
+        if coefficient.dim():
+            raise MitigationError(f"mitigation {self.config.mitigation!r}: step's coefficient must be one number, "
+                                  f"not shape {tuple(coefficient.shape)}")
+        return applied, coefficient
 
     def _check_step(self, step: int, record: torch.Tensor, distill_loss: torch.Tensor, applied: torch.Tensor) -> None:
         """Stop at the first non-finite loss or gradient: from the step record, or directly when it is not kept."""
@@ -358,7 +372,7 @@ class Trial:
             "teacher_seconds": self.teacher.seconds,
             "student_seconds": self.student_seconds,
             "seconds": self.teacher.seconds + self.student_seconds,
-            "versions": library_versions(),
+            "versions": library_versions(self.config.mitigation),  # a plugin's distribution too
             # Numbers are a function of the config and of these (the last bits differ between CPU and GPU, and
             # with the thread count for a few reductions): recorded, though not required of older results.
             "ran_on": {"device": str(self.noise.device), "threads": torch.get_num_threads()},

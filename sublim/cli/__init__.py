@@ -12,6 +12,7 @@ from typing import NoReturn
 from sublim.core.suggest import did_you_mean
 
 from sublim.core.files import os_error_line
+from sublim.core.mitigations import MitigationError
 from sublim.core.text import one_line
 
 SUBCOMMANDS = {
@@ -62,14 +63,18 @@ def build_parser(command: str | None) -> tuple[Parser, Parser | None]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser, command = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None)
+    try:
+        parser, command = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None)
+    except MitigationError as error:  # an installed plugin that cannot be used: one line, before any work
+        print(f"sublim: error: {error}", file=sys.stderr)
+        return 2
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # told by the command's parser, which knows its options
         command.error(f"unrecognized arguments: {' '.join(unknown)}")
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     try:
         return module.main(args)
-    except module.USER_ERRORS as error:  # bad input: one line, non-zero exit, nothing else touched
+    except (*module.USER_ERRORS, MitigationError) as error:  # bad input: one line, non-zero exit, nothing touched
         parser.exit(2, f"sublim {args.command}: error: {one_line(error)}\n")
     except OSError as error:  # a path that cannot be used (name too long, read-only, ...): written files are whole
         parser.exit(2, f"sublim {args.command}: error: {os_error_line(error)}\n")

@@ -42,7 +42,7 @@ EXAMPLES = """examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per trial setting, straight from TrialConfig, plus where data and outputs go."""
-    parser.epilog = EXAMPLES
+    parser.epilog = mitigations_help() + "\n\n" + EXAMPLES
     add_settings(parser.add_argument_group("trial settings (defaults are the published protocol)"), TrialConfig,
                  no_default={"strength": "required with any mitigation but none"})
     parser.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR, else download)")
@@ -56,6 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "Weights & Biases (WANDB_MODE=offline honoured; its run folder in --out); repeat for both")
 
 
+def mitigations_help() -> str:
+    """Every mitigation here, built in or an installed plugin's (with its distribution and version)."""
+    plugins = MITIGATIONS.plugins
+    lines = [f"  {name:<12} {m.description}" + (f" [plugin: {plugins[name].distribution} {plugins[name].version}]"
+                                                  if name in plugins else "") for name, m in MITIGATIONS.items()]
+    return "mitigations (--mitigation):\n" + "\n".join(lines)
+
+
 def add_settings(group: Any, cls: type, no_default: dict[str, str] | None = None) -> None:
     """One option per field of the settings class `cls`, e.g. --teacher-lr for teacher_lr. A field in `no_default`
     (name: why) defaults to None, for the caller to decide."""
@@ -63,6 +71,8 @@ def add_settings(group: Any, cls: type, no_default: dict[str, str] | None = None
     for name, (kind, default, help_text) in field_help(cls).items():
         action = group.add_argument("--" + name.replace("_", "-"), default=None if name in no_default else default,
                                     help=help_text, **option_for(kind))
+        if name == "mitigation":  # the registry's names, installed plugins' included
+            action.choices, action.metavar = tuple(MITIGATIONS), None
         if name in no_default:
             action.help += f" ({no_default[name]})"
         elif "%(default)" not in action.help:  # BooleanOptionalAction adds it itself on some Pythons

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from types import NoneType, UnionType
 from typing import Any, Iterable, Literal, Mapping, Union
 
-from .mitigations import MITIGATIONS
+from .mitigations import BUILT_IN, MITIGATIONS, MitigationError
 from .schema import IMAGE_PIXELS, NUM_CLASSES
 from .suggest import did_you_mean
 from .text import short_repr
 
-Mitigation = Literal[tuple(MITIGATIONS)]  # type: ignore[valid-type]  # the registry's names
 StudentInit = Literal["shared", "independent"]
 InitScheme = Literal["normal", "torch"]
 Schedule = Literal["liminal", "constant", "direct_anneal"]
@@ -38,8 +37,9 @@ class ConfigError(ValueError):
 
 
 def _strength_help() -> str:
-    limits = "; ".join(f"{m.name}: s <= {m.max_strength:g}" for m in MITIGATIONS.values() if 0 < m.max_strength < math.inf)
-    return f"mitigation strength s >= 0 (0 = no mitigation; {limits})"
+    limits = "; ".join(f"{name}: s <= {m.max_strength:g}" for name, m in BUILT_IN.items()
+                       if 0 < m.max_strength < math.inf)
+    return f"mitigation strength s >= 0 (0 = no mitigation; {limits}; a plugin's own limit)"
 
 
 def setting(default: Any, help: str, teacher: bool = False) -> Any:
@@ -80,7 +80,7 @@ class TrialConfig(Settings):
     """One trial of the experiment: a seed, an arm (mitigation, strength, student init) and settings."""
 
     seed: int = setting(0, "trial seed; every random draw of the trial derives from it", teacher=True)
-    mitigation: Mitigation = setting("none", "mitigation applied during distillation")
+    mitigation: str = setting("none", "mitigation applied during distillation: a built-in or an installed plugin's")
     strength: float = setting(0.0, _strength_help())
     student_init: StudentInit = setting("shared", "student starts from the teacher's init (shared) or a fresh one")
     init: InitScheme = setting(
@@ -113,8 +113,14 @@ class TrialConfig(Settings):
             if not ok:
                 raise ConfigError(f"{name}: {short_repr(getattr(self, name))} is not allowed; {allowed}")
 
+        try:
+            mitigation = MITIGATIONS[self.mitigation]
+        except KeyError:
+            raise ConfigError(f"mitigation: {MITIGATIONS.unknown(self.mitigation)}") from None
+        except MitigationError as error:
+            raise ConfigError(str(error)) from None
         need(self.strength >= 0, "strength", "must be >= 0")
-        problem = MITIGATIONS[self.mitigation].strength_problem(self.strength)
+        problem = mitigation.strength_problem(self.strength)
         need(problem is None, "strength", problem or "")
         for name in ("epochs", "teacher_epochs", "batch_size", "hidden", "aux_logits", "noise_count",
                      "probe_batch_size"):

@@ -17,7 +17,8 @@ _FLOAT_COLUMNS = {
     "trait_loss": "cross-entropy of the class logits on the probe batch",
     "mitigation_loss": "the mitigation's loss term before its weight (NaN when it has none)",
     "mitigation_weight": "liminal: s · w(t); projection and placebo: the coefficient c of c · g_t that "
-                         "projection removes (placebo moves the step by ‖c · g_t‖ orthogonally to g_t)",
+                         "projection removes (placebo moves the step by ‖c · g_t‖ orthogonally to g_t); a "
+                         "plugin: the coefficient its step returns",
     "alignment": "cos(g_d, g_t)",
     "applied_alignment": "cos(gradient handed to the optimizer, g_t)",
     "dot": "g_d · g_t",

@@ -1,0 +1,64 @@
+"""A plugin's mitigation in the report, from the results folder's record alone: its claim, its rows against the
+matched placebo, its colours; a damaged record is a warning, never code or markup."""
+
+import json
+
+from sublim.analysis import Options, build_report, load_results
+from sublim.analysis.figures import arm_styles
+from sublim.core.mitigations import check_mitigation
+
+from synthetic import write_sweep
+from test_mitigations import Flip
+
+ARMS = [("none", 0.0, "shared"), ("flip", 0.5, "shared"), ("placebo", 1.0, "shared")]
+CLAIM = ("Flip: reversing the trait component stops acquisition", "Flipping suppresses acquisition against a placebo.")
+SIMS = Options(mediation_sims=20)
+
+
+def flip_facts() -> dict:
+    flip = type("Declared", (Flip,), {"claims": {"flip": CLAIM}, "contrasts": (
+        {"claim": "flip", "metric": "trait_gain", "test": "paired t-test", "expect": "<", "arms": "flip",
+         "reference": "matched placebo", "role": "primary"},)})
+    return check_mitigation(flip, "flip", "test").facts()
+
+
+def sweep_with(tmp_path, record) -> object:
+    folder = write_sweep(tmp_path / "sweep", seeds=6, arms=ARMS)
+    sweep = json.loads((folder / "sweep.json").read_text())
+    (folder / "sweep.json").write_text(json.dumps({**sweep, "mitigations": record}))
+    return folder
+
+
+def test_a_recorded_plugin_gets_its_claim_colours_and_matched_placebo_without_being_installed(tmp_path):
+    folder = sweep_with(tmp_path, {"flip": {**flip_facts(), "plugin": {"distribution": "flip", "version": "1"}}})
+    files = build_report(folder, tmp_path / "report", SIMS)
+    tests = json.loads(files.stats.read_text())["tests"]
+    rows = [(r["arm"], r["reference"], r["role"]) for r in tests if r["claim"] == "flip"]
+    assert rows == [("flip@0.5/shared", "placebo@1/shared", "primary")]  # the placebo at 2 × 0.5
+    assert any(r["claim"] == "mediation" and r["arm"] == "flip" for r in tests)
+    assert f"**Claim.** {CLAIM[1]}" in files.markdown.read_text() and CLAIM[0] in files.markdown.read_text()
+    assert arm_styles(load_results(folder).completed)["flip@0.5/shared"][0] == "#123456"
+
+
+def test_an_unrecorded_or_damaged_record_leaves_a_stand_in_with_a_warning(tmp_path):
+    bad = {"flip": {**flip_facts(), "title": "<script>alert(1)</script>"}}
+    results = load_results(sweep_with(tmp_path, bad))
+    assert any("mitigation 'flip' is not usable (title must be one printable line" in w for w in results.warnings)
+    styles = arm_styles(results.completed)
+    assert styles["flip@0.5/shared"][0] not in ("#123456", styles["placebo@1/shared"][0])  # its own colour
+    files = build_report(tmp_path / "sweep", tmp_path / "report", SIMS)
+    assert "<script>" not in files.markdown.read_text() + files.html.read_text()
+    assert not [r for r in json.loads(files.stats.read_text())["tests"] if r["claim"] == "flip"]
+
+
+def test_nothing_a_folder_names_is_imported(tmp_path, monkeypatch):
+    """A folder whose arms and record name a module importable here: the report reads names and facts only."""
+    (tmp_path / "planted.py").write_text("import pathlib\npathlib.Path(__file__).with_suffix('.ran').touch()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    facts = {**flip_facts(), "name": "planted", "claims": {}, "contrasts": ()}
+    folder = write_sweep(tmp_path / "sweep", seeds=3, arms=[("none", 0.0, "shared"), ("planted", 1.0, "shared")])
+    sweep = json.loads((folder / "sweep.json").read_text())
+    (folder / "sweep.json").write_text(json.dumps({**sweep, "mitigations": {"planted": {
+        **facts, "plugin": {"distribution": "planted", "version": "1", "value": "planted:Flip"}}}}))
+    build_report(folder, tmp_path / "report", SIMS)
+    assert not (tmp_path / "planted.ran").exists()
