@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from sublim.core.config import TrialConfig, axis_values_problem
 from sublim.core.files import (DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, SWEEP_NAME_PATTERN, TRIAL_ID_PATTERN,
@@ -126,7 +127,7 @@ class _Loader:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
-        self.traces: list[pd.DataFrame] = []
+        self.traces: list[pa.Table] = []
         self.lacking: Counter[str] = Counter()
         self.notes: list[str] = []
 
@@ -147,7 +148,8 @@ class _Loader:
         if found.summary is not None and found.status in ("completed", "incomplete"):
             row.update(self._summary_values(found.summary))
         if found.trace is not None and found.is_result:
-            self.traces.append(self._full_columns(found.trace.to_pandas()).assign(trial_id=trial_id))
+            self.traces.append(self._full_columns(found.trace).append_column(
+                "trial_id", pa.array([trial_id] * found.trace.num_rows, pa.string())))
         config = found.config or {}
         if not row["arm"]:
             self.lacking["arm label"] += 1
@@ -172,12 +174,14 @@ class _Loader:
                 values[f"{prefix}_{first + offset}"] = _number(value)
         return values
 
-    def _full_columns(self, trace: pd.DataFrame) -> pd.DataFrame:
+    def _full_columns(self, trace: pa.Table) -> pa.Table:
+        """The trace's TRACE_COLUMNS in order, an absent one all null (and counted): kept in Arrow, every trace
+        turned into one pandas table at the end (per trial it would cost more than reading the file)."""
         for column in TRACE_COLUMNS:
-            if column not in trace:
+            if column not in trace.column_names:
                 self.lacking[f"trace column '{column}'"] += 1
-                trace[column] = np.nan
-        return trace[list(TRACE_COLUMNS)]
+                trace = trace.append_column(column, pa.nulls(trace.num_rows, pa.float64()))
+        return trace.select(list(TRACE_COLUMNS))
 
     def results(self, path: Path, name: str, kind: str) -> Results:
         trials = pd.DataFrame(self.rows)
@@ -190,8 +194,8 @@ class _Loader:
             counts = pd.to_numeric(trials[key], errors="coerce") if key in trials else pd.Series(np.nan, trials.index)
             trials[key] = counts.where((counts % 1 == 0) & (counts.abs() < 2**53)).astype("Int64")
         trials = trials[_column_order(trials)]
-        steps = pd.concat(self.traces, ignore_index=True) if self.traces else pd.DataFrame(
-            columns=[*TRACE_COLUMNS, "trial_id"])
+        steps = pa.concat_tables(self.traces, promote_options="permissive").to_pandas() if self.traces else \
+            pd.DataFrame(columns=[*TRACE_COLUMNS, "trial_id"])
         steps = steps.merge(trials[["trial_id", "arm", *IDENTITY]], on="trial_id", how="left")
         steps = steps[["trial_id", "arm", *IDENTITY, *TRACE_COLUMNS]]
         warnings = [f"{what} absent in {count} trial(s); numbers that need it are left out"

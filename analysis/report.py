@@ -44,8 +44,8 @@ SECTIONS = {  # claim id of secondary rows -> (heading, what it asks, figures)
     "first-order": ("First-order accounting", "Does the change the steps predict to first order (Σ g_t·Δθ) account "
                     "for more than half the measured change of the probe trait loss?", ("first_order",)),
     "mediation": ("Mediation and dose-response", "Does a mitigation act through alignment? strength → update "
-                  "alignment → trait_gain (statsmodels' Mediation, seed fixed effects), strength 0 to the largest "
-                  "run; descriptive (untestable assumptions).", ("dose_response",)),
+                  "alignment → trait_gain (statsmodels' parametric Mediation, vectorised; seed fixed effects), "
+                  "strength 0 to the largest run; descriptive (untestable assumptions).", ("dose_response",)),
     "layers": ("Which layer carries the drive?", "Mean alignment within each layer's parameters.",
                ("per_layer_alignment",)),
 }
