@@ -242,6 +242,7 @@ def _load_sweep(path: Path) -> Results:
     sweep = _read_object(path / SWEEP_FILE)
     listed = _listed_trials(path, sweep)
     loader = _Loader()
+    loader.notes += remember(sweep.get("mitigations"))  # plugins' facts (never code), before the configs naming them
     for trial in listed:
         loader.add(trial["trial_id"], trial.get("config"), path / TRIALS_DIR / trial["trial_id"])
     known = {trial["trial_id"] for trial in listed}
@@ -254,7 +255,6 @@ def _load_sweep(path: Path) -> Results:
     problem = sequential_problem(sweep["sequential"]) if sweep.get("sequential") is not None else None
     results.sequential = None if problem else sweep.get("sequential")
     results.warnings += [f"{SWEEP_FILE}'s sequential record is not used ({problem})"] if problem else []
-    results.warnings += remember(sweep.get("mitigations"))  # facts of plugins not installed here: never code
     spec = sweep.get("spec")
     results.axes = _axes(spec.get("axes") if isinstance(spec, dict) else None, results)
     return _checked(results)
@@ -277,6 +277,7 @@ def _axes(declared: Any, results: Results) -> dict[str, list[Any]]:
 
 def _load_run(path: Path) -> Results:
     loader = _Loader()
+    remember(None)  # a run records no plugin's facts: none of an earlier folder's apply
     loader.add(path.name, None, path)
     return _checked(loader.results(path, path.name, "run"))
 

@@ -62,3 +62,11 @@ def test_nothing_a_folder_names_is_imported(tmp_path, monkeypatch):
         **facts, "plugin": {"distribution": "planted", "version": "1", "value": "planted:Flip"}}}}))
     build_report(folder, tmp_path / "report", SIMS)
     assert not (tmp_path / "planted.ran").exists()
+
+
+def test_a_plugin_the_folder_does_not_record_makes_its_trials_invalid_with_the_reason(tmp_path):
+    results = load_results(sweep_with(tmp_path, {}))
+    flip = results.trials[results.trials["trial_id"].str.contains("flip")]
+    assert len(flip) and (flip["status"] == "invalid").all()
+    assert flip["error"].str.contains("mitigation").all()
+    assert (results.trials.loc[~results.trials.index.isin(flip.index), "status"] == "completed").all()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import NoneType, UnionType
 from typing import Any, Iterable, Literal, Mapping, Union
 
-from .mitigations import BUILT_IN, MITIGATIONS, MitigationError
+from .mitigations import BUILT_IN, MITIGATIONS, MitigationError, recorded
 from .schema import IMAGE_PIXELS, NUM_CLASSES
 from .suggest import did_you_mean
 from .text import short_repr
@@ -116,11 +116,13 @@ class TrialConfig(Settings):
         try:
             mitigation = MITIGATIONS[self.mitigation]
         except KeyError:
-            raise ConfigError(f"mitigation: {MITIGATIONS.unknown(self.mitigation)}") from None
+            if not recorded(self.mitigation):  # a plugin a results folder records, not installed here
+                raise ConfigError(f"mitigation: {MITIGATIONS.unknown(self.mitigation)}") from None
+            mitigation = None
         except MitigationError as error:
             raise ConfigError(str(error)) from None
         need(self.strength >= 0, "strength", "must be >= 0")
-        problem = mitigation.strength_problem(self.strength)
+        problem = mitigation and mitigation.strength_problem(self.strength)
         need(problem is None, "strength", problem or "")
         for name in ("epochs", "teacher_epochs", "batch_size", "hidden", "aux_logits", "noise_count",
                      "probe_batch_size"):

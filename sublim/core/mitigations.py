@@ -452,18 +452,22 @@ class Registry(Mapping):
 MITIGATIONS = Registry()
 # Facts of mitigations a results folder records and this environment lacks: plain values, each checked.
 _RECORDED: dict[str, Facts] = {}
+_NAMED: set[str] = set()  # every plugin the folder being read records, its facts usable or not
 
 
 def remember(record: Any) -> list[str]:
     """Take a results folder's record of its plugins' facts (sweep.json's "mitigations": untrusted, never code), in
     place of any earlier folder's; a warning for each entry refused."""
     _RECORDED.clear()
+    _NAMED.clear()
     if record is None:
         return []
     if not isinstance(record, Mapping):
         return ["the folder's record of its mitigations is not a mapping; ignored"]
     warnings = []
     for name, entry in record.items():
+        if isinstance(name, str) and NAME_PATTERN.fullmatch(name) and name not in BUILT_IN:
+            _NAMED.add(name)  # its trials stay readable, under a stand-in's facts if these are not usable
         facts = {k: v for k, v in entry.items() if k != "plugin"} if isinstance(entry, Mapping) else entry
         problem = facts_problem(facts) or (None if facts["name"] == name else f"names itself {facts['name']!r}")
         if problem:
@@ -479,6 +483,12 @@ def remember(record: Any) -> list[str]:
 @functools.cache
 def _built_in_facts(name: str) -> Facts:
     return Facts(**check_mitigation(BUILT_IN[name], name, "built-in").facts())
+
+
+def recorded(name: str) -> bool:
+    """Whether the results folder being read records mitigation `name` (`remember`): its trials' configs are then
+    valid here, without its code, whose own strength limit is the folder's to have kept."""
+    return name in _NAMED
 
 
 def report_facts(name: str) -> Facts:
