@@ -82,46 +82,42 @@ def mean_ci(values: Any) -> Row:
     return {"n": len(x), "mean": mean, "ci_low": mean - half, "ci_high": mean + half}
 
 
-def _spread(x: np.ndarray, what: str) -> DescrStatsW:
+def _spread(values: Any, what: str) -> tuple[np.ndarray, DescrStatsW]:
+    x = finite(values)
     need(len(x) >= MIN_SEEDS, f"needs at least {MIN_SEEDS} seeds with a finite {what}, has {len(x)}")
     need(float(x.std(ddof=1)) > 0, f"all {len(x)} values of {what} are equal; a test needs some spread")
-    return DescrStatsW(x)
+    return x, DescrStatsW(x)
+
+
+def _mean_row(d: DescrStatsW, level: float, statistic: float, p: float, df: float, **more: Any) -> Row:
+    """A mean's row: its t statistic, p and df (statsmodels' order), with its interval at `level`."""
+    low, high = d.tconfint_mean(alpha=1 - level)
+    return {"n": int(d.nobs), "estimate": float(d.mean), "ci_low": float(low), "ci_high": float(high),
+            "ci_level": level, "statistic": float(statistic), "df": float(df), "p": float(p), **more}
 
 
 def one_sample(values: Any, what: str, null: float = 0.0) -> Row:
     """Mean against `null`: two-sided t-test with its 95% interval; Cohen's d kept for seeds-needed."""
-    x = finite(values)
-    d = _spread(x, what)
-    low, high = d.tconfint_mean(alpha=ALPHA)
-    t, p, df = d.ttest_mean(null)
-    return {"n": len(x), "estimate": float(d.mean), "ci_low": float(low), "ci_high": float(high),
-            "ci_level": CONFIDENCE, "statistic": float(t), "df": float(df), "p": float(p),
-            "effect_size": (float(d.mean) - null) / float(x.std(ddof=1))}
+    x, d = _spread(values, what)
+    return _mean_row(d, CONFIDENCE, *d.ttest_mean(null), effect_size=(float(d.mean) - null) / float(x.std(ddof=1)))
 
 
 def equivalence(values: Any, what: str, margin: float) -> Row:
     """Two one-sided tests (TOST) of |mean| < margin. Equivalent at alpha when the 90% interval lies within
     ±margin; `flip_margin` is the smallest margin at which it would (the 90% interval's larger end)."""
-    x = finite(values)
-    d = _spread(x, what)
+    _, d = _spread(values, what)
     p, lower, upper = d.ttost_mean(-margin, margin)
-    low, high = d.tconfint_mean(alpha=2 * ALPHA)
-    t = lower[0] if lower[1] >= upper[1] else upper[0]
-    return {"n": len(x), "estimate": float(d.mean), "ci_low": float(low), "ci_high": float(high),
-            "ci_level": 1 - 2 * ALPHA, "statistic": float(t), "df": float(lower[2]), "p": float(p),
-            "margin": margin, "flip_margin": float(max(abs(low), abs(high)))}
+    row = _mean_row(d, 1 - 2 * ALPHA, lower[0] if lower[1] >= upper[1] else upper[0], p, lower[2], margin=margin)
+    return {**row, "flip_margin": max(abs(row["ci_low"]), abs(row["ci_high"]))}
 
 
 def noninferiority(values: Any, what: str, margin: float) -> Row:
     """One-sided test that the mean (higher = worse) lies below `margin`; `flip_margin` is the one-sided 95%
     upper bound, the smallest margin at which the arm would be non-inferior."""
-    x = finite(values)
-    d = _spread(x, what)
-    low, high = d.tconfint_mean(alpha=2 * ALPHA)
-    t, p, df = d.ttest_mean(margin, alternative="smaller")
-    return {"n": len(x), "estimate": float(d.mean), "ci_low": float(low), "ci_high": float(high),
-            "ci_level": 1 - 2 * ALPHA, "statistic": float(t), "df": float(df), "p": float(p), "margin": margin,
-            "flip_margin": float(high), "effect_size": (margin - float(d.mean)) / float(x.std(ddof=1))}
+    x, d = _spread(values, what)
+    row = _mean_row(d, 1 - 2 * ALPHA, *d.ttest_mean(margin, alternative="smaller"), margin=margin,
+                    effect_size=(margin - float(d.mean)) / float(x.std(ddof=1)))
+    return {**row, "flip_margin": row["ci_high"]}
 
 
 def per_seed(trials: pd.DataFrame, arms: list[str], metric: str) -> pd.DataFrame:
