@@ -13,10 +13,11 @@ import pandas as pd
 
 from sublim.core.config import TrialConfig
 from sublim.core.schema import LAYER_NAMES
+from sublim.core.trial_folder import STATUSES
 
 from .contrasts import arm_frame, mitigation_sample
 from .inference import mean_ci
-from .load import DIVERGED_COLUMNS, STATUSES, Results
+from .load import DIVERGED_COLUMNS, Results
 
 ARM_METRICS = ("teacher_acc", "student_acc_before", "student_acc", "trait_gain", "mean_alignment",
                "frac_positive_steps", "mean_applied_alignment", "mean_update_alignment", "final_distill_loss",

@@ -24,7 +24,7 @@ from sublim.core.files import (DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, SWEEP_NA
 from sublim.core.mitigations import BUILT_IN, remember
 from sublim.core.records import sequential_problem
 from sublim.core.schema import SUMMARY_COUNTS, SUMMARY_FIELDS, TRACE_COLUMNS
-from sublim.core.trial_folder import STATUSES, read_trial
+from sublim.core.trial_folder import read_trial
 
 from .errors import ReportError
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from sublim.core.config import level_label
 from sublim.core.files import atomic_write, holds_marker, json_safe, unwritable, write_json, write_text
+from sublim.core.trial_folder import STATUSES
 
 from . import contrasts, figures, sequential
 from .axes import RANDOM_EXPONENT, at_level, level_of, level_table, levels
@@ -30,7 +31,7 @@ from .descriptives import arm_table, data_summary, dose_table, epoch_table, sett
 from .document import Block, Bullets, Heading, Image, Paragraph, Table, ci, fmt, to_html, to_markdown
 from .errors import ReportError
 from .inference import ALPHA, CONFIDENCE, METHODS, MIN_SEEDS
-from .load import STATUSES, Results, load_results
+from .load import Results, load_results
 
 SCHEMA = 2  # of stats.json: 2 = the tests table; 1 (no "schema" key) = the per-question answers before it
 MARKER = ".sublim-report.json"  # written into every report folder: `--out` replaces only folders holding it
