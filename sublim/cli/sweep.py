@@ -121,15 +121,18 @@ def dry_run(spec: SweepSpec) -> str:
     from sublim.core.config import label_value
 
     configs = [t.config for t in spec.trials]
+    keys = [c.teacher_key for c in configs]  # once per trial: a grid may hold 50,000
     per_seed = len(configs) // len(spec.seeds)
     lines = [f"sweep {spec.name}: {len(configs)} trials ({len(spec.seeds)} seeds x {per_seed} "
-             f"{'points of arms x axes' if spec.axes else 'arms'}), {len({c.teacher_key for c in configs})} "
+             f"{'points of arms x axes' if spec.axes else 'arms'}), {len(set(keys))} "
              f"teacher(s); ids from {spec.trials[0].trial_id} to {spec.trials[-1].trial_id}"]
     for name, values in spec.axes.items():
-        levels = [[c for c in configs if getattr(c, name) == value] for value in values]
-        lines.append(f"  {name}: " + "; ".join(f"{label_value(value)}: {len(level)} trials, "
-                                               f"{len({c.teacher_key for c in level})} teacher(s)"
-                                               for value, level in zip(values, levels)))
+        trials, teachers = dict.fromkeys(values, 0), {value: set() for value in values}
+        for config, key in zip(configs, keys):
+            trials[getattr(config, name)] += 1
+            teachers[getattr(config, name)].add(key)
+        lines.append(f"  {name}: " + "; ".join(f"{label_value(value)}: {trials[value]} trials, "
+                                               f"{len(teachers[value])} teacher(s)" for value in values))
     cost = predicted_cost(configs)
     lines.append(f"predicted cost: {cost.total / 3600:.2f} core-hours at one thread per trial (students "
                  f"{cost.students / 3600:.2f}, teachers {cost.teachers / 3600:.2f}, per-trial overhead "
