@@ -97,7 +97,7 @@ def with_ray(spec: SweepSpec, mnist, out: Path) -> dict:
             "training": profile.training, "overhead": profile.overhead, "teachers_trained": outcome.teachers_trained,
             # This process only (Ray's own processes not counted); its peak includes MNIST and torch, loaded before.
             "driver_cpu_seconds": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
-            "driver_peak_megabytes": after.ru_maxrss / 1024}
+            "driver_peak_megabytes": after.ru_maxrss / 1024, "driver_peak_before_megabytes": before.ru_maxrss / 1024}
 
 
 def folder_megabytes(path: Path) -> float:
@@ -179,7 +179,8 @@ def main() -> None:
           f"{figures['wall_over_ideal']:.3f} (target <= 1.10)")
     print(f"overhead: {figures['overhead_per_trial']:.2f} core-s per trial (target <= 1)")
     print(f"driver: {sweep['driver_cpu_seconds']:.1f} CPU-s ({sweep['driver_cpu_seconds'] / n:.3f} per trial), "
-          f"{sweep['driver_peak_megabytes']:.0f} MB peak (target < 1 GB)")
+          f"{sweep['driver_peak_megabytes']:.0f} MB peak (target < 1 GB; {sweep['driver_peak_before_megabytes']:.0f} MB "
+          "before the sweep: torch and MNIST)")
     figures["trials_per_second"] = n / tune_s
     gpus = torch.cuda.device_count() if spec.resources.gpus else 0
     print(f"throughput: {n / tune_s:.3f} trials/s during the Tune run, {n / sweep['seconds']:.3f} end to end"
