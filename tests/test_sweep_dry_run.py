@@ -71,3 +71,22 @@ def test_reseeding_checks_the_seed():
     for bad in (-1, True, 1.5, "3"):
         with pytest.raises(ConfigError, match="seed"):
             config.with_seed(bad)
+
+
+def test_a_dry_run_and_a_refused_spec_import_neither_torch_nor_ray(tmp_path):
+    """Checking a spec is the quick part of a sweep: torch's import alone takes seconds, so it waits for a run."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({"name": "light", "seeds": [0], "arms": [{"mitigation": "none"}]}))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "light", "seeds": {"start": 0, "stop": 50_001}, "arms": [{"mitigation": "none"}]}))
+    for spec, code in ((path, 0), (bad, 2)):
+        done = subprocess.run([sys.executable, "-c", "import sys; from sublim.cli import main\n"
+                               "try:\n    main(['sweep', sys.argv[1], '--dry-run'])\nexcept SystemExit as stop:\n"
+                               "    print('exit', stop.code)\n"
+                               "print('heavy', [m for m in ('torch', 'ray') if m in sys.modules])", str(spec)],
+                              capture_output=True, text=True)
+        assert "heavy []" in done.stdout, done.stdout + done.stderr
+        assert (f"exit {code}" in done.stdout) == (code != 0), done.stdout

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from sublim.core.config import TrialConfig
+from sublim.core.files import DataError
 from sublim.core.schema import IMAGE_PIXELS
 
 from .seeding import generator
@@ -29,10 +30,6 @@ TRAIN_COUNT, TEST_COUNT = 60_000, 10_000
 IMAGE_SIDE = 28
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801  # IDX: unsigned bytes, 3 (images) or 1 (labels) dimensions
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-class DataError(RuntimeError):
-    """MNIST could not be found, downloaded, or one of its files is damaged."""
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sublim.core.files import DiskFull
+from sublim.core.files import DataError, DiskFull
 from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SpecError, SweepSpec, name_problem
-from sublim.trainable import DataError, load_mnist
 
 from .folders import unwritable
 
@@ -101,6 +100,7 @@ def main(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace, name: str, spec: SweepSpec, folder: ResultsFolder) -> SweepOutcome:
     """The sweep (or its waves) on Ray, MNIST loaded once, here: trials get it through Ray's object store."""
     from sublim.sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
+    from sublim.trainable import load_mnist
 
     mnist = load_mnist(args.data_dir)
     if args.until_resolved:
