@@ -10,12 +10,18 @@ one teacher per seed (in the seed's first trial) and runs one single-threaded tr
     python benchmarks/sweep_throughput.py --data-dir DIR --spec sweeps/paper.yaml   # a spec; sweep only
     python benchmarks/sweep_throughput.py --data-dir DIR --spec sweeps/paper.yaml --seeds 4 --gpus 0.25
     python benchmarks/sweep_throughput.py --data-dir DIR --spec sweeps/scaling.yaml --seeds 2  # widths 64-1024
+    python benchmarks/sweep_throughput.py --data-dir DIR --many 1000   # 1,000 one-step trials: Tune at scale
 
 Prints, in core-seconds per trial, where each one's time went; the ratio of the sweep's wall time to
 the plain loop's beside the bound that teacher reuse and perfect packing allow; and the targets:
 at least 90% of the cores' time training, at most 1 core-second of overhead per trial; and trials
 per second (per GPU, with --gpus: the fraction of a GPU each trial holds). --json saves the figures.
 The machine should be otherwise idle: other load makes every timing noisy.
+
+--many N runs N one-step trials (liminal at N/10 strengths over 10 seeds, tiny teachers shared by each seed's
+trials), sweep only: nearly all of their time is overhead, so it shows how Tune's per-trial cost grows with the
+number of trials (run it at a few N), and it prints the driver's own CPU time and peak memory (target: below
+1 GB at 1,000 trials).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -63,16 +70,34 @@ def plain(spec: SweepSpec, mnist, out: Path) -> dict:
             "other": cores * seconds - sum(core_seconds.values())}
 
 
+MANY_SEEDS = 10
+# One optimizer step per trial (a batch of noise), a teacher trained one epoch on 2,048 images: what is left of
+# a trial's time is its set-up, its outputs and Tune's bookkeeping.
+MANY_SETTINGS = {"epochs": 1, "noise_count": 1024, "teacher_epochs": 1, "train_size": 2048}
+
+
+def many_spec(trials: int) -> dict:
+    """`trials` one-step trials over 10 seeds: liminal at trials / 10 strengths, 0, 0.1, 0.2, ..."""
+    return {"name": "many", "seeds": list(range(MANY_SEEDS)), "settings": MANY_SETTINGS,
+            "arms": [{"mitigation": "liminal", "strengths": [round(0.1 * k, 1) for k in range(trials // MANY_SEEDS)]}],
+            "resources": {"cpus": 1, "gpus": 0}}
+
+
 def with_ray(spec: SweepSpec, mnist, out: Path) -> dict:
     from sublim.sweeps.results import ResultsFolder
     from sublim.sweeps.tune_run import run_sweep
 
+    before = resource.getrusage(resource.RUSAGE_SELF)
     outcome = run_sweep(spec.name, spec, yaml.safe_dump(spec.to_dict()), ResultsFolder(out / spec.name), mnist)
+    after = resource.getrusage(resource.RUSAGE_SELF)
     assert outcome.finished == outcome.total and outcome.profile, outcome
     profile = outcome.profile
     return {"seconds": outcome.seconds, "ray_start_seconds": outcome.ray_start_seconds, "tune_seconds": profile.wall,
             "cores": profile.cores, "trials": profile.trials, "core_seconds": profile.breakdown(),
-            "training": profile.training, "overhead": profile.overhead, "teachers_trained": outcome.teachers_trained}
+            "training": profile.training, "overhead": profile.overhead, "teachers_trained": outcome.teachers_trained,
+            # This process only (Ray's own processes not counted); its peak includes MNIST and torch, loaded before.
+            "driver_cpu_seconds": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+            "driver_peak_megabytes": after.ru_maxrss / 1024, "driver_peak_before_megabytes": before.ru_maxrss / 1024}
 
 
 def folder_megabytes(path: Path) -> float:
@@ -107,10 +132,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="student epochs (default: the protocol's)")
     parser.add_argument("--teacher-epochs", type=int, help="teacher epochs (default: the protocol's)")
     parser.add_argument("--noise-count", type=int, help="noise images (default: the protocol's)")
+    parser.add_argument("--many", type=int, metavar="N",
+                        help=f"N one-step trials over {MANY_SEEDS} seeds, sweep only: Tune's overhead at N trials")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
+    if args.many is not None and (args.many < MANY_SEEDS or args.many % MANY_SEEDS or args.spec):
+        parser.error(f"--many {args.many} is not allowed; a multiple of {MANY_SEEDS} trials (one per seed and "
+                     "strength), without --spec")
 
-    if args.spec:
+    if args.many:
+        raw = many_spec(args.many)
+    elif args.spec:
         raw = SweepSpec.load(args.spec).to_dict()
         raw["seeds"] = raw["seeds"][:args.seeds]
     else:
@@ -129,7 +161,7 @@ def main() -> None:
           f"{settings or 'protocol defaults'}, {spec.resources.cpus:g} CPU(s) and {spec.resources.gpus:g} GPU per "
           f"trial in the sweep; {os.cpu_count()} cores, {torch.cuda.device_count()} GPUs", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        base = None if args.spec else plain(spec, mnist, Path(tmp) / "plain")
+        base = None if args.spec or args.many else plain(spec, mnist, Path(tmp) / "plain")
         sweep = with_ray(spec, mnist, Path(tmp) / "ray")
         sweep["megabytes_per_trial"] = folder_megabytes(Path(tmp) / "ray") / n
 
@@ -146,6 +178,9 @@ def main() -> None:
     print(f"cores' time training: {figures['efficiency']:.1%} (target >= 90%); Tune run / (training / cores): "
           f"{figures['wall_over_ideal']:.3f} (target <= 1.10)")
     print(f"overhead: {figures['overhead_per_trial']:.2f} core-s per trial (target <= 1)")
+    print(f"driver: {sweep['driver_cpu_seconds']:.1f} CPU-s ({sweep['driver_cpu_seconds'] / n:.3f} per trial), "
+          f"{sweep['driver_peak_megabytes']:.0f} MB peak (target < 1 GB; {sweep['driver_peak_before_megabytes']:.0f} MB "
+          "before the sweep: torch and MNIST)")
     figures["trials_per_second"] = n / tune_s
     gpus = torch.cuda.device_count() if spec.resources.gpus else 0
     print(f"throughput: {n / tune_s:.3f} trials/s during the Tune run, {n / sweep['seconds']:.3f} end to end"

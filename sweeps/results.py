@@ -26,7 +26,7 @@ import stat
 import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from sublim.core.config import TrialConfig
 from sublim.core.mitigations import MITIGATIONS
@@ -36,11 +36,12 @@ from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE, MAX_N
 from sublim.core.text import first_sentence, short_repr
 from sublim.core.trial_folder import config_problem, read_trial
 from sublim.core.versions import library_versions
-from sublim.trainable import Diverged, Trial, write_trial_outputs
-from sublim.trainable.results import TeacherCache, load_state, save_state, write_diverged
 
 from .lock import LOCK_FILE, DriverLock
 from .spec import GRID_FIELDS, GridTrial, SweepSpec
+
+if TYPE_CHECKING:
+    from sublim.trainable import Diverged, Trial
 
 SPEC_FILE = "spec.yaml"
 TUNE_DIR = "tune"
@@ -62,6 +63,8 @@ class ResultsFolder:
     def __init__(self, path: str | Path, log: Callable[[str], None] = print):
         self.path = Path(path).expanduser().resolve()
         self.log = log
+        from sublim.trainable.results import TeacherCache  # torch loads here, not where a spec is only checked
+
         self.teachers = TeacherCache(self.path / TEACHERS_DIR, log)
         self.lock: DriverLock | None = None
 
@@ -264,6 +267,8 @@ class ResultsFolder:
 
     def restore(self, trial_id: str, trial: Trial) -> None:
         """Continue `trial` from its checkpoint when there is a usable one (tensors only, same config)."""
+        from sublim.trainable.results import load_state
+
         path = self.trial_dir(trial_id) / CHECKPOINT_FILE
         try:
             trial.load_state_dict(load_state(path))
@@ -276,6 +281,8 @@ class ResultsFolder:
 
     def save_epoch(self, trial_id: str, trial: Trial) -> None:
         """The latest checkpoint while the trial runs; its outputs, and no checkpoint, once it is done."""
+        from sublim.trainable.results import save_state, write_trial_outputs
+
         folder = self.trial_dir(trial_id)
         if trial.epoch < trial.config.epochs:
             save_state(folder / CHECKPOINT_FILE, trial.state_dict())
@@ -284,6 +291,8 @@ class ResultsFolder:
         self.finish(trial_id)
 
     def store_diverged(self, trial_id: str, config: TrialConfig, error: Diverged) -> None:
+        from sublim.trainable.results import write_diverged
+
         write_diverged(self.trial_dir(trial_id), config, error)
         self.finish(trial_id)
 

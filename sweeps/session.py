@@ -9,6 +9,7 @@ driver however it ends (reaper.py).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -135,6 +136,13 @@ def local_resources() -> dict[str, float]:
     return {"cpu": float(spec.num_cpus), "gpu": float(spec.num_gpus)}
 
 
+def pending_trials(cpus: float) -> int:
+    """How many trials Tune creates ahead of free CPUs on a local Ray (TUNE_MAX_PENDING_TRIALS_PG). Tune's own
+    default, 200, is meant to trigger a cluster's autoscaling; on one machine it only adds work before the first
+    trial starts, which grew with the grid (about 0.1 s per trial: 2 minutes of idle cores at 1,000 trials)."""
+    return max(16, 2 * math.ceil(cpus))
+
+
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[float]:
     """Ray for the length of a sweep; yields the seconds its start took. Shut down on exit.
@@ -153,6 +161,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
                 # A sweep never reads Tune's experiment state back (it continues from the results folder), so
                 # Tune writes it at the end only, not every 10 s (for 240 trials, a second of driver CPU each time).
                 "TUNE_GLOBAL_CHECKPOINT_S": str(10**9)}
+    if not address:
+        settings["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending_trials(num_cpus or local_resources()["cpu"]))
     with _environ(settings):
         start = time.perf_counter()
         if address and not _is_loopback(address):

@@ -214,8 +214,8 @@ class _Parser:
                                f"{len(seeds) * points:,} trials; a sweep holds at most {MAX_TRIALS:,} (split it into "
                                "several sweeps)")
         configs = self.arm_configs(arms, settings, axes, seeds[0])
-        # Seed-major; re-seeding a checked config cannot fail (`seeds` checked each seed) and costs ~0.1 ms.
-        trials = tuple(GridTrial(axis_id(c, axes), c) for seed in seeds for c in (a.replace(seed=seed) for a in configs))
+        # Seed-major; re-seeding a checked config cannot fail (`seeds` checked each seed) and checks the seed only.
+        trials = tuple(GridTrial(axis_id(c, axes), c) for seed in seeds for c in (a.with_seed(seed) for a in configs))
         bad = next((t.trial_id for t in trials if not TRIAL_ID_PATTERN.fullmatch(t.trial_id)), None)
         if bad:
             self.fail("axes", f"trial id {short_repr(bad)} ({len(bad)} characters) is not allowed; a trial id names a "

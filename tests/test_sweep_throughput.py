@@ -202,3 +202,33 @@ def test_trials_of_two_cpus_count_twice_and_a_run_without_trials_is_all_idle():
     assert profile.training == 18 and profile.idle == 0
     empty = SweepProfile.of({}, cpus_per_trial=1, cores=2, start=0, end=5)
     assert empty.trials == 0 and empty.idle == 10 and empty.training == 0
+
+
+def test_the_many_trials_benchmark_runs_one_step_trials_over_ten_seeds_with_shared_teachers():
+    import importlib.util
+
+    from sublim.core.trial_folder import expected_steps
+
+    from conftest import REPO
+
+    found = importlib.util.spec_from_file_location("sweep_throughput", REPO / "benchmarks" / "sweep_throughput.py")
+    benchmark = importlib.util.module_from_spec(found)
+    found.loader.exec_module(benchmark)
+    spec = SweepSpec.from_dict(benchmark.many_spec(1000))
+    configs = [t.config for t in spec.trials]
+    assert len(configs) == 1000 and len({t.trial_id for t in spec.trials}) == 1000
+    assert len({c.seed for c in configs}) == 10 and len({c.teacher_key for c in configs}) == 10
+    assert {expected_steps(c.to_dict()) for c in configs} == {1}
+
+
+@pytest.mark.ray
+def test_a_local_tune_run_creates_few_trials_ahead_of_free_cpus(local_ray):
+    """Tune's default keeps 200 trials pending (for a cluster's autoscaling): on one machine that only delayed the
+    first trial, by about 0.1 s per trial of the grid."""
+    from ray.tune.execution.tune_controller import _get_max_pending_trials
+    from ray.tune.search import BasicVariantGenerator
+
+    from sublim.sweeps.session import pending_trials
+
+    assert _get_max_pending_trials(BasicVariantGenerator()) == pending_trials(1) == 16
+    assert pending_trials(24) == 48

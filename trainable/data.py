@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from sublim.core.config import TrialConfig
-from sublim.core.files import UnreadableFile, os_problem, read_regular
+from sublim.core.files import DataError, InstallError, UnreadableFile, os_problem, read_regular
 from sublim.core.schema import IMAGE_PIXELS
 
 from .seeding import generator
@@ -31,14 +31,6 @@ TRAIN_COUNT, TEST_COUNT = 60_000, 10_000
 IMAGE_SIDE = 28
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801  # IDX: unsigned bytes, 3 (images) or 1 (labels) dimensions
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-class DataError(RuntimeError):
-    """MNIST could not be found, downloaded, or one of its files is damaged."""
-
-
-class InstallError(RuntimeError):
-    """torch and torchvision are not a working pair (e.g. a CPU-only torch beside a CUDA-built torchvision)."""
 
 
 def check_torchvision() -> None:

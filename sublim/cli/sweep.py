@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,13 +11,12 @@ from typing import TYPE_CHECKING
 import yaml
 
 from sublim.core.durations import duration_text
-from sublim.core.files import DiskFull, unwritable
+from sublim.core.files import DataError, DiskFull, InstallError, unwritable
 from sublim.core.machine import gigabytes, memory_capacity
 from sublim.core.tracking import TRACKERS, TrackerError, check_trackers
 from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SpecError, SweepSpec, name_problem, read_spec_text
-from sublim.trainable import DataError, InstallError, check_torchvision, load_mnist
 
 
 if TYPE_CHECKING:
@@ -94,6 +94,8 @@ def main(args: argparse.Namespace) -> int:
         return 0
     check_waves(args, spec)
     check_trackers(args.tracker)
+    from sublim.trainable import check_torchvision  # torch loads here: past the spec's checks and --dry-run
+
     check_torchvision()
     name = args.name or spec.name
     if name_problem(name):
@@ -138,6 +140,7 @@ def run(args: argparse.Namespace, name: str, spec: SweepSpec, spec_text: str, fo
     Tune's log lines go to tune/ray.log in the results folder."""
     from sublim.sweeps.session import RAY_LOG, ray_log_to, ray_session
     from sublim.sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
+    from sublim.trainable import load_mnist
 
     mnist = load_mnist(args.data_dir)
     with ray_log_to(folder.tune_dir / RAY_LOG):
@@ -154,20 +157,22 @@ def run(args: argparse.Namespace, name: str, spec: SweepSpec, spec_text: str, fo
 def dry_run(spec: SweepSpec) -> str:
     """The grid and its predicted cost (sweeps/cost.py), for sizing a cluster before anything runs."""
     from sublim.sweeps.cost import predicted_cost
-    from sublim.sweeps.session import local_resources
     from sublim.core.config import label_value
 
     configs = [t.config for t in spec.trials]
+    keys = [c.teacher_key for c in configs]  # once per trial: a grid may hold 50,000
     per_seed = len(configs) // len(spec.seeds)
     lines = [f"sweep {spec.name}: {len(configs)} trials ({len(spec.seeds)} seeds x {per_seed} "
-             f"{'points of arms x axes' if spec.axes else 'arms'}), {len({c.teacher_key for c in configs})} "
+             f"{'points of arms x axes' if spec.axes else 'arms'}), {len(set(keys))} "
              f"teacher(s); ids from {spec.trials[0].trial_id} to {spec.trials[-1].trial_id}"]
     for name, values in spec.axes.items():
-        levels = [[c for c in configs if getattr(c, name) == value] for value in values]
-        lines.append(f"  {name}: " + "; ".join(f"{label_value(value)}: {len(level)} trials, "
-                                               f"{len({c.teacher_key for c in level})} teacher(s)"
-                                               for value, level in zip(values, levels)))
-    cost, cores = predicted_cost(configs), local_resources()["cpu"]
+        trials, teachers = dict.fromkeys(values, 0), {value: set() for value in values}
+        for config, key in zip(configs, keys):
+            trials[getattr(config, name)] += 1
+            teachers[getattr(config, name)].add(key)
+        lines.append(f"  {name}: " + "; ".join(f"{label_value(value)}: {trials[value]} trials, "
+                                               f"{len(teachers[value])} teacher(s)" for value in values))
+    cost, cores = predicted_cost(configs), len(os.sched_getaffinity(0))  # not Ray's count: a dry run loads no Ray
     lines.append(f"predicted cost: {cost.total / 3600:.2f} core-hours at one thread per trial, "
                  f"{duration_text(cost.total / cores)} on this machine's {cores:g} cores (of core time: students "
                  f"{duration_text(cost.students)}, teachers {duration_text(cost.teachers)}, per-trial overhead "

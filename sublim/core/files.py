@@ -147,6 +147,15 @@ class DiskFull(OSError):
     """No space (or quota) left where a file was to be written; nothing was half-written."""
 
 
+class DataError(RuntimeError):
+    """MNIST could not be found, downloaded, or one of its files is damaged. Here, free of torch, so that
+    `sublim sweep` can name it among its errors and still check a spec without importing torch."""
+
+
+class InstallError(RuntimeError):
+    """torch and torchvision are not a working pair (e.g. a CPU-only torch beside a CUDA-built torchvision)."""
+
+
 def atomic_write(path: Path, write: Callable[[Path], None], replace: bool = True) -> bool:
     """Call `write(tmp)` on a temporary file beside `path`, then rename it onto `path`.
 
