@@ -216,7 +216,11 @@ class ResultsFolder:
     def plugins_missing(self) -> list[str]:
         """The plugins the folder's sweep.json records and this environment lacks, each as 'name (distribution
         version)'. Only names are compared: nothing recorded is imported."""
-        record = self._sweep_record().get("mitigations") if self.exists() else None
+        try:  # not `_sweep_record`: its check of the trials' configs would refuse them for the missing plugin itself
+            sweep = read_json(self.path / SWEEP_FILE) if self.exists() else {}
+        except (OSError, ValueError):
+            return []  # a damaged sweep.json: the folder's own check says so
+        record = sweep.get("mitigations") if isinstance(sweep, dict) else None
         missing = []
         for name, facts in (record.items() if isinstance(record, dict) else ()):
             if name not in MITIGATIONS:
