@@ -324,14 +324,16 @@ def test_an_interrupted_job_submitted_again_continues_and_ends_with_an_uninterru
                  for p in folder.glob("trials/*/checkpoint.pt")}
     resumable = {trial: epoch for trial, epoch in resumable.items() if epoch}
     assert resumable
-    killed = interrupt is not stop_job  # a killed driver leaves its lock behind: the next one takes it over
-    assert (folder / "driver.lock").exists() == killed
+    # A killed driver leaves its lock behind: the next one takes it over. A stopped job's driver removes its lock,
+    # unless Ray's stop timeout kills it while it is still shutting down; then it is a killed driver too.
+    left = (folder / "driver.lock").exists()
+    assert left or interrupt is stop_job
 
     again = cluster.jobs.submit_job(entrypoint=command)  # the same command
     status = cluster.job_end(again, "the second job to end")
     logs = cluster.jobs.get_job_logs(again)
     assert status == JobStatus.SUCCEEDED and f"{trials} of {trials} trials finished" in logs, logs[-5000:]
-    assert killed == ("taking over the lock of driver" in logs and "(its process is no longer running)" in logs)
+    assert left == ("taking over the lock of driver" in logs and "(its process is no longer running)" in logs)
     for trial, mtime in finished.items():  # finished trials are not rerun
         assert (folder / "trials" / trial / "summary.json").stat().st_mtime_ns == mtime
     second_run = sorted((folder / "tune").glob("run-*"))[-1]
