@@ -3,7 +3,8 @@
 The ETA is the cost model's prediction of what is left (sweeps/cost.py: each trial's share, a running trial's by its
 epochs left), corrected by the trials finished so far in this run (their measured time over their predicted), over
 the trials that run at once. A line is printed when trials start, end or fail (at most every `every_s`), and at
-least every `heartbeat_s`.
+least every `heartbeat_s`. Tune creates a trial only shortly before it can run (TUNE_MAX_PENDING_TRIALS_PG), so the
+trials of this run it has not created yet count as pending, with all their cost left.
 
 On a cluster, a trial that needs more than any node has (a GPU where no node has one, say) waits until the cluster
 grows: it shows as waiting, naming what it needs, never as pending or done. A trial that Tune ended without its last
@@ -31,7 +32,7 @@ class SweepProgress(tune.Callback):
     def __init__(self, name: str, costs: dict[str, float], pending: set[str], slots: float, every_s: float = 5.0,
                  heartbeat_s: float = 60.0):
         self.name, self.costs, self.slots, self.every_s, self.heartbeat_s = name, costs, slots, every_s, heartbeat_s
-        self.total, self.done_before = len(costs), len(costs) - len(pending)
+        self.total, self.done_before, self.pending = len(costs), len(costs) - len(pending), pending
         self.cost_done_before = sum(cost for trial_id, cost in costs.items() if trial_id not in pending)
         self.setup()
 
@@ -59,7 +60,7 @@ class SweepProgress(tune.Callback):
         waiting = [t for t in trials if t.status == "PENDING" and nodes and unplaceable(t, nodes)]
         for trial in trials:
             counts[state_of(trial)] += 1
-        counts["pending"] -= len(waiting)
+        counts["pending"] += len(self.not_created(trials)) - len(waiting)
         counts["done"] += self.done_before
         elapsed = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - self.start))
         done, eta = self.core_time_done(trials), self.eta(trials)
@@ -83,11 +84,19 @@ class SweepProgress(tune.Callback):
         epochs = trial.config["trial"]["config"]["epochs"]
         return self.costs[trial_id_of(trial)] * (1 - trial.last_result.get("epoch", 0) / epochs)
 
+    def not_created(self, trials: list) -> set[str]:
+        """This run's trials that Tune has not created yet."""
+        return self.pending - {trial_id_of(t) for t in trials}
+
+    def all_left(self, trials: list) -> list[float]:
+        """Predicted core-seconds left of each of this run's trials, created or not."""
+        return [*map(self.left, trials), *(self.costs[trial_id] for trial_id in self.not_created(trials))]
+
     def core_time_done(self, trials: list) -> float:
         """The share of the sweep's predicted core-time done: trials done before this run, and this run's trials but
         what they have left (a failed trial's share counts as done: nothing more of it runs)."""
         total = sum(self.costs.values())
-        return 1 - sum(map(self.left, trials)) / total if total else 1.0
+        return 1 - sum(self.all_left(trials)) / total if total else 1.0
 
     def eta(self, trials: list) -> float | None:
         """Seconds until this run ends, by the model corrected by this run's finished trials; None without slots."""
@@ -97,7 +106,7 @@ class SweepProgress(tune.Callback):
         predicted = sum(self.costs[trial_id_of(t)] for t in finished)
         measured = sum(t.last_result[ENDED] - t.last_result[STARTED] for t in finished)
         correction = measured / predicted if predicted and measured else 1.0
-        left = [self.left(t) for t in trials]
+        left = self.all_left(trials)
         return correction * max(sum(left) / self.slots, max(left, default=0.0))  # never less than the longest trial
 
 

@@ -69,3 +69,11 @@ def test_the_eta_is_corrected_by_the_measured_times_of_finished_trials():
 def test_durations_read_in_seconds_minutes_or_hours():
     assert [duration_text(s) for s in (0.4, 42, 425, 2520, 11100)] == ["0 s", "42 s", "7 min 5 s", "42 min",
                                                                         "3 h 5 min"]
+
+
+def test_trials_tune_has_not_created_yet_count_as_pending_with_all_their_cost_left():
+    costs = {"a": 10.0, "b": 10.0, "c": 40.0, "d": 40.0}  # Tune has created a and b only
+    line = progress("p", costs, slots=2)
+    trials = [trial("a", "TERMINATED", epoch=5, time_started=0.0, time_ended=10.0), trial("b", "RUNNING", epoch=0)]
+    assert line.render(trials).split("] ", 1)[1] == (
+        "done 1/4 (10% of the predicted core-time), ETA 45 s; running 1, pending 2, failed 0")
