@@ -24,8 +24,8 @@ from sublim.core.mitigations import report_facts
 
 from . import inference as inf
 from .axes import RANDOM_EXPONENT, RELATION_METRICS, at_level, levels
-from .contrasts import (BASELINE, EXPONENT_TEST, MEDIATORS, REFUSED, TRACKING_ACROSS, TREND, ZERO, mitigation_sample,
-                        regressor)
+from .contrasts import (BASELINE, EXPONENT_TEST, MEDIATOR, MEDIATORS, REFUSED, TRACKING_ACROSS, TREND, ZERO,
+                        mitigation_sample, regressor)
 from .errors import Refusal, need
 from .load import arm_order
 
@@ -51,8 +51,8 @@ CAPTIONS = {
     "gain_vs_alignment": "Trait gain against the raw gradient's (top) and the applied update's (bottom) alignment, "
                          f"a point per trial; lines: each arm's slope row with its {BAND} band; dashed: the common "
                          "slope, where the table gives one.",
-    "dose_response": f"Trait gain and mean alignment against strength (none/shared as 0): trials, mean ± {BAND}; on "
-                     "trait gain, the mediation's dose model at the average seed, over the strengths run only; its "
+    "dose_response": f"Trait gain and the mediator, update alignment, against strength (none/shared as 0): trials, "
+                     f"mean ± {BAND}; on trait gain, the mediation's dose model at the average seed, over the strengths run only; its "
                      "legend names the strengths where it misses the mean's interval (read the means there).",
     "per_layer_alignment": f"Mean alignment within each layer, per arm, with its {BAND} over seeds (the layer rows).",
     "first_order": "Per trial, the measured change of the probe trait loss against the first-order change the "
@@ -268,7 +268,7 @@ def gain_vs_alignment(completed: pd.DataFrame, tests: pd.DataFrame) -> Figure:
                       gid=f"{'common' if common else 'arm'}:{arm}")
         ax.axhline(0, color="black", linewidth=0.8, linestyle=":")
         ax.axvline(0, color="black", linewidth=0.8, linestyle=":")
-        ax.set(xlabel=LABELS[x] + " over training", ylabel=GAIN, title=textwrap.fill(_slope_title(tests, x), 90))
+        ax.set(xlabel=LABELS[x] + " over training", ylabel=GAIN, title=textwrap.fill(_slope_title(tests, x), 60))
         _legend(ax)
     _title(fig, "Does alignment relate to acquisition? A point per trial, each arm's OLS line")
     return fig
@@ -296,8 +296,8 @@ def _dose_line(ax: Any, tests: pd.DataFrame, kind: str, levels: pd.DataFrame, co
 
 
 def dose_response(completed: pd.DataFrame, doses: pd.DataFrame, tests: pd.DataFrame) -> Figure:
-    """Per mitigation: trait_gain and mean alignment against strength, trial points and mean ± 95% CI in each
-    arm's style, and on trait_gain the dose model its mediation rows use."""
+    """Per mitigation: trait_gain and the mediation's mediator against strength, trial points and mean ± 95% CI in
+    each arm's style, and on trait_gain the dose model its mediation rows use."""
     kinds = list(dict.fromkeys(doses["mitigation"])) if len(doses) else []
     need(bool(kinds), "needs completed shared-init trials of a mitigation, has none")
     styles = arm_styles(completed)
@@ -307,7 +307,7 @@ def dose_response(completed: pd.DataFrame, doses: pd.DataFrame, tests: pd.DataFr
         levels = doses[doses["mitigation"] == kind].sort_values("strength")
         arms, strengths = sample.groupby("strength")["arm"].first(), levels["strength"].to_numpy(dtype=float)
         darkest = styles[arms.iloc[-1]][0]
-        for ax, metric in zip(row, ("trait_gain", "mean_alignment")):
+        for ax, metric in zip(row, ("trait_gain", MEDIATOR)):
             for level in levels.to_dict("records"):
                 style, values = styles[arms[level["strength"]]], sample.loc[sample["strength"] == level["strength"]]
                 ax.scatter(values["strength"], values[metric], color=style[0], marker=style[1], alpha=0.3, s=16)
