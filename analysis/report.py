@@ -21,6 +21,7 @@ import pandas as pd
 
 from sublim.core.config import level_label
 from sublim.core.files import atomic_write, holds_marker, json_safe, unwritable, write_json, write_text
+from sublim.core.mitigations import report_facts
 from sublim.core.trial_folder import STATUSES
 
 from . import contrasts, figures, sequential
@@ -376,31 +377,32 @@ def _sign(record: dict[str, Any], metric: str) -> int:
     return 1 if record[f"{metric}_ci_low"] > 0 else -1 if record[f"{metric}_ci_high"] < 0 else 0
 
 
-def drive_sentence(record: dict[str, Any]) -> str:
+def drive_reading(record: dict[str, Any]) -> str:
     """What a mitigation arm (a row of the arms table) did to the drive, in words that follow the signs of the
     intervals of its update alignment (the step Adam applied) and of the change of the probe trait loss."""
     update, loss = _sign(record, "mean_update_alignment"), _sign(record, "measured_trait_loss_change")
-    change = record["measured_trait_loss_change_mean"]
-    moved = {-1: f"falls by {fmt(-change)} nats", 0: "does not change detectably", 1: f"rises by {fmt(change)} nats"}
+    moved = {-1: "falls", 0: "does not change detectably", 1: "rises"}
     does = ("reverses the drive: it does not merely remove it" if (update, loss) == (-1, 1) else EFFECT_WORDS[update]
             + (", yet the probe trait loss still falls" if loss < 0 and update < 1 else ""))
-    return (f"{record['arm']}: the applied update is {UPDATE_WORDS[update]} the trait gradient "
-            f"({_mean(record, 'mean_update_alignment')}) and the probe trait loss {moved[loss]}; at strength "
-            f"{fmt(record['strength'])}, {record['mitigation']} {does}.")
+    return f"update {UPDATE_WORDS[update]} the trait gradient, probe trait loss {moved[loss]}: {does}"
 
 
 def _drive(stats: dict[str, Any], level: dict[str, Any]) -> list[Block]:
-    """What projection (and its placebo) did to the step, per arm beside none/shared: a table and, per arm, a
-    sentence that follows its numbers."""
+    """What the mitigations that act on the step's trait direction (and their placebo) did to the step, per arm
+    beside none/shared: the numbers and, in words, what they add up to."""
+    kinds = {a["mitigation"] for a in stats["arms"] if report_facts(a["mitigation"]).acts_on_trait_direction}
+    kinds |= {"placebo"} if any(report_facts(kind).placebo_ratio for kind in kinds) else set()
     arms = [a for a in _at(stats["arms"], level) if a["completed"] and (a["arm"] == BASELINE or (
-        a["mitigation"] in ("projection", "placebo") and a["student_init"] == "shared"))]
-    said = [drive_sentence(a) for a in arms if a["arm"] != BASELINE and all(
-        isinstance(a[f"{m}_ci_low"], float) for m in ("mean_update_alignment", "measured_trait_loss_change"))]
+        a["mitigation"] in kinds and a["student_init"] == "shared"))]
+    signed = lambda a: all(isinstance(a[f"{m}_ci_low"], float) for m in ("mean_update_alignment",
+                                                                           "measured_trait_loss_change"))
     return [] if len(arms) < 2 else [
         Paragraph(f"What the step did, per arm (mean [{CI}] over seeds): the alignment of the step Adam applied, "
-                  "cos(−Δθ, g_trait); of the gradient handed to Adam; and the change of the probe trait loss."),
-        Table(["arm", *DRIVE.values()], [[a["arm"], *(_mean(a, m) for m in DRIVE)] for a in arms]),
-        *([Bullets(said)] if said else [])]
+                  "cos(−Δθ, g_trait); of the gradient handed to Adam; the change of the probe trait loss; and what "
+                  "the signs of those intervals say the arm did."),
+        Table(["arm", *DRIVE.values(), "what it did"],
+              [[a["arm"], *(_mean(a, m) for m in DRIVE), "reference" if a["arm"] == BASELINE
+                else drive_reading(a) if signed(a) else ""] for a in arms])]
 
 
 def _claims(stats: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -434,17 +436,21 @@ def _level_sections(stats: dict[str, Any], tests: pd.DataFrame, level: dict[str,
 
 
 def _appendix(rest: pd.DataFrame, arms: list[dict[str, Any]], label: str) -> list[Block]:
-    """Per arm, the descriptive means and every test the sections above leave out."""
-    metrics, per_arm = ("trait_gain", "final_distill_loss"), rest["arm"].isin([a["arm"] for a in arms])
+    """Per arm, the descriptive means and every test the sections above leave out; a quantity 0 by construction is
+    named once, not given a column of zeros."""
+    zero = rest["verdict"] == ZERO
+    metrics, per_arm = ("trait_gain", "final_distill_loss"), rest["arm"].isin([a["arm"] for a in arms]) & ~zero
     return [Heading(f"Appendix: every arm{' at ' + label if label else ''}"),
             Paragraph(f"Per arm, mean [{CI}] over its completed trials (descriptive; all in `tables/arms.csv`):"),
             Table(["arm", "n", *metrics], [[a["arm"], fmt(a["completed"]), *(_mean(a, m) for m in metrics)]
                                            for a in arms]),
             Paragraph(f"The other tests (secondary rows, outside the claims' family; {SECONDARY_ADJUSTMENT}): ✓ "
-                      "supported, ✗ contradicted, unmarked not shown; p-values and notes in `tables/tests.csv`."),
+                      "supported, ✗ contradicted, unmarked not shown; p-values and notes in `tables/tests.csv`."
+                      + "".join(f" Not tested: {metric}, exactly 0 by construction ({ZERO_BY_CONSTRUCTION[metric]})."
+                                for metric in dict.fromkeys(rest.loc[zero, "metric"]))),
             *pivot(rest[per_arm], lambda r: r["arm"], lambda r: f"{r['metric']}{_against(r, _short)}"
                    f"{'' if 't-test' in r['test'] else ': ' + r['test']} {expectation(r)}"),
-            *([rows_table(rest[~per_arm])] if (~per_arm).any() else [])]
+            *([rows_table(rest[~per_arm & ~zero])] if (~per_arm & ~zero).any() else [])]
 
 
 def _sequential_section(record: dict[str, Any] | None) -> list[Block]:

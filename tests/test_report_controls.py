@@ -107,19 +107,19 @@ def test_projection_against_placebo_is_the_primary_causal_row(controls):
     assert np.isfinite(row["p"])
 
 
-def drive_lines(markdown: str, arm: str) -> list[str]:
-    return [line for line in markdown.splitlines() if line.startswith(f"- {arm}: the applied update is ")]
+def drive_row(markdown: str, arm: str) -> list[str]:
+    """The arm's row of the table of what the step did: its cells."""
+    (line,) = [line for line in markdown.splitlines() if line.startswith(f"| {arm} |") and line.count("|") == 7]
+    return [cell.strip() for cell in line.strip("|").split("|")]
 
 
 def test_projection_words_follow_its_numbers_where_the_update_stays_aligned(controls):
     root, stats = controls  # planted: projection lowers alignment, but the step Adam applies stays aligned
     (arm,) = [a for a in stats["arms"] if a["arm"] == "projection@1/shared"]
     assert arm["mean_update_alignment_ci_low"] > 0 and arm["measured_trait_loss_change_ci_high"] < 0
-    (said,) = drive_lines((root / "report" / "report.md").read_text(), "projection@1/shared")
-    assert "anti-aligned" not in said and "reverses" not in said
-    assert "is aligned with the trait gradient" in said and "the probe trait loss falls by" in said
-    assert said.endswith("projection leaves a trait-aligned drive.")
-    assert "| projection@1/shared | 0.0" in (root / "report" / "report.md").read_text()  # the table beside it
+    row = drive_row((root / "report" / "report.md").read_text(), "projection@1/shared")
+    assert row[1].startswith("0.0")  # the update alignment, beside the words that follow it
+    assert row[-1] == "update aligned with the trait gradient, probe trait loss falls: leaves a trait-aligned drive"
 
 
 def test_projection_that_reverses_the_drive_is_said_to_reverse_it(tmp_path):
@@ -135,11 +135,11 @@ def test_projection_that_reverses_the_drive_is_said_to_reverse_it(tmp_path):
         summary["update_alignment_by_epoch"] = trace.groupby("epoch")["update_alignment"].mean().tolist()
         (folder / "summary.json").write_text(json.dumps(summary))
     markdown = build_report(root, mediation_sims=20).markdown.read_text()
-    (said,) = drive_lines(markdown, "projection@1/shared")
-    assert "is anti-aligned with the trait gradient (\u22120.080" in said and "rises by 8.9 nats" in said
-    assert said.endswith("projection reverses the drive: it does not merely remove it.")
-    (placebo,) = drive_lines(markdown, "placebo@1/shared")
-    assert "anti-aligned" not in placebo  # each arm by its own numbers
+    row = drive_row(markdown, "projection@1/shared")
+    assert row[1].startswith("\u22120.080") and row[3].startswith("8.9")  # update alignment; trait-loss change
+    assert row[-1] == ("update anti-aligned with the trait gradient, probe trait loss rises: reverses the drive: it "
+                       "does not merely remove it")
+    assert "anti-aligned" not in drive_row(markdown, "placebo@1/shared")[-1]  # each arm by its own numbers
 
 
 def test_a_drive_the_interval_cannot_sign_is_not_given_one():
@@ -147,6 +147,18 @@ def test_a_drive_the_interval_cannot_sign_is_not_given_one():
               "mean_update_alignment_mean": -0.01, "mean_update_alignment_ci_low": -0.03,
               "mean_update_alignment_ci_high": 0.01, "measured_trait_loss_change_mean": 0.2,
               "measured_trait_loss_change_ci_low": -0.1, "measured_trait_loss_change_ci_high": 0.5}
-    said = report.drive_sentence(record)
-    assert "not distinguishable from orthogonal to the trait gradient" in said and "does not change detectably" in said
-    assert "anti-aligned" not in said and said.endswith("projection removes the drive to first order.")
+    assert report.drive_reading(record) == ("update not distinguishable from orthogonal to the trait gradient, probe "
+                                            "trait loss does not change detectably: removes the drive to first order")
+
+
+def test_a_quantity_zero_by_construction_is_named_once_in_the_appendix_never_a_column_of_zeros(tmp_path):
+    root = write_sweep(tmp_path / "zero", seeds=4, arms=CONTROLS)
+    for folder in (root / "trials").glob("*"):
+        trace = pd.read_parquet(folder / "trace.parquet")
+        trace["alignment_out"] = 0.0  # as the real model gives: the output layer's dot product is exactly 0
+        trace.to_parquet(folder / "trace.parquet", index=False)
+    markdown = build_report(root, mediation_sims=20).markdown.read_text()
+    appendix = markdown[markdown.index("## Appendix"):]
+    assert "mean_alignment_out > 0" not in appendix and "| zero by construction" not in appendix
+    assert "Not tested: mean_alignment_out, exactly 0 by construction (" in appendix
+    assert "mean_alignment_fc1 > 0" in appendix  # the other layers' rows stay
