@@ -265,7 +265,9 @@ def key_estimates(rows: pd.DataFrame) -> str:
                                         "" if r["verdict"] in (REFUSED, ZERO) else _estimate(r),
                                         "" if r["verdict"] == SUPPORTED else f"({r['verdict']})")))
                  for arm, r in zip(arms, records)]
-        what = {"TOST equivalence": ", equivalence", "non-inferiority": ", non-inferiority"}.get(test, "")
+        margin = fmt(records[0]["margin"])  # the same for every row of a group: one margin per metric and reference
+        what = {"TOST equivalence": f", equivalence within ±{margin}",
+                "non-inferiority": f", non-inferiority below {margin}"}.get(test, "")
         scope = f" ({common}{_against(records[0], _short)})" if common else ""
         parts.append(f"{metric.replace('_', ' ')}{what}{scope}: {', '.join(items)}")
     return "; ".join(parts) or "no primary test for these arms"
