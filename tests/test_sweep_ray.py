@@ -40,10 +40,18 @@ def write_spec(folder: Path, spec: dict = TINY) -> Path:
     return path
 
 
-def start_sweep(spec: Path, storage: Path, data_dir: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+# `sublim` as `python -m sublim` runs it, writing the names of every module the driver imported to the file given first.
+RECORDING_MODULES = ("import atexit, runpy, sys; out = sys.argv.pop(1); "
+                     "atexit.register(lambda: open(out, 'w').write('\\n'.join(sorted(sys.modules)))); "
+                     "runpy.run_module('sublim', run_name='__main__', alter_sys=True)")
+
+
+def start_sweep(spec: Path, storage: Path, data_dir: Path, *extra: str,
+                modules_to: Path | None = None) -> tuple[subprocess.Popen, Path]:
+    """`sublim sweep` in a subprocess; with `modules_to`, that file gets the modules its driver imported."""
     log = storage.parent / f"sweep-{time.monotonic_ns()}.log"
-    command = [sys.executable, "-m", "sublim", "sweep", str(spec), "--storage", str(storage),
-               "--data-dir", str(data_dir), *extra]
+    python = [sys.executable, "-c", RECORDING_MODULES, str(modules_to)] if modules_to else [sys.executable, "-m", "sublim"]
+    command = [*python, "sweep", str(spec), "--storage", str(storage), "--data-dir", str(data_dir), *extra]
     with log.open("w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     return proc, log
@@ -147,10 +155,11 @@ def assert_same_results(folder: Path, reference: Path) -> None:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, data_dir):
-    """One uninterrupted tiny sweep through `sublim sweep`: (results folder, spec file, output)."""
+    """One uninterrupted tiny sweep through `sublim sweep`: (results folder, spec file, output); the modules its
+    driver imported are in driver-modules.txt beside the spec."""
     root = tmp_path_factory.mktemp("reference")
     spec = write_spec(root)
-    proc, log = start_sweep(spec, root / "results", data_dir)
+    proc, log = start_sweep(spec, root / "results", data_dir, modules_to=root / "driver-modules.txt")
     return root / "results" / "tiny", spec, finish(proc, log)
 
 
@@ -188,6 +197,16 @@ def test_smoke_sweep_writes_every_trial_and_trains_one_teacher_per_seed(referenc
     assert " INFO " not in output  # Ray's and Tune's log lines go to tune/ray.log
     assert "Token authentication" not in output  # Ray's warning at every start, explained in the README instead
     assert output.rstrip().endswith(f"Next: sublim report {folder}")
+
+
+def test_the_driver_never_imports_torch(reference):
+    """Trials load torch in Ray's workers; the driver (MNIST, Tune's loop, the live table) stays light: a third of
+    the memory it needs with torch."""
+    folder, spec, output = reference
+    modules = set((spec.parent / "driver-modules.txt").read_text().split())
+    assert {"ray.tune", "sublim.sweeps.tune_run", "sublim.core.mnist"} <= modules  # the record is the sweep's
+    assert not {"torch", "torchvision", "sublim.trainable", "sublim.sweeps.worker"} & modules
+    assert "8 of 8 trials finished" in output
 
 
 def test_rerun_of_a_finished_sweep_reruns_nothing(reference, data_dir, tmp_path):
