@@ -218,10 +218,11 @@ def test_rerun_of_a_finished_sweep_reruns_nothing(reference, data_dir, tmp_path)
     assert {p: p.stat().st_mtime_ns for p in folder.glob("trials/*/*")} == before
 
 
-def test_local_ray_listens_on_loopback_only_and_reports_no_usage():
+def test_local_ray_listens_on_loopback_only_reports_no_usage_and_serves_no_dashboard():
     import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
     import psutil
     from ray._common.usage import usage_lib
+    from ray._private.worker import get_dashboard_url
 
     from sublim.sweeps.session import ray_session
 
@@ -230,6 +231,7 @@ def test_local_ray_listens_on_loopback_only_and_reports_no_usage():
     environ = {name: os.environ.get(name) for name in names}
     with ray_session(num_cpus=1):
         assert not usage_lib.usage_stats_enabled()
+        assert not get_dashboard_url()  # no web UI (its agent and a head without it start regardless, with Ray)
         listening = [(p.name(), c.laddr.ip) for p in psutil.Process().children(recursive=True)
                      for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
         assert listening  # the GCS and the raylet at least
