@@ -29,7 +29,8 @@ from ray import tune
 
 from sublim.core.config import TrialConfig
 from sublim.core.tracking import final_summary
-from sublim.trainable import DistillationTargets, Diverged, Teacher, Trial, TrialData, student_init_stream, train_teacher
+from sublim.trainable import (DistillationTargets, Diverged, Teacher, Trial, TrialData, student_init_stream,
+                              train_teacher)
 from sublim.trainable.data import shared_tensor
 from sublim.trainable.results import TeacherCache
 

@@ -50,7 +50,7 @@ def start_sweep(spec: Path, storage: Path, data_dir: Path, *extra: str,
                 modules_to: Path | None = None) -> tuple[subprocess.Popen, Path]:
     """`sublim sweep` in a subprocess; with `modules_to`, that file gets the modules its driver imported."""
     log = storage.parent / f"sweep-{time.monotonic_ns()}.log"
-    python = [sys.executable, "-c", RECORDING_MODULES, str(modules_to)] if modules_to else [sys.executable, "-m", "sublim"]
+    python = [sys.executable, *(("-c", RECORDING_MODULES, str(modules_to)) if modules_to else ("-m", "sublim"))]
     command = [*python, "sweep", str(spec), "--storage", str(storage), "--data-dir", str(data_dir), *extra]
     with log.open("w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
