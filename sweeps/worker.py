@@ -19,7 +19,6 @@ Only Ray's worker processes import this module (it loads torch): a sweep's drive
 from __future__ import annotations
 
 import functools
-
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
