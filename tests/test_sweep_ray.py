@@ -200,8 +200,7 @@ def test_smoke_sweep_writes_every_trial_and_trains_one_teacher_per_seed(referenc
 
 
 def test_the_driver_never_imports_torch(reference):
-    """Trials load torch in Ray's workers; the driver (MNIST, Tune's loop, the live table) stays light: a third of
-    the memory it needs with torch."""
+    """Trials load torch in Ray's workers; the driver (MNIST, Tune's loop, the live table) stays without its 700 MB."""
     folder, spec, output = reference
     modules = set((spec.parent / "driver-modules.txt").read_text().split())
     assert {"ray.tune", "sublim.sweeps.tune_run", "sublim.core.mnist"} <= modules  # the record is the sweep's
