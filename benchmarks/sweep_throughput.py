@@ -34,18 +34,23 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 import yaml
 
+from sublim.core.mnist import load_mnist
+from sublim.sweeps.session import local_resources
 from sublim.sweeps.spec import SweepSpec
-from sublim.trainable import Trial, TrialData, load_mnist, resolve_device, train_teacher, write_trial_outputs
 
 ARMS = [{"mitigation": "none"}, {"mitigation": "none", "student_init": "independent"},
         {"mitigation": "projection", "strengths": 1.0}, {"mitigation": "liminal", "strengths": [1.0, 10.0]}]
 
 
 def plain(spec: SweepSpec, mnist, out: Path) -> dict:
-    """Every trial in this process, one after another, each with its own teacher."""
+    """Every trial in this process, one after another, each with its own teacher. The only use of torch here: the
+    sweep's driver never imports it, and without the plain loop this process is that driver."""
+    import torch
+
+    from sublim.trainable import Trial, TrialData, resolve_device, train_teacher, write_trial_outputs
+
     cores = torch.get_num_threads()
     parts = dict.fromkeys(("teacher", "setup", "train", "save"), 0.0)
     start = time.perf_counter()
@@ -95,7 +100,8 @@ def with_ray(spec: SweepSpec, mnist, out: Path) -> dict:
     return {"seconds": outcome.seconds, "ray_start_seconds": outcome.ray_start_seconds, "tune_seconds": profile.wall,
             "cores": profile.cores, "trials": profile.trials, "core_seconds": profile.breakdown(),
             "training": profile.training, "overhead": profile.overhead, "teachers_trained": outcome.teachers_trained,
-            # This process only (Ray's own processes not counted); its peak includes MNIST and torch, loaded before.
+            # This process only (Ray's own processes not counted); its peak includes MNIST, loaded before (and torch
+            # after the plain loop).
             "driver_cpu_seconds": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
             "driver_peak_megabytes": after.ru_maxrss / 1024, "driver_peak_before_megabytes": before.ru_maxrss / 1024}
 
@@ -156,10 +162,11 @@ def main() -> None:
     settings = spec.settings
     mnist = load_mnist(args.data_dir)
     n = len(spec.trials)
+    machine_gpus = local_resources()["gpu"]
     points = "points of arms x axes" if spec.axes else "arms"
     print(f"{n} trials ({len(spec.seeds)} seeds x {n // len(spec.seeds)} {points}), settings "
           f"{settings or 'protocol defaults'}, {spec.resources.cpus:g} CPU(s) and {spec.resources.gpus:g} GPU per "
-          f"trial in the sweep; {os.cpu_count()} cores, {torch.cuda.device_count()} GPUs", flush=True)
+          f"trial in the sweep; {os.cpu_count()} cores, {machine_gpus:g} GPUs", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         base = None if args.spec or args.many else plain(spec, mnist, Path(tmp) / "plain")
         sweep = with_ray(spec, mnist, Path(tmp) / "ray")
@@ -180,9 +187,9 @@ def main() -> None:
     print(f"overhead: {figures['overhead_per_trial']:.2f} core-s per trial (target <= 1)")
     print(f"driver: {sweep['driver_cpu_seconds']:.1f} CPU-s ({sweep['driver_cpu_seconds'] / n:.3f} per trial), "
           f"{sweep['driver_peak_megabytes']:.0f} MB peak (target < 1 GB; {sweep['driver_peak_before_megabytes']:.0f} MB "
-          "before the sweep: torch and MNIST)")
+          "before the sweep: MNIST, and torch where the plain loop ran)")
     figures["trials_per_second"] = n / tune_s
-    gpus = torch.cuda.device_count() if spec.resources.gpus else 0
+    gpus = machine_gpus if spec.resources.gpus else 0
     print(f"throughput: {n / tune_s:.3f} trials/s during the Tune run, {n / sweep['seconds']:.3f} end to end"
           + (f"; {n / tune_s / gpus:.3f} trials/s per GPU at {spec.resources.gpus:g} GPU per trial" if gpus else ""))
     if base:

@@ -17,6 +17,12 @@ from typing import Iterator
 # The parts a trial times, as reported in its results under "time_<part>".
 PARTS = ("teacher", "setup", "train", "save", "report")
 STARTED, ENDED = "time_started", "time_ended"  # wall-clock times (time.time()) of the trial function
+TIMINGS = (STARTED, ENDED, *(f"time_{part}" for part in PARTS))  # what SweepProfile reads of a trial's results
+
+
+def trial_timings(result: dict) -> dict[str, float]:
+    """The part of a trial's result that SweepProfile reads: a sweep keeps that much of each trial's last result."""
+    return {key: result[key] for key in TIMINGS if key in result}
 
 
 class TrialClock:

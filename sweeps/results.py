@@ -21,6 +21,7 @@ checkpoints and teachers load with `weights_only=True` and are checked against t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import stat
 import time
@@ -42,6 +43,7 @@ from .spec import GRID_FIELDS, GridTrial, SweepSpec
 
 if TYPE_CHECKING:
     from sublim.trainable import Diverged, Trial
+    from sublim.trainable.results import TeacherCache
 
 SPEC_FILE = "spec.yaml"
 TUNE_DIR = "tune"
@@ -63,10 +65,15 @@ class ResultsFolder:
     def __init__(self, path: str | Path, log: Callable[[str], None] = print):
         self.path = Path(path).expanduser().resolve()
         self.log = log
-        from sublim.trainable.results import TeacherCache  # torch loads here, not where a spec is only checked
-
-        self.teachers = TeacherCache(self.path / TEACHERS_DIR, log)
+        self.teachers_dir = self.path / TEACHERS_DIR
         self.lock: DriverLock | None = None
+
+    @functools.cached_property
+    def teachers(self) -> TeacherCache:
+        """The stored teachers, which load through torch: a trial's (a sweep's driver never imports torch)."""
+        from sublim.trainable.results import TeacherCache
+
+        return TeacherCache(self.teachers_dir, self.log)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -115,7 +122,7 @@ class ResultsFolder:
                 raise SweepError(f"{self.path}: holds {shown} and no {SWEEP_FILE}, so it is no sweep's results "
                                  "folder: a sweep never writes among files it did not write; choose another --name "
                                  "or --storage")
-        folders = [self.path / TRIALS_DIR, self.teachers.folder, self.tune_dir,
+        folders = [self.path / TRIALS_DIR, self.teachers_dir, self.tune_dir,
                    *(self.trial_dir(t.trial_id) for t in trials)]
         found = [problem for problem in map(self._not_a_plain_folder, folders) if problem]
         found += [f"{path.relative_to(self.path)} is a folder where the trial's file belongs"
@@ -265,7 +272,13 @@ class ResultsFolder:
         """The teacher keys these trials need that teachers/ lacks (neither a teacher nor its divergence record); an
         unusable file is set aside here, with a line, so that the first trial of its seed trains it again."""
         keys = dict.fromkeys(t.config.teacher_key for t in trials)
+        if not self.holds_teachers():
+            return list(keys)
         return [key for key in keys if self.teachers.get(key) is None and self.teachers.divergence(key) is None]
+
+    def holds_teachers(self) -> bool:
+        """Whether teachers/ holds anything (else no teacher is loaded, nor torch imported, to look)."""
+        return any(self.teachers_dir.glob("*"))
 
     # --- what a running trial writes ------------------------------------------------------------
 

@@ -9,25 +9,22 @@ so nothing Tune saved (pickles included) is ever read back.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import ray
-import torch
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback, TBXLoggerCallback
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from sublim.core.config import TrialConfig
 from sublim.core.files import ERROR_FILE, PROFILE_FILE, DiskFull, write_json
-from sublim.core.tracking import final_summary
-from sublim.trainable import Diverged, Mnist, Trial
+from sublim.core.mnist import Mnist
 
-from . import worker
-from .profile import SweepProfile, TrialClock
-from .cost import trial_costs
+from .profile import SweepProfile, trial_timings
+from .cost import student_work, trial_costs
 from .progress import SweepProgress, trial_id_of
 from .results import ResultsFolder
 from .spec import GridTrial, SweepSpec
@@ -36,14 +33,6 @@ from .trackers import tracker_callbacks
 
 MAX_FAILURES = 3  # retries of a trial (e.g. its node went away) before it counts as errored
 TARGETS_SHARE = 0.25  # of the object store, at most, for the seeds' distillation targets (oldest dropped first)
-
-
-def trial_device(config: TrialConfig) -> torch.device:
-    """`auto` means CUDA only when Ray gave this trial a GPU (a CPU trial never crowds a GPU) and CUDA works here
-    (a node that advertises a GPU torch cannot use, e.g. no driver, runs its trials on the CPU)."""
-    if config.device == "auto":
-        return torch.device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
-    return torch.device(config.device)
 
 
 @dataclass(frozen=True)
@@ -57,48 +46,28 @@ class TrialInputs:
     folder: str  # every node mounts it at this path: trials write their checkpoints and outputs there
 
 
-def run_trial(config: dict[str, Any], inputs: TrialInputs) -> None:
-    """Tune function trainable: one trial, continuing from its own checkpoint in the results folder if it has one.
+def trainable(config: dict[str, Any], inputs: TrialInputs) -> None:
+    """Tune's function trainable: the trial itself is in worker.py, which only Ray's worker processes import (it
+    loads torch; the driver never does)."""
+    from .worker import run_trial
 
-    Each epoch's state goes to trials/<id>/checkpoint.pt (the latest only), the outputs there after the
-    last; a diverged trial leaves diverged.json and ends normally, so Tune never retries it. Every result
-    carries the trial's timings (profile.py) and its teacher's; the last, the summary's numbers (for trackers).
-    """
-    worker.start_up()
-    clock = TrialClock()
-    trial_config = TrialConfig.from_dict(config["trial"]["config"])
-    trial_id = config["trial"]["trial_id"]
-    folder = ResultsFolder(inputs.folder)
-    node = {"node_id": ray.get_runtime_context().get_node_id()}
-    torch.set_num_threads(inputs.threads)
-    try:
-        with clock.part("setup"):
-            device = trial_device(trial_config)
-            data = worker.trial_data(inputs.mnist, trial_config, device)
-        with clock.part("teacher"):
-            teacher, trained = worker.teacher_for(trial_config, folder.teachers, inputs.mnist, inputs.threads)
-        with clock.part("setup"):
-            targets, built = worker.distillation_targets(trial_config, teacher, device, inputs.targets)
-            trial = Trial(trial_config, data, teacher, targets=targets)
-            folder.restore(trial_id, trial)
-        restored_seconds = trial.student_seconds
-        where = {**node, "restored_from_epoch": trial.epoch, "teacher_key": teacher.key, "teacher_trained": trained,
-                 "teacher_acc": teacher.test_acc, "teacher_seconds": teacher.seconds, "targets_built": built}
-        for metrics in trial.run():
-            clock.seconds["train"] = trial.student_seconds - restored_seconds
-            with clock.part("save"):
-                folder.save_epoch(trial_id, trial)
-            with clock.part("report"):
-                last = {"summary": final_summary(trial.summary())} if trial.epoch == trial_config.epochs else {}
-                tune.report({**metrics, **where, **last, **clock.metrics()})
-    except Diverged as diverged:
-        folder.store_diverged(trial_id, trial_config, diverged)
-        tune.report({"diverged": str(diverged), **node, **clock.metrics()})
+    run_trial(config, inputs)
+
+
+def launch_order(trials: list[GridTrial]) -> list[GridTrial]:
+    """The first trial of every teacher (one per seed, and per value of a teacher's axis), then the rest, longest
+    first so that a sweep ends on its shortest trials: the widest or longest students (their FLOPs) first, then
+    seed by seed, within a seed the arms that add a loss term (a second backward pass) first."""
+    costly_first = sorted(trials, key=lambda t: (-student_work(t.config), t.config.seed, not t.config.adds_loss))
+    firsts = list({t.config.teacher_key: t for t in reversed(costly_first)}.values())[::-1]
+    chosen = {t.trial_id for t in firsts}
+    return firsts + [t for t in costly_first if t.trial_id not in chosen]
 
 
 class RunRecord(tune.Callback):
-    """Each trial's last timed result (for the profile), a line for each teacher a trial trained, and for each trial
-    that fails for good (after its retries) a line with its error, which error.txt holds in full."""
+    """Each trial's last timings (for the profile; no more of its results: Tune keeps its own), a line for each
+    teacher a trial trained, and for each trial that fails for good (after its retries) a line with its error, which
+    error.txt holds in full."""
 
     def __init__(self, folder: Path, log: Callable[[str], None]):
         self.folder, self.log = str(folder), log  # a path: Tune pickles its callbacks
@@ -129,7 +98,7 @@ class RunRecord(tune.Callback):
         self.log(f"{trial_id_of(trial)} failed: {line}")
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
-        self.results[trial_id_of(trial)] = result
+        self.results[trial_id_of(trial)] = trial_timings(result)
         if result.get("teacher_trained") and result["teacher_key"] not in self.teachers_announced:
             self.teachers_announced.add(result["teacher_key"])
             self.log(f"  teacher of seed {trial.config['trial']['config']['seed']}: test accuracy "
@@ -137,24 +106,37 @@ class RunRecord(tune.Callback):
                      f"({result['teacher_seconds']:.1f} s, trained by {trial_id_of(trial)})")
 
 
+def tensorboard_logger() -> TBXLoggerCallback:
+    """Tune's TensorBoard logger, its tensorboardX imported with torch hidden: tensorboardX imports torch when it can,
+    only to accept torch tensors, which no result holds, and the driver never loads torch (700 MB)."""
+    hide = "torch" not in sys.modules
+    if hide:
+        sys.modules["torch"] = None  # `import torch` raises ImportError, which tensorboardX expects
+    try:
+        return TBXLoggerCallback()
+    finally:
+        if hide:
+            del sys.modules["torch"]
+
+
 def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, pending: list[GridTrial],
         record: RunRecord, run_name: str, slots: float, trackers: list[str] = ()) -> None:
     """Run the pending trials as a fresh Tune run: Tune's saved state of an earlier run is never read. Each
     tracker named (sublim.core.tracking.TRACKERS) logs every trial as a run of the experiment `name`; `slots` is how
     many trials run at once (for the progress line's ETA)."""
-    trainable = tune.with_resources(tune.with_parameters(run_trial, inputs=inputs), spec.resources.tune())
-    grid = [{"trial_id": t.trial_id, "config": t.config.to_dict()} for t in worker.launch_order(pending)]
+    resourced = tune.with_resources(tune.with_parameters(trainable, inputs=inputs), spec.resources.tune())
+    grid = [{"trial_id": t.trial_id, "config": t.config.to_dict()} for t in launch_order(pending)]
     costs = dict(zip((t.trial_id for t in spec.trials), trial_costs(t.config for t in spec.trials)))
     progress = SweepProgress(name, costs, {t.trial_id for t in pending}, slots)
     tuner = tune.Tuner(
-        trainable,
+        resourced,
         param_space={"trial": tune.grid_search(grid)},
         tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=trial_id_of,
                                     trial_dirname_creator=trial_id_of),
         run_config=tune.RunConfig(
             name=run_name, storage_path=str(folder.tune_dir), verbose=0,
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-            callbacks=[JsonLoggerCallback(), TBXLoggerCallback(),
+            callbacks=[JsonLoggerCallback(), tensorboard_logger(),
                        *tracker_callbacks(trackers, name, folder.tune_dir / run_name), record, progress],
         ),
     )
@@ -205,11 +187,11 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
         spec = folder.grid_of(spec) if folder.exists() else spec  # trials the folder holds keep their ids there
         folder.check_entries(spec.trials)
         pending = pending_trials(spec, folder, log) if folder.exists() else list(spec.trials)
-        teachers_before = set(folder.teachers.folder.glob("teacher-*.pt"))
+        teachers_before = set(folder.teachers_dir.glob("teacher-*.pt"))
         timings = (_run_on_ray(name, spec, spec_text, folder, mnist, pending, address, num_cpus, log, trackers)
                    if pending else {})
         statuses = {trial.trial_id: folder.status(trial)[0] for trial in spec.trials}
-        teachers = set(folder.teachers.folder.glob("teacher-*.pt"))  # those trained by trials that failed later too
+        teachers = set(folder.teachers_dir.glob("teacher-*.pt"))  # those trained by trials that failed later too
     return SweepOutcome(
         folder=folder.path, total=len(spec.trials), finished=sum(s == "finished" for s in statuses.values()),
         diverged=sorted(t for t, s in statuses.items() if s == "diverged"),
@@ -217,6 +199,23 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
         teachers=len(teachers), teachers_trained=len(teachers - teachers_before),
         seconds=time.perf_counter() - start, **timings,
     )
+
+
+def teachers_missing(folder: ResultsFolder, pending: list[GridTrial], log: Callable[[str], None]) -> list[str]:
+    """ResultsFolder.teachers_missing, its lines logged here. Loading a stored teacher needs torch, which the driver
+    never imports: teachers/ is checked in a Ray worker, and only when it holds anything."""
+    if not folder.holds_teachers():
+        return folder.teachers_missing(pending)  # loads nothing
+    missing, lines = ray.get(_teachers_missing.remote(str(folder.path), pending))
+    for line in lines:
+        log(line)
+    return missing
+
+
+@ray.remote(num_cpus=0)
+def _teachers_missing(path: str, pending: list[GridTrial]) -> tuple[list[str], list[str]]:
+    lines = []
+    return ResultsFolder(path, lines.append).teachers_missing(pending), lines
 
 
 def slots_for(spec: SweepSpec, resources: dict[str, float]) -> float:
@@ -242,7 +241,7 @@ def _run_on_ray(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolde
             log(f"Ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs "
                 f"({'cluster ' + address if address else 'local, loopback only'}), "
                 + (f"started in {ray_start:.1f} s" if ray_start else "already running"))
-            missing = folder.teachers_missing(pending)
+            missing = teachers_missing(folder, pending, log)
             log(f"running {len(pending)} of {len(spec.trials)} trials ({len(spec.trials) - len(pending)} already "
                 f"done); {len(missing)} teacher(s) to train, each by its seed's first trial")
             record, run_name = RunRecord(folder.path, log), folder.new_tune_run()

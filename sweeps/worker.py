@@ -10,25 +10,34 @@ stays that of one trial.
 Teachers are trained by the trials themselves: the first trial of a seed to run finds no teacher in
 the results folder's teachers/, trains it on the CPU with one thread (so that a teacher is the same
 wherever it is trained) on the CPU it holds, and stores it for the seed's other arms. A sweep
-launches the first trial of every teacher before the others (see `launch_order`), so with at least as
+launches the first trial of every teacher before the others (tune_run.launch_order), so with at least as
 many teachers as trials running at once, no trial ever waits for, or repeats, another's teacher.
+
+Only Ray's worker processes import this module (it loads torch): a sweep's driver never does.
 """
 
 from __future__ import annotations
 
 import functools
-import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import ray
 import torch
+from ray import tune
 
 from sublim.core.config import TrialConfig
-from sublim.trainable import DistillationTargets, Teacher, TrialData, student_init_stream, train_teacher
+from sublim.core.tracking import final_summary
+from sublim.trainable import (DistillationTargets, Diverged, Teacher, Trial, TrialData, student_init_stream,
+                              train_teacher)
+from sublim.trainable.data import shared_tensor
 from sublim.trainable.results import TeacherCache
 
-from .cost import student_work
-from .spec import GridTrial
+from .profile import TrialClock
+from .results import ResultsFolder
+
+if TYPE_CHECKING:
+    from .tune_run import TrialInputs
 
 CPU = torch.device("cpu")
 
@@ -40,14 +49,51 @@ def start_up() -> None:
     import torch._dynamo  # noqa: F401
 
 
-def launch_order(trials: list[GridTrial]) -> list[GridTrial]:
-    """The first trial of every teacher (one per seed, and per value of a teacher's axis), then the rest, longest
-    first so that a sweep ends on its shortest trials: the widest or longest students (their FLOPs) first, then
-    seed by seed, within a seed the arms that add a loss term (a second backward pass) first."""
-    costly_first = sorted(trials, key=lambda t: (-student_work(t.config), t.config.seed, not t.config.adds_loss))
-    firsts = list({t.config.teacher_key: t for t in reversed(costly_first)}.values())[::-1]
-    chosen = {t.trial_id for t in firsts}
-    return firsts + [t for t in costly_first if t.trial_id not in chosen]
+def trial_device(config: TrialConfig) -> torch.device:
+    """`auto` means CUDA only when Ray gave this trial a GPU (a CPU trial never crowds a GPU) and CUDA works here
+    (a node that advertises a GPU torch cannot use, e.g. no driver, runs its trials on the CPU)."""
+    if config.device == "auto":
+        return torch.device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
+    return torch.device(config.device)
+
+
+def run_trial(config: dict[str, Any], inputs: TrialInputs) -> None:
+    """One trial (tune_run.trainable), continuing from its own checkpoint in the results folder if it has one.
+
+    Each epoch's state goes to trials/<id>/checkpoint.pt (the latest only), the outputs there after the
+    last; a diverged trial leaves diverged.json and ends normally, so Tune never retries it. Every result
+    carries the trial's timings (profile.py) and its teacher's; the last, the summary's numbers (for trackers).
+    """
+    start_up()
+    clock = TrialClock()
+    trial_config = TrialConfig.from_dict(config["trial"]["config"])
+    trial_id = config["trial"]["trial_id"]
+    folder = ResultsFolder(inputs.folder)
+    node = {"node_id": ray.get_runtime_context().get_node_id()}
+    torch.set_num_threads(inputs.threads)
+    try:
+        with clock.part("setup"):
+            device = trial_device(trial_config)
+            data = trial_data(inputs.mnist, trial_config, device)
+        with clock.part("teacher"):
+            teacher, trained = teacher_for(trial_config, folder.teachers, inputs.mnist, inputs.threads)
+        with clock.part("setup"):
+            targets, built = distillation_targets(trial_config, teacher, device, inputs.targets)
+            trial = Trial(trial_config, data, teacher, targets=targets)
+            folder.restore(trial_id, trial)
+        restored_seconds = trial.student_seconds
+        where = {**node, "restored_from_epoch": trial.epoch, "teacher_key": teacher.key, "teacher_trained": trained,
+                 "teacher_acc": teacher.test_acc, "teacher_seconds": teacher.seconds, "targets_built": built}
+        for metrics in trial.run():
+            clock.seconds["train"] = trial.student_seconds - restored_seconds
+            with clock.part("save"):
+                folder.save_epoch(trial_id, trial)
+            with clock.part("report"):
+                last = {"summary": final_summary(trial.summary())} if trial.epoch == trial_config.epochs else {}
+                tune.report({**metrics, **where, **last, **clock.metrics()})
+    except Diverged as diverged:
+        folder.store_diverged(trial_id, trial_config, diverged)
+        tune.report({"diverged": str(diverged), **node, **clock.metrics()})
 
 
 @functools.lru_cache(maxsize=2)  # a GPU trial holds two: the CPU split its teacher trains on, and its own
@@ -72,7 +118,7 @@ def distillation_targets(config: TrialConfig, teacher: Teacher, device: torch.de
     if not _targets or _targets[0].key != key:
         shared = _fetch(store, key)
         if shared:
-            _targets[:] = [DistillationTargets(key, *(_tensor(array, device) for array in shared))]
+            _targets[:] = [DistillationTargets(key, *(shared_tensor(array).to(device) for array in shared))]
         else:
             _targets[:], built = [DistillationTargets.of(config, teacher, device)], True
             _share(store, key, _targets[0].noise, _targets[0].teacher_log_probs)
@@ -81,7 +127,7 @@ def distillation_targets(config: TrialConfig, teacher: Teacher, device: torch.de
     if config.adds_loss and stream not in targets.initial_logits_by_stream:
         shared = _fetch(store, (*key, stream))
         if shared:
-            targets.initial_logits_by_stream[stream] = _tensor(shared[0], device)
+            targets.initial_logits_by_stream[stream] = shared_tensor(shared[0]).to(device)
         else:
             _share(store, (*key, stream), targets.initial_logits(config))
     return targets, built
@@ -100,13 +146,6 @@ def _fetch(store: ray.actor.ActorHandle, key: tuple) -> tuple[np.ndarray, ...] |
 def _share(store: ray.actor.ActorHandle, key: tuple, *tensors: torch.Tensor) -> None:
     arrays = tuple(tensor.cpu().numpy() for tensor in tensors)
     store.put.remote(key, [ray.put(arrays)], sum(array.nbytes for array in arrays))
-
-
-def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A tensor on the object store's read-only shared memory (on the CPU; a GPU gets a copy): never written to."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(array).to(device)
 
 
 _teacher: list[Teacher] = []

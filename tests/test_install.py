@@ -6,13 +6,14 @@ import sys
 
 import pytest
 
-from sublim.trainable import data
-from sublim.trainable.data import InstallError, check_torchvision
+from sublim.core import versions
+from sublim.core.files import InstallError
+from sublim.core.versions import check_torchvision
 
 
 def installed(monkeypatch, torch: str, torchvision: str) -> None:
     """Pretend these versions are installed, and torchvision cannot be imported at all."""
-    monkeypatch.setattr(data.metadata, "version", {"torch": torch, "torchvision": torchvision}.__getitem__)
+    monkeypatch.setattr(versions.metadata, "version", {"torch": torch, "torchvision": torchvision}.__getitem__)
     monkeypatch.setitem(sys.modules, "torchvision", None)  # `import torchvision` raises ImportError
 
 

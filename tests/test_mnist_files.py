@@ -10,10 +10,12 @@ import struct
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
-from sublim.trainable.data import RAW_FILES, DataError, load_mnist, read_raw_mnist
+from sublim.core.files import DataError
+from sublim.core.mnist import RAW_FILES, load_mnist, read_raw_mnist
 
 TINY = dict(train_count=6, test_count=4)
 
@@ -53,8 +55,8 @@ def problem(raw, **counts) -> str:
 
 def test_valid_tiny_files_load_as_torchvision_types(raw):
     mnist = read_raw_mnist(raw, **TINY)
-    assert mnist.train_images.shape == (6, 28, 28) and mnist.train_images.dtype == torch.uint8
-    assert mnist.test_labels.tolist() == [0, 1, 2, 3] and mnist.test_labels.dtype == torch.int64
+    assert mnist.train_images.shape == (6, 28, 28) and mnist.train_images.dtype == np.uint8
+    assert mnist.test_labels.tolist() == [0, 1, 2, 3] and mnist.test_labels.dtype == np.int64
     assert mnist.train_images.flatten()[:3].tolist() == [0, 1, 2]
 
 
@@ -184,6 +186,7 @@ def test_loaded_tensors_are_exactly_torchvisions(mnist, data_dir):
     for train, images, labels in ((True, mnist.train_images, mnist.train_labels),
                                   (False, mnist.test_images, mnist.test_labels)):
         reference = MNIST(str(data_dir), train=train, download=False)
+        images, labels = torch.from_numpy(images), torch.from_numpy(labels)
         assert images.dtype == reference.data.dtype and images.shape == reference.data.shape
         assert labels.dtype == reference.targets.dtype and labels.shape == reference.targets.shape
         assert torch.equal(images, reference.data) and torch.equal(labels, reference.targets)
@@ -217,7 +220,7 @@ def test_real_images_file_truncated(real_copy):
 
 def test_damaged_file_in_the_download_folder_says_how_to_refetch(raw, monkeypatch):
     monkeypatch.delenv("SUBLIM_DATA_DIR", raising=False)
-    monkeypatch.setattr("sublim.trainable.data.DEFAULT_DOWNLOAD_ROOT", raw.parent.parent)
+    monkeypatch.setattr("sublim.core.mnist.DEFAULT_DOWNLOAD_ROOT", raw.parent.parent)
     with pytest.raises(DataError) as caught:
         load_mnist()  # all four files present: no download tried
     assert str(caught.value).endswith("6 images, expected 60000 (the MNIST training set); "
@@ -231,7 +234,7 @@ def test_failed_download_is_one_line(tmp_path, monkeypatch):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried mirror A, got:\nno network\n")
 
     monkeypatch.delenv("SUBLIM_DATA_DIR", raising=False)
-    monkeypatch.setattr("sublim.trainable.data.DEFAULT_DOWNLOAD_ROOT", tmp_path)
+    monkeypatch.setattr("sublim.core.mnist.DEFAULT_DOWNLOAD_ROOT", tmp_path)
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
     with pytest.raises(DataError) as caught:
         load_mnist()

@@ -12,7 +12,7 @@ from sublim.cli.sweep import check_waves
 from sublim.cli.waves import plan
 from sublim.sweeps.results import ResultsFolder, SweepError, trial_records
 from sublim.sweeps.spec import SpecError, SweepSpec
-from sublim.sweeps.worker import launch_order
+from sublim.sweeps.tune_run import launch_order
 
 from conftest import REPO
 

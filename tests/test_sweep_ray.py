@@ -40,10 +40,18 @@ def write_spec(folder: Path, spec: dict = TINY) -> Path:
     return path
 
 
-def start_sweep(spec: Path, storage: Path, data_dir: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+# `sublim` as `python -m sublim` runs it, writing the names of every module the driver imported to the file given first.
+RECORDING_MODULES = ("import atexit, runpy, sys; out = sys.argv.pop(1); "
+                     "atexit.register(lambda: open(out, 'w').write('\\n'.join(sorted(sys.modules)))); "
+                     "runpy.run_module('sublim', run_name='__main__', alter_sys=True)")
+
+
+def start_sweep(spec: Path, storage: Path, data_dir: Path, *extra: str,
+                modules_to: Path | None = None) -> tuple[subprocess.Popen, Path]:
+    """`sublim sweep` in a subprocess; with `modules_to`, that file gets the modules its driver imported."""
     log = storage.parent / f"sweep-{time.monotonic_ns()}.log"
-    command = [sys.executable, "-m", "sublim", "sweep", str(spec), "--storage", str(storage),
-               "--data-dir", str(data_dir), *extra]
+    python = [sys.executable, *(("-c", RECORDING_MODULES, str(modules_to)) if modules_to else ("-m", "sublim"))]
+    command = [*python, "sweep", str(spec), "--storage", str(storage), "--data-dir", str(data_dir), *extra]
     with log.open("w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     return proc, log
@@ -147,10 +155,11 @@ def assert_same_results(folder: Path, reference: Path) -> None:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, data_dir):
-    """One uninterrupted tiny sweep through `sublim sweep`: (results folder, spec file, output)."""
+    """One uninterrupted tiny sweep through `sublim sweep`: (results folder, spec file, output); the modules its
+    driver imported are in driver-modules.txt beside the spec."""
     root = tmp_path_factory.mktemp("reference")
     spec = write_spec(root)
-    proc, log = start_sweep(spec, root / "results", data_dir)
+    proc, log = start_sweep(spec, root / "results", data_dir, modules_to=root / "driver-modules.txt")
     return root / "results" / "tiny", spec, finish(proc, log)
 
 
@@ -190,6 +199,15 @@ def test_smoke_sweep_writes_every_trial_and_trains_one_teacher_per_seed(referenc
     assert output.rstrip().endswith(f"Next: sublim report {folder}")
 
 
+def test_the_driver_never_imports_torch(reference):
+    """Trials load torch in Ray's workers; the driver (MNIST, Tune's loop, the live table) stays without its 700 MB."""
+    folder, spec, output = reference
+    modules = set((spec.parent / "driver-modules.txt").read_text().split())
+    assert {"ray.tune", "sublim.sweeps.tune_run", "sublim.core.mnist"} <= modules  # the record is the sweep's
+    assert not {"torch", "torchvision", "sublim.trainable", "sublim.sweeps.worker"} & modules
+    assert "8 of 8 trials finished" in output
+
+
 def test_rerun_of_a_finished_sweep_reruns_nothing(reference, data_dir, tmp_path):
     folder, spec, _ = reference
     before = {p: p.stat().st_mtime_ns for p in folder.glob("trials/*/*")}
@@ -199,10 +217,11 @@ def test_rerun_of_a_finished_sweep_reruns_nothing(reference, data_dir, tmp_path)
     assert {p: p.stat().st_mtime_ns for p in folder.glob("trials/*/*")} == before
 
 
-def test_local_ray_listens_on_loopback_only_and_reports_no_usage():
+def test_local_ray_listens_on_loopback_only_reports_no_usage_and_serves_no_dashboard():
     import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
     import psutil
     from ray._common.usage import usage_lib
+    from ray._private.worker import get_dashboard_url
 
     from sublim.sweeps.session import ray_session
 
@@ -211,6 +230,7 @@ def test_local_ray_listens_on_loopback_only_and_reports_no_usage():
     environ = {name: os.environ.get(name) for name in names}
     with ray_session(num_cpus=1):
         assert not usage_lib.usage_stats_enabled()
+        assert not get_dashboard_url()  # no web UI (its agent and a head without it start regardless, with Ray)
         listening = [(p.name(), c.laddr.ip) for p in psutil.Process().children(recursive=True)
                      for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
         assert listening  # the GCS and the raylet at least

@@ -9,7 +9,7 @@ import torch
 from sublim.core.files import atomic_write
 from sublim.sweeps.profile import ENDED, STARTED, SweepProfile
 from sublim.sweeps.spec import SweepSpec
-from sublim.sweeps.worker import launch_order
+from sublim.sweeps.tune_run import launch_order
 from sublim.trainable import DistillationTargets, Trial, train_teacher
 from sublim.trainable.results import TeacherCache
 

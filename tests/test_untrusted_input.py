@@ -278,7 +278,7 @@ def test_a_linked_spec_is_read(tmp_path):
 
 def test_an_mnist_file_far_larger_than_mnist_is_refused_without_reading_it(tmp_path):
     from sublim.trainable import DataError, load_mnist
-    from sublim.trainable.data import RAW_FILES
+    from sublim.core.mnist import RAW_FILES
 
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)

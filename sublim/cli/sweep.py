@@ -13,7 +13,9 @@ import yaml
 from sublim.core.durations import duration_text
 from sublim.core.files import DataError, DiskFull, InstallError, unwritable
 from sublim.core.machine import gigabytes, memory_capacity
+from sublim.core.mnist import load_mnist
 from sublim.core.tracking import TRACKERS, TrackerError, check_trackers
+from sublim.core.versions import check_torchvision
 from sublim.sweeps.lock import LockHeld
 from sublim.sweeps.results import ResultsFolder, SweepError
 from sublim.sweeps.spec import SpecError, SweepSpec, name_problem, read_spec_text
@@ -94,8 +96,6 @@ def main(args: argparse.Namespace) -> int:
         return 0
     check_waves(args, spec)
     check_trackers(args.tracker)
-    from sublim.trainable import check_torchvision  # torch loads here: past the spec's checks and --dry-run
-
     check_torchvision()
     name = args.name or spec.name
     if name_problem(name):
@@ -139,8 +139,7 @@ def run(args: argparse.Namespace, name: str, spec: SweepSpec, spec_text: str, fo
     """The sweep (or its waves) on Ray, MNIST loaded once, here: trials get it through Ray's object store. Ray's and
     Tune's log lines go to tune/ray.log in the results folder."""
     from sublim.sweeps.session import RAY_LOG, ray_log_to, ray_session
-    from sublim.sweeps.tune_run import run_sweep  # Ray and torch load only for a valid spec
-    from sublim.trainable import load_mnist
+    from sublim.sweeps.tune_run import run_sweep  # Ray loads only for a valid spec (torch only in Ray's workers)
 
     mnist = load_mnist(args.data_dir)
     with ray_log_to(folder.tune_dir / RAY_LOG):
