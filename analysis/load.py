@@ -24,7 +24,7 @@ from sublim.core.files import (DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, SWEEP_NA
 from sublim.core.mitigations import BUILT_IN, remember
 from sublim.core.records import sequential_problem
 from sublim.core.schema import SUMMARY_COUNTS, SUMMARY_FIELDS, TRACE_COLUMNS
-from sublim.core.trial_folder import read_trial
+from sublim.core.trial_folder import ConfigChecks, read_trial
 
 from .errors import ReportError
 
@@ -130,12 +130,13 @@ class _Loader:
         self.traces: list[pa.Table] = []
         self.lacking: Counter[str] = Counter()
         self.notes: list[str] = []
+        self.checks = ConfigChecks()
 
     def add(self, trial_id: str, expected: dict[str, Any] | None, folder: Path) -> None:
         """One trial, as the results folder's one check (`read_trial`) finds it; `expected` is sweep.json's
         config of it. Only a completed trial's numbers and trace are kept; its arm and teacher key are its
         validated config's, never a label from the folder."""
-        found = read_trial(folder, expected)
+        found = read_trial(folder, expected, self.checks)
         checked = found.trial_config
         row: dict[str, Any] = {"trial_id": trial_id, "arm": checked and checked.arm, "status": found.status,
                                "error": found.problem, "teacher_key": checked and checked.teacher_key}
