@@ -128,6 +128,7 @@ class _Loader:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
         self.traces: list[pa.Table] = []
+        self.trace_ids: list[str] = []  # each trace's trial, a column added once to all of them
         self.lacking: Counter[str] = Counter()
         self.notes: list[str] = []
         self.checks = ConfigChecks()
@@ -149,8 +150,8 @@ class _Loader:
         if found.summary is not None and found.status in ("completed", "incomplete"):
             row.update(self._summary_values(found.summary))
         if found.trace is not None and found.is_result:
-            self.traces.append(self._full_columns(found.trace).append_column(
-                "trial_id", pa.array([trial_id] * found.trace.num_rows, pa.string())))
+            self.traces.append(self._full_columns(found.trace))
+            self.trace_ids.append(trial_id)
         config = found.config or {}
         if not row["arm"]:
             self.lacking["arm label"] += 1
@@ -178,8 +179,11 @@ class _Loader:
     def _full_columns(self, trace: pa.Table) -> pa.Table:
         """The trace's TRACE_COLUMNS in order, an absent one all null (and counted): kept in Arrow, every trace
         turned into one pandas table at the end (per trial it would cost more than reading the file)."""
+        names = trace.schema.names
+        if names == list(TRACE_COLUMNS):
+            return trace
         for column in TRACE_COLUMNS:
-            if column not in trace.column_names:
+            if column not in names:
                 self.lacking[f"trace column '{column}'"] += 1
                 trace = trace.append_column(column, pa.nulls(trace.num_rows, pa.float64()))
         return trace.select(list(TRACE_COLUMNS))
@@ -195,8 +199,10 @@ class _Loader:
             counts = pd.to_numeric(trials[key], errors="coerce") if key in trials else pd.Series(np.nan, trials.index)
             trials[key] = counts.where((counts % 1 == 0) & (counts.abs() < 2**53)).astype("Int64")
         trials = trials[_column_order(trials)]
-        steps = pa.concat_tables(self.traces, promote_options="permissive").to_pandas() if self.traces else \
-            pd.DataFrame(columns=[*TRACE_COLUMNS, "trial_id"])
+        steps = pd.DataFrame(columns=[*TRACE_COLUMNS, "trial_id"])
+        if self.traces:
+            ids = pa.array(np.repeat(self.trace_ids, [trace.num_rows for trace in self.traces]), pa.string())
+            steps = pa.concat_tables(self.traces, promote_options="permissive").append_column("trial_id", ids).to_pandas()
         steps = steps.merge(trials[["trial_id", "arm", *IDENTITY]], on="trial_id", how="left")
         steps = steps[["trial_id", "arm", *IDENTITY, *TRACE_COLUMNS]]
         warnings = [f"{what} absent in {count} trial(s); numbers that need it are left out"
