@@ -149,8 +149,9 @@ class _Loader:
                 f"diverged at step {row['diverged_step']}: its {row['diverged_quantity']} is not finite")
         if found.summary is not None and found.status in ("completed", "incomplete"):
             row.update(self._summary_values(found.summary))
-        if found.trace is not None and found.is_result:
-            self.traces.append(self._full_columns(found.trace))
+        if found.trace is not None and found.is_result:  # kept in Arrow: one pandas table of all traces at the end
+            self.lacking.update(f"trace column '{c}'" for c in set(TRACE_COLUMNS) - set(found.trace.schema.names))
+            self.traces.append(found.trace)
             self.trace_ids.append(trial_id)
         config = found.config or {}
         if not row["arm"]:
@@ -176,18 +177,6 @@ class _Loader:
                 values[f"{prefix}_{first + offset}"] = _number(value)
         return values
 
-    def _full_columns(self, trace: pa.Table) -> pa.Table:
-        """The trace's TRACE_COLUMNS in order, an absent one all null (and counted): kept in Arrow, every trace
-        turned into one pandas table at the end (per trial it would cost more than reading the file)."""
-        names = trace.schema.names
-        if names == list(TRACE_COLUMNS):
-            return trace
-        for column in TRACE_COLUMNS:
-            if column not in names:
-                self.lacking[f"trace column '{column}'"] += 1
-                trace = trace.append_column(column, pa.nulls(trace.num_rows, pa.float64()))
-        return trace.select(list(TRACE_COLUMNS))
-
     def results(self, path: Path, name: str, kind: str) -> Results:
         trials = pd.DataFrame(self.rows)
         for key in (*IDENTITY, *DIVERGED_COLUMNS.values()):
@@ -199,12 +188,11 @@ class _Loader:
             counts = pd.to_numeric(trials[key], errors="coerce") if key in trials else pd.Series(np.nan, trials.index)
             trials[key] = counts.where((counts % 1 == 0) & (counts.abs() < 2**53)).astype("Int64")
         trials = trials[_column_order(trials)]
-        steps = pd.DataFrame(columns=[*TRACE_COLUMNS, "trial_id"])
-        if self.traces:
-            ids = pa.array(np.repeat(self.trace_ids, [trace.num_rows for trace in self.traces]), pa.string())
-            steps = pa.concat_tables(self.traces, promote_options="permissive").append_column("trial_id", ids).to_pandas()
+        ids = pa.array(np.repeat(self.trace_ids, [trace.num_rows for trace in self.traces]).astype(str), pa.string())
+        steps = pa.concat_tables(self.traces, promote_options="permissive").append_column("trial_id", ids).to_pandas() \
+            if self.traces else pd.DataFrame(columns=["trial_id"])
         steps = steps.merge(trials[["trial_id", "arm", *IDENTITY]], on="trial_id", how="left")
-        steps = steps[["trial_id", "arm", *IDENTITY, *TRACE_COLUMNS]]
+        steps = steps.reindex(columns=["trial_id", "arm", *IDENTITY, *TRACE_COLUMNS])  # a column no trace has: NaN
         warnings = [f"{what} absent in {count} trial(s); numbers that need it are left out"
                     for what, count in sorted(self.lacking.items())] + self.notes
         return Results(path=path, name=name, kind=kind, trials=trials, steps=steps, warnings=warnings)
