@@ -63,9 +63,8 @@ Row = dict[str, Any]
 
 
 def finite(values: Any) -> np.ndarray:
-    x = np.asarray(values)
-    if x.dtype.kind not in "fi":  # not an array of numbers: each value read as a number where it is one (slow)
-        x = np.asarray(pd.to_numeric(pd.Series(values, dtype=object), errors="coerce"))
+    x = np.asarray(values)  # an array of numbers as it is; other values each read as a number where it is one (slow)
+    x = x if x.dtype.kind in "fi" else np.asarray(pd.to_numeric(pd.Series(values, dtype=object), errors="coerce"))
     x = x.astype(float)
     return x[np.isfinite(x)]
 
