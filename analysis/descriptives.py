@@ -6,6 +6,7 @@ quantities appear here as descriptives only; every test is one number per seed (
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -34,14 +35,14 @@ def trial_metrics(completed: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     measured over the same steps (the last step's probe loss minus the first's, each before its update);
     epoch 1's accuracy gain minus the mean gain of later epochs; and the model's parameter count P."""
     steps = steps.dropna(subset=["trial_id"]).sort_values(["trial_id", "step"])
-    by_trial = steps.groupby("trial_id")
+    by_trial, ids = steps.groupby("trial_id"), steps["trial_id"]  # whole columns at once, never a call per trial
+    first, last = ~ids.duplicated().to_numpy(), ~ids.duplicated(keep="last").to_numpy()
     extra = pd.DataFrame({f"mean_alignment_{layer}": by_trial[f"alignment_{layer}"].mean() for layer in LAYER_NAMES})
-    extra["frac_positive_update_steps"] = by_trial["update_alignment"].apply(
-        lambda a: (a.dropna() > 0).mean() if a.notna().any() else np.nan)
-    extra["predicted_trait_loss_change"] = by_trial["update_trait_change"].apply(
-        lambda c: c.iloc[:-1].sum(min_count=1) if len(c) > 1 else np.nan)
-    extra["measured_trait_loss_change"] = by_trial["trait_loss"].apply(
-        lambda c: c.iloc[-1] - c.iloc[0] if len(c) > 1 else np.nan)
+    extra["frac_positive_update_steps"] = ((steps["update_alignment"] > 0).groupby(ids).sum()
+                                           / by_trial["update_alignment"].count().replace(0, np.nan))
+    extra["predicted_trait_loss_change"] = steps[~last].groupby("trial_id")["update_trait_change"].sum(min_count=1)
+    loss = steps.set_index("trial_id")["trait_loss"]
+    extra["measured_trait_loss_change"] = (loss[last] - loss[first]).where(by_trial.size() > 1)
     out = completed.merge(extra, left_on="trial_id", right_index=True, how="left").set_axis(completed.index)
     epochs = [int(c.rsplit("_", 1)[1]) for c in completed if c.startswith("acc_epoch_")]
     if max(epochs, default=0) >= 2:
@@ -55,6 +56,7 @@ def trial_metrics(completed: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@functools.cache  # once per width, not per trial
 def parameter_count(hidden: Any, aux_logits: Any) -> float:
     """P of a trial's MLP from its recorded widths (NaN when the record lacks them)."""
     try:

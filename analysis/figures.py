@@ -196,8 +196,8 @@ def alignment_over_steps(steps: pd.DataFrame, completed: pd.DataFrame, column: s
     steps = steps.dropna(subset=[column, "step"]) if len(steps) else steps
     need(len(steps) > 0, f"needs the step traces' {column} column, has none")
     window = max(1, round(steps["step"].max() / 50))
-    steps = steps.sort_values(["trial_id", "step"]).assign(smooth=lambda d: d.groupby("trial_id")[column].transform(
-        lambda a: a.rolling(window, 1, center=True).mean()))
+    steps = steps.sort_values(["trial_id", "step"]).assign(smooth=lambda d: d.groupby("trial_id")[column].rolling(
+        window, 1, center=True).mean().droplevel(0))  # one pass over every trial, not a call per trial
     series = {arm: (by.index, by["mean"], inf.t_halfwidth(by["std"], by["count"]), rows["trial_id"].nunique())
               for arm, rows in steps.groupby("arm")
               for by in [rows.groupby("step")["smooth"].agg(["mean", "std", "count"])]}

@@ -18,9 +18,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import stats as scipy_stats
+from statsmodels.genmod import families  # not statsmodels.api: it imports all of statsmodels
+from statsmodels.regression.linear_model import OLS
 from statsmodels.stats.power import FTestPowerF2, TTestPower
 from statsmodels.stats.weightstats import DescrStatsW
 
@@ -62,7 +63,9 @@ Row = dict[str, Any]
 
 
 def finite(values: Any) -> np.ndarray:
-    x = np.asarray(pd.to_numeric(pd.Series(values, dtype=object), errors="coerce"), dtype=float)
+    x = np.asarray(values)  # an array of numbers as it is; other values each read as a number where it is one (slow)
+    x = x if x.dtype.kind in "fi" else np.asarray(pd.to_numeric(pd.Series(values, dtype=object), errors="coerce"))
+    x = x.astype(float)
     return x[np.isfinite(x)]
 
 
@@ -243,7 +246,7 @@ def exponent(sample: pd.DataFrame, y: str, null: float, x: str = "parameter_coun
          "in it has no exponent")
     sample = sample.assign(x=np.log(sample["x"].astype(float)), log_mean=np.log(means))
     start = smf.ols("log_mean ~ x + C(arm)", sample).fit().params
-    model = smf.glm("y ~ x + C(arm)", sample, family=sm.families.Gaussian(sm.families.links.Log()))
+    model = smf.glm("y ~ x + C(arm)", sample, family=families.Gaussian(families.links.Log()))
     groups = _groups(sample["seed"])
     fit = model.fit(start_params=start, cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
     need(bool(fit.converged), "the power-law fit did not converge")
@@ -362,7 +365,7 @@ def within_seed(frame: Any, seeds: pd.Series) -> Any:
 def seed_effects_ols(y: pd.Series, x: pd.DataFrame, seeds: pd.Series) -> Any:
     """OLS of y on x with an intercept per seed, by within-seed centring: the coefficients of x, the residuals and
     their covariance of the model with a dummy per seed (the residual df counts the seeds' intercepts)."""
-    model = sm.OLS(within_seed(y.astype(float), seeds), within_seed(x.astype(float), seeds))
+    model = OLS(within_seed(y.astype(float), seeds), within_seed(x.astype(float), seeds))
     model.df_resid = len(y) - x.shape[1] - seeds.nunique()
     return model.fit()
 

@@ -24,7 +24,7 @@ from sublim.core.files import (DIVERGED_FILE, SUMMARY_FILE, SWEEP_FILE, SWEEP_NA
 from sublim.core.mitigations import BUILT_IN, remember
 from sublim.core.records import sequential_problem
 from sublim.core.schema import SUMMARY_COUNTS, SUMMARY_FIELDS, TRACE_COLUMNS
-from sublim.core.trial_folder import read_trial
+from sublim.core.trial_folder import ConfigChecks, read_trial
 
 from .errors import ReportError
 
@@ -128,14 +128,16 @@ class _Loader:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
         self.traces: list[pa.Table] = []
+        self.trace_ids: list[str] = []  # each trace's trial, a column added once to all of them
         self.lacking: Counter[str] = Counter()
         self.notes: list[str] = []
+        self.checks = ConfigChecks()
 
     def add(self, trial_id: str, expected: dict[str, Any] | None, folder: Path) -> None:
         """One trial, as the results folder's one check (`read_trial`) finds it; `expected` is sweep.json's
         config of it. Only a completed trial's numbers and trace are kept; its arm and teacher key are its
         validated config's, never a label from the folder."""
-        found = read_trial(folder, expected)
+        found = read_trial(folder, expected, self.checks)
         checked = found.trial_config
         row: dict[str, Any] = {"trial_id": trial_id, "arm": checked and checked.arm, "status": found.status,
                                "error": found.problem, "teacher_key": checked and checked.teacher_key}
@@ -147,9 +149,10 @@ class _Loader:
                 f"diverged at step {row['diverged_step']}: its {row['diverged_quantity']} is not finite")
         if found.summary is not None and found.status in ("completed", "incomplete"):
             row.update(self._summary_values(found.summary))
-        if found.trace is not None and found.is_result:
-            self.traces.append(self._full_columns(found.trace).append_column(
-                "trial_id", pa.array([trial_id] * found.trace.num_rows, pa.string())))
+        if found.trace is not None and found.is_result:  # kept in Arrow: one pandas table of all traces at the end
+            self.lacking.update(f"trace column '{c}'" for c in set(TRACE_COLUMNS) - set(found.trace.schema.names))
+            self.traces.append(found.trace)
+            self.trace_ids.append(trial_id)
         config = found.config or {}
         if not row["arm"]:
             self.lacking["arm label"] += 1
@@ -174,15 +177,6 @@ class _Loader:
                 values[f"{prefix}_{first + offset}"] = _number(value)
         return values
 
-    def _full_columns(self, trace: pa.Table) -> pa.Table:
-        """The trace's TRACE_COLUMNS in order, an absent one all null (and counted): kept in Arrow, every trace
-        turned into one pandas table at the end (per trial it would cost more than reading the file)."""
-        for column in TRACE_COLUMNS:
-            if column not in trace.column_names:
-                self.lacking[f"trace column '{column}'"] += 1
-                trace = trace.append_column(column, pa.nulls(trace.num_rows, pa.float64()))
-        return trace.select(list(TRACE_COLUMNS))
-
     def results(self, path: Path, name: str, kind: str) -> Results:
         trials = pd.DataFrame(self.rows)
         for key in (*IDENTITY, *DIVERGED_COLUMNS.values()):
@@ -194,10 +188,11 @@ class _Loader:
             counts = pd.to_numeric(trials[key], errors="coerce") if key in trials else pd.Series(np.nan, trials.index)
             trials[key] = counts.where((counts % 1 == 0) & (counts.abs() < 2**53)).astype("Int64")
         trials = trials[_column_order(trials)]
-        steps = pa.concat_tables(self.traces, promote_options="permissive").to_pandas() if self.traces else \
-            pd.DataFrame(columns=[*TRACE_COLUMNS, "trial_id"])
+        ids = pa.array(np.repeat(self.trace_ids, [trace.num_rows for trace in self.traces]).astype(str), pa.string())
+        steps = pa.concat_tables(self.traces, promote_options="permissive").append_column("trial_id", ids).to_pandas() \
+            if self.traces else pd.DataFrame(columns=["trial_id"])
         steps = steps.merge(trials[["trial_id", "arm", *IDENTITY]], on="trial_id", how="left")
-        steps = steps[["trial_id", "arm", *IDENTITY, *TRACE_COLUMNS]]
+        steps = steps.reindex(columns=["trial_id", "arm", *IDENTITY, *TRACE_COLUMNS])  # a column no trace has: NaN
         warnings = [f"{what} absent in {count} trial(s); numbers that need it are left out"
                     for what, count in sorted(self.lacking.items())] + self.notes
         return Results(path=path, name=name, kind=kind, trials=trials, steps=steps, warnings=warnings)

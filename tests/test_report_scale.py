@@ -38,7 +38,7 @@ def test_the_benchmark_prints_one_line_per_size_after_a_successful_report(tmp_pa
     done = subprocess.run([sys.executable, str(SCRIPT), "24", "--mediation-sims", "20", "--keep", str(tmp_path)],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.fullmatch(r"trials 24: \d+\.\d s, \d+ MB peak, \d+\.\d ms/trial  \(folder built in \d+\.\d s\)\n",
+    assert re.fullmatch(r"trials 24: \d+\.\d s, \d+ MB peak, \d+\.\d ms/trial  \(\d+\.\d s CPU; folder built in \d+\.\d s\)\n",
                         done.stdout), done.stdout
     assert (tmp_path / "scale-24" / "report" / "report.md").is_file()
 

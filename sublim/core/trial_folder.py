@@ -9,6 +9,7 @@ Fields and columns newer than a folder (update alignment) may be absent: numbers
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -60,43 +61,74 @@ class TrialFiles:
     trace: pa.Table | None = None
     record: dict[str, Any] | None = None  # diverged.json
     config: dict[str, Any] | None = None  # the trial's config (sweep.json's, else the files' own), valid or None
+    trial_config: TrialConfig | None = None  # `config` as read: its arm and teacher key computed, never a folder's
 
     @property
     def is_result(self) -> bool:
         return self.status == "completed"
 
-    @property
-    def trial_config(self) -> TrialConfig | None:
-        """The config as TrialConfig reads it: its arm and teacher key are computed, never a folder's labels."""
-        return TrialConfig.from_dict(self.config) if self.config is not None else None
+
+class ConfigChecks:
+    """Trial configs read with the validation a spec gets, once per distinct config but its seed, as a sweep's grid
+    checks one config per point: a folder's configs differ in their seed only, per arm. One per reading of a folder,
+    since what is valid depends on the plugins it records."""
+
+    def __init__(self) -> None:
+        self._unseeded: dict[str, TrialConfig | str] = {}  # the config, or why it is none
+
+    def read(self, config: dict[str, Any]) -> TrialConfig:
+        """`config` as a TrialConfig, or the ConfigError saying why it is none."""
+        unseeded = {key: value for key, value in config.items() if key != "seed"}
+        key = json.dumps(unseeded, sort_keys=True)  # JSON values: equal text, equal config
+        if key not in self._unseeded:
+            try:
+                self._unseeded[key] = TrialConfig.from_dict(unseeded)
+            except ConfigError as error:
+                self._unseeded[key] = str(error)
+        checked = self._unseeded[key]
+        if isinstance(checked, str):
+            raise ConfigError(checked)
+        return checked.with_seed(config["seed"]) if "seed" in config else checked
+
+    def problem(self, config: Any, where: str) -> str | None:
+        """Why `config`, read from the file `where`, is no trial config, or None."""
+        if config is None:
+            return f"{where} holds no trial config"
+        if not isinstance(config, dict):
+            return f"{where} holds a trial config that is not a mapping"
+        try:
+            self.read(config)
+        except ConfigError as error:
+            return f"{where} holds a trial config that is not allowed ({error})"
+        return None
 
 
 def config_problem(config: Any, where: str) -> str | None:
     """Why `config`, read from the file `where`, is no trial config by the validation a spec gets, or None."""
-    if config is None:
-        return f"{where} holds no trial config"
-    if not isinstance(config, dict):
-        return f"{where} holds a trial config that is not a mapping"
-    try:
-        TrialConfig.from_dict(config)
-    except ConfigError as error:
-        return f"{where} holds a trial config that is not allowed ({error})"
-    return None
+    return ConfigChecks().problem(config, where)
 
 
-def read_trial(folder: Path, config: Mapping[str, Any] | None) -> TrialFiles:
+def read_trial(folder: Path, config: Mapping[str, Any] | None, checks: ConfigChecks | None = None) -> TrialFiles:
     """Verify `folder` against the trial's `config` (sweep.json's record of it; None for a `sublim run` folder,
-    whose files then say which config they hold). diverged.json is read first, as the sweep writes it last."""
-    problem = config_problem(config, SWEEP_FILE) if config is not None else None
+    whose files then say which config they hold), each config read by `checks` (a reader's of the whole folder).
+    diverged.json is read first, as the sweep writes it last."""
+    checks = checks or ConfigChecks()
+    found = _read_trial(folder, config, checks)
+    found.trial_config = checks.read(found.config) if found.config is not None else None
+    return found
+
+
+def _read_trial(folder: Path, config: Mapping[str, Any] | None, checks: ConfigChecks) -> TrialFiles:
+    problem = checks.problem(config, SWEEP_FILE) if config is not None else None
     if problem:  # checked before any value of it is used (a batch size of 0, a string for a number)
         return TrialFiles("invalid", problem)
     expected = dict(config) if config is not None else None
     if folder.is_symlink():
         return TrialFiles("invalid", f"{folder.name} is a symbolic link; never followed", config=expected)
     if os.path.lexists(folder / DIVERGED_FILE):  # lexists: a link there is reported, never followed
-        return _diverged(folder, expected)
+        return _diverged(folder, expected, checks)
     if os.path.lexists(folder / SUMMARY_FILE) or os.path.lexists(folder / TRACE_FILE):
-        return _finished(folder, expected)
+        return _finished(folder, expected, checks)
     if os.path.lexists(folder / ERROR_FILE):
         return TrialFiles("failed", _last_line(folder / ERROR_FILE), config=expected)
     return TrialFiles("missing", config=expected)
@@ -115,11 +147,11 @@ def _object(path: Path) -> dict[str, Any] | str:
     return value if isinstance(value, dict) else f"{path.name} is not a JSON object"
 
 
-def _foreign(held: dict[str, Any], expected: dict[str, Any] | None, name: str) -> str | None:
+def _foreign(held: dict[str, Any], expected: dict[str, Any] | None, name: str, checks: ConfigChecks) -> str | None:
     """Why the file `name` holding `held` is not of the trial `expected` (sweep.json's config; None for a run
     folder, whose files must hold a valid config of their own), or None."""
     if expected is None:
-        return config_problem(held.get("config"), name)
+        return checks.problem(held.get("config"), name)
     if held.get("config") == expected:
         return None
     if held.get("config") is None:
@@ -127,11 +159,11 @@ def _foreign(held: dict[str, Any], expected: dict[str, Any] | None, name: str) -
     return f"{name} belongs to another config than {SWEEP_FILE} records for this trial"
 
 
-def _diverged(folder: Path, expected: dict[str, Any] | None) -> TrialFiles:
+def _diverged(folder: Path, expected: dict[str, Any] | None, checks: ConfigChecks) -> TrialFiles:
     record = _object(folder / DIVERGED_FILE)
     if isinstance(record, str):
         return TrialFiles("invalid", record, config=expected)
-    problem = _foreign(record, expected, DIVERGED_FILE)
+    problem = _foreign(record, expected, DIVERGED_FILE, checks)
     config = expected if expected is not None else None if problem else record["config"]
     return TrialFiles("invalid" if problem else "diverged", problem, record=record, config=config)
 
@@ -184,7 +216,8 @@ def summary_problem(summary: dict[str, Any], config: dict[str, Any]) -> str | No
 def trace_problem(trace: pa.Table, config: dict[str, Any]) -> str | None:
     """Why a trace is no full trace of `config`, or None: schema (newer columns may be absent), one row per
     step in order, epochs in equal runs, cosines within [-1, 1] and a finite alignment."""
-    expected = [(f.name, f.type) for f in TRACE_SCHEMA if f.name not in OPTIONAL_COLUMNS or f.name in trace.schema.names]
+    names = trace.schema.names
+    expected = [(f.name, f.type) for f in TRACE_SCHEMA if f.name not in OPTIONAL_COLUMNS or f.name in names]
     if [(f.name, f.type) for f in trace.schema] != expected:
         return f"{TRACE_FILE} holds columns of another schema than the trace's (names, order or types)"
     steps = expected_steps(config)
@@ -209,11 +242,11 @@ def trace_problem(trace: pa.Table, config: dict[str, Any]) -> str | None:
     return None
 
 
-def _finished(folder: Path, expected: dict[str, Any] | None) -> TrialFiles:
+def _finished(folder: Path, expected: dict[str, Any] | None, checks: ConfigChecks) -> TrialFiles:
     summary = _object(folder / SUMMARY_FILE)
     if isinstance(summary, str):
         return TrialFiles("invalid", summary, config=expected)
-    problem = _foreign(summary, expected, SUMMARY_FILE)
+    problem = _foreign(summary, expected, SUMMARY_FILE, checks)
     if problem and expected is None:
         return TrialFiles("invalid", problem, summary=summary)
     config = expected if expected is not None else summary["config"]
@@ -223,7 +256,8 @@ def _finished(folder: Path, expected: dict[str, Any] | None) -> TrialFiles:
     if problem:
         return TrialFiles("invalid", problem, summary=summary, config=config)
     try:
-        trace = pq.read_table(pa.BufferReader(read_regular(folder / TRACE_FILE)))
+        # ParquetFile in one thread, not read_table: its dataset layer and threads cost more than a small trace
+        trace = pq.ParquetFile(pa.BufferReader(read_regular(folder / TRACE_FILE))).read(use_threads=False)
     except UnreadableFile as error:
         return TrialFiles("invalid", str(error), summary=summary, config=config)
     except FileNotFoundError:
