@@ -1,12 +1,8 @@
 """Every inferential statement of the report, declared once as data and answered as one row of the tests table.
 
-A `Contrast` says which claim it serves, on which arms, of which per-trial metric, with which test, and what
-the claim expects (> 0, < 0, equivalent within a margin, non-inferior, ≠ 0). `plan` expands the list over a
-sweep's arms (without data: the sequential design counts its family from it); `tests_table` answers each
-planned row from the completed trials, each row keeping the model it was answered with. The tables, verdicts,
-seeds-needed, the sequential looks and the figures all read that table. Rows of claim ACROSS are planned once per
-axis of a sweep (claim "across AXIS"), on every level's trials. A plugin's mitigation declares its own
-rows and claims in its facts (`declared`).
+`plan` expands CONTRASTS (and the rows a plugin's facts declare) over a sweep's arms before any data, so that the
+sequential design can count its family; `tests_table` answers each planned row from the completed trials and keeps
+the model it was answered with, which the verdicts, the sequential looks and the figures all read.
 """
 
 from __future__ import annotations
@@ -93,6 +89,12 @@ class Contrast:
     adjusted: bool = True  # a secondary row joins its claim's Benjamini–Hochberg family (False: judged at alpha)
 
 
+def _mediation(kind: str) -> list[Contrast]:
+    """A dose mitigation's mediation rows: strength → the mediator → trait_gain, described, never judged."""
+    return [Contrast("mediation", "trait_gain", f"mediation {effect}", "!=", arms=kind, role="descriptive", x=MEDIATOR)
+            for effect in ("ACME", "ADE", "total")]
+
+
 CONTRASTS: list[Contrast] = [
     # Claim 1: alignment is positive, and in every epoch
     Contrast("claim1", "mean_alignment", "t-test", ">", role="primary"),
@@ -123,8 +125,7 @@ CONTRASTS: list[Contrast] = [
         Contrast("referee", "trait_gain", "slope heterogeneity", "!=", arms="pooled", x=x, adjusted=False),
         Contrast("referee", "trait_gain", "common slope", ">", arms="pooled", x=x),
     )),
-    *(Contrast("mediation", "trait_gain", f"mediation {effect}", "!=", arms=kind, role="descriptive", x=MEDIATOR)
-      for kind in MITIGATIONS_WITH_DOSE for effect in ("ACME", "ADE", "total")),
+    *(c for kind in MITIGATIONS_WITH_DOSE for c in _mediation(kind)),
     # First-order accounting: does Σ g_t·Δθ account for the measured change of the trait loss?
     Contrast("first-order", "predicted_trait_loss_change", "first-order share", ">", arms="all",
              null=FIRST_ORDER_NULL),
@@ -202,29 +203,26 @@ def in_pool(frame: pd.DataFrame) -> pd.Series:
     return (frame["student_init"] == "shared") & ~acts.astype(bool)
 
 
+def _plugins(kinds: Any) -> dict[str, Any]:
+    """The facts of each mitigation among `kinds` that is not built in (its rows and claims are not in this module)."""
+    return {kind: report_facts(kind) for kind in dict.fromkeys(kinds) if kind not in BUILT_IN}
+
+
 def declared(arms: pd.DataFrame) -> list[Contrast]:
-    """The rows that the arms' other mitigations (plugins) declare in their facts, and their mediation when their
-    strength is a dose; the built-ins' rows are in CONTRASTS."""
-    rows = []
-    for kind in dict.fromkeys(arms["mitigation"]):
-        facts = report_facts(kind)
-        if kind not in BUILT_IN:
-            rows += [Contrast(**c) for c in facts.contrasts]
-            rows += [Contrast("mediation", "trait_gain", f"mediation {effect}", "!=", arms=kind, role="descriptive",
-                              x=MEDIATOR) for effect in ("ACME", "ADE", "total") if facts.dose]
-    return rows
+    """The rows the arms' plugins declare in their facts, and their mediation where their strength is a dose."""
+    return [row for kind, facts in _plugins(arms["mitigation"]).items()
+            for row in [*(Contrast(**c) for c in facts.contrasts), *(_mediation(kind) if facts.dose else [])]]
 
 
 def doses(arms: pd.DataFrame) -> tuple[str, ...]:
     """The mitigations whose strength is a dose: the built-ins', then those of the plugins among `arms` (or trials)."""
-    return MITIGATIONS_WITH_DOSE + tuple(kind for kind in dict.fromkeys(arms["mitigation"])
-                                         if kind not in BUILT_IN and report_facts(kind).dose)
+    return MITIGATIONS_WITH_DOSE + tuple(kind for kind, facts in _plugins(arms["mitigation"]).items() if facts.dose)
 
 
 def claims(kinds: Any) -> dict[str, tuple[str, str]]:
     """Every claim: the study's (CLAIMS), then those the plugins among the mitigations `kinds` declare."""
-    return {**CLAIMS, **{claim: texts for kind in dict.fromkeys(kinds) if kind not in BUILT_IN
-                         for claim, texts in report_facts(kind).claims.items() if claim not in CLAIMS}}
+    return {**CLAIMS, **{claim: texts for facts in _plugins(kinds).values()
+                         for claim, texts in facts.claims.items() if claim not in CLAIMS}}
 
 
 def _reference(arms: pd.DataFrame, arm: str, reference: str) -> str | None:
@@ -341,7 +339,7 @@ def _mean_test(trials: pd.DataFrame, p: Planned, options: Options) -> dict[str, 
     return inf.one_sample(values, what, c.null)
 
 
-def _slope_test(trials: pd.DataFrame, p: Planned, options: Options, context: dict[str, Any]) -> dict[str, Any]:
+def _slope_test(trials: pd.DataFrame, p: Planned, context: dict[str, Any]) -> dict[str, Any]:
     c = p.contrast
     chosen = trials[trials["arm"].isin(p.arms)]
     if c.test == "slope heterogeneity":
@@ -414,7 +412,7 @@ def _across_test(trials: pd.DataFrame, p: Planned, axes: dict[str, list[Any]]) -
     return {**row, "model": model, "note": row["method"] + (others if c.test != TRACKING_WITHIN else "")}
 
 
-def _first_order_test(trials: pd.DataFrame, p: Planned, options: Options, context: dict[str, Any]) -> dict[str, Any]:
+def _first_order_test(trials: pd.DataFrame, p: Planned) -> dict[str, Any]:
     both = trials[trials["arm"] == p.arm].groupby("seed")[["predicted_trait_loss_change",
                                                            "measured_trait_loss_change"]].mean()
     return inf.ratio(both["predicted_trait_loss_change"], both["measured_trait_loss_change"],
@@ -429,11 +427,11 @@ def _answer(trials: pd.DataFrame, p: Planned, options: Options, context: dict[st
             and not finite.any():
         raise _Zero(ZERO_BY_CONSTRUCTION[p.metric])
     if "slope" in test:
-        return _slope_test(trials, p, options, context)
+        return _slope_test(trials, p, context)
     if test.startswith("mediation"):
         return _mediation_test(trials, p, options, context)
     if test == "first-order share":
-        return _first_order_test(trials, p, options, context)
+        return _first_order_test(trials, p)
     return _mean_test(trials, p, options)
 
 
@@ -525,10 +523,8 @@ def tabulate(rows: list[dict[str, Any]], planned: list[Planned] | None = None,
     _adjust(table, planned, alphas)
     needed = [_seeds(row) for row in table.to_dict("records")]
     table["seeds_needed"] = pd.to_numeric(pd.Series([n for n, _ in needed], index=table.index, dtype=object))
-    table["seeds_note"] = [why for _, why in needed]
-    table["note"] = table["note"].where(table["seeds_note"].isna(),
-                                        table["note"].fillna("").str.cat(table["seeds_note"], sep="; ").str.strip("; "))
-    table["note"] = table["note"].where(table["note"].astype(bool) & table["note"].notna(), None)
+    table["note"] = ["; ".join(text for text in (note, why) if isinstance(text, str) and text) or None
+                     for note, (_, why) in zip(table["note"], needed)]
     return table[list(COLUMNS) + ["null", "effect_size", "model"]]
 
 

@@ -60,11 +60,9 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def _level(level: float) -> str:
-    """` (90%)`, ` (99.96%)`: a confidence level with the digits that tell it from 100%."""
-    if not 0 < level < 1:
-        return ""
-    return f" ({100 * level:.{max(0, math.ceil(-math.log10(1 - level)) - 2)}f}%)"
+def percent(level: float) -> str:
+    """A confidence level (0 < level < 1) with the digits that tell it from 100%: '90%', '99.96%'."""
+    return f"{100 * level:.{max(0, math.ceil(-math.log10(1 - level)) - 2)}f}%"
 
 
 def ci(estimate: Any, low: Any, high: Any, level: Any = None) -> str:
@@ -72,7 +70,8 @@ def ci(estimate: Any, low: Any, high: Any, level: Any = None) -> str:
     half-width two significant digits (at most 4 of the largest; scientific below 1e-6; 3 significant digits
     without an interval); a level other than 95% is named, e.g. `(90%)`."""
     x = [float(v) if isinstance(v, (int, float)) else math.nan for v in (estimate, low, high)]
-    half, tag = (x[2] - x[1]) / 2, _level(level) if isinstance(level, float) and level != 0.95 else ""
+    half = (x[2] - x[1]) / 2
+    tag = f" ({percent(level)})" if isinstance(level, float) and level != 0.95 and 0 < level < 1 else ""
     if not (math.isfinite(half + x[0]) and half > 0 and max(map(abs, x)) < 1e5):
         return fmt(x[0]) + (f" [{fmt(x[1])}, {fmt(x[2])}]{tag}" if math.isfinite(half + x[0]) else "")
     size = math.floor(math.log10(max(map(abs, x))))  # at most 4 significant digits of the largest number

@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from .axes import at_level, level_of
+from .document import percent
 from .contrasts import (CONTRADICTED, FUTILE, NOT_SHOWN, REFUSED, SUPPORTED, Planned, per_seed_values,
                         tests_table)
 from .errors import Refusal
@@ -364,10 +365,24 @@ def _key(test: dict[str, Any]) -> tuple[str, ...]:
         (test["level"],) if test.get("level") else ())
 
 
-def percent(level: float) -> str:
-    """A confidence level near 1 with the digits that tell it from 1: 0.99988 as '99.988%'."""
-    digits = max(1, math.ceil(-math.log10(max(1 - level, 1e-12))) - 1)
-    return f"{100 * level:.{digits}f}%"
+def _estimate(test: dict[str, Any]) -> str:
+    """A look's estimate with its repeated confidence interval at the boundary it was judged at."""
+    if test["ci_level"] is None:
+        return f"{test['estimate']:+.3g} (no interval: the look tested nothing)"
+    return (f"{test['estimate']:+.3g} [repeated {percent(test['ci_level'])} CI {test['ci_low']:+.3g}, "
+            f"{test['ci_high']:+.3g}]")
+
+
+def _crossing(test: dict[str, Any]) -> str:
+    """A look's |t| against the boundary it was judged at, or against the futility bound that dropped it."""
+    if test["boundary_t"] is None:
+        return f"no test before {FIRST_LOOK} seeds"
+    size = f"|t| {abs(test['t']):.3g}"
+    if test["status"] == FUTILE_STATUS:
+        return f"{size} < {test['futility_t']:.3g}, predictive power at the planned maximum below {FUTILITY_POWER:.0%}"
+    futility = f", futile below {test['futility_t']:.3g}" if test["status"] == "open" and test["futility_t"] > 0 else ""
+    return (f"{size} {'>=' if test['status'] in RESOLVED else '<'} {test['boundary_t']:.3g} (nominal p "
+            f"{test['nominal_p']:.2g}, alpha share {test['alpha_share']:.2g}){futility}")
 
 
 def line(test: dict[str, Any]) -> str:
@@ -380,13 +395,17 @@ def line(test: dict[str, Any]) -> str:
     if "boundary_t" not in test:  # a look of the older design
         return (f"{head}: {test['estimate']:+.3g} [95% CI {test['ci_low']:+.3g}, {test['ci_high']:+.3g}], "
                 f"n = {test['n']}, p = {test['p']:.2g} against {test['nominal_p']:.2g}: {test['status']}")
-    if test["boundary_t"] is None:
-        return f"{head}: {test['estimate']:+.3g}, n = {test['n']}, t = {test['t']:+.3g}: no test before " \
-               f"{FIRST_LOOK} seeds"
-    futility = f", futile below {test['futility_t']:.3g}" if test["futility_t"] > 0 else ""
-    return (f"{head}: {test['estimate']:+.3g} [repeated {percent(test['ci_level'])} CI {test['ci_low']:+.3g}, "
-            f"{test['ci_high']:+.3g}], n = {test['n']}, t = {test['t']:+.3g} against |t| >= {test['boundary_t']:.3g} "
-            f"(p {test['p']:.2g} against {test['nominal_p']:.2g}){futility}: {test['status']}")
+    status = f": {test['status']}" if test["boundary_t"] is not None else ""  # before FIRST_LOOK nothing is tested
+    return f"{head}: {_estimate(test)}, n = {test['n']}, p = {test['p']:.2g}: {_crossing(test)}{status}"
+
+
+def _state(status: str, wave: dict[str, Any], last_planned: int) -> str:
+    """Where the design left a row: resolved or futile at a look, or open at the last look reached."""
+    at = f"look {wave['look']} ({wave['seeds']} seeds)"
+    if status in RESOLVED or status == FUTILE_STATUS:
+        return f"{'futile' if status == FUTILE_STATUS else 'resolved'} at {at}"
+    return (f"open at the last look ({wave['seeds']} seeds)" if wave["look"] == last_planned
+            else f"open at {at}, the sweep not finished")
 
 
 def judged_by_design(record: dict[str, Any], tests: pd.DataFrame,
@@ -409,48 +428,18 @@ def judged_by_design(record: dict[str, Any], tests: pd.DataFrame,
             tests[column] = tests[column].astype(float)
     for index, row in zip(tests.index, tests.to_dict("records")):
         key = _key({**row, "level": level_of(row, axes)})
-        if key not in final or list(key) not in stored["family"]:
+        if key not in final or list(key) not in stored["family"] or final[key][1]["status"] == "undetermined":
             continue
         wave, test = final[key]
-        if test["status"] == "undetermined":
-            continue
-        at = f"look {wave['look']} ({wave['seeds']} seeds)"
-        if not current:
-            verdict = test["status"] if test["status"] in RESOLVED else NOT_SHOWN
-            state = (f"resolved at {at}" if test["status"] in RESOLVED
-                     else f"open at the last look ({wave['seeds']} seeds)" if wave["look"] == last_planned
-                     else f"open at {at}, the sweep not finished")
+        state = f"sequential design: {_state(test['status'], wave, last_planned)}"
+        verdict = {SUPPORTED: SUPPORTED, CONTRADICTED: CONTRADICTED, FUTILE_STATUS: FUTILE}.get(test["status"], NOT_SHOWN)
+        if current:  # None (no interval: the look tested nothing) is stored as NaN
+            tests.loc[index, ["verdict", "alpha", "note", "n", "estimate", "ci_low", "ci_high", "ci_level", "statistic",
+                              "df", "p", "p_adjusted"]] = [
+                verdict, test["nominal_p"], f"{state}: {_crossing(test)}; estimate {_estimate(test)} at that look",
+                *(test[k] for k in ("n", "estimate", "ci_low", "ci_high", "ci_level", "t", "df", "p", "p"))]
+        else:
             tests.loc[index, ["verdict", "alpha", "note"]] = [
-                verdict, test["nominal_p"], f"sequential design: {state}, nominal p {test['nominal_p']:.2g}, t-test "
-                                            "and skewness-corrected test (an older design: the estimate and 95% CI "
-                                            "are from every seed)"]
-            continue
-        tests.loc[index, ["verdict", "alpha", "note", "n", "estimate", "ci_low", "ci_high", "ci_level", "statistic",
-                          "df", "p", "p_adjusted"]] = [
-            {SUPPORTED: SUPPORTED, CONTRADICTED: CONTRADICTED, FUTILE_STATUS: FUTILE}.get(test["status"], NOT_SHOWN),
-            test["nominal_p"], _note(test, wave, last_planned, stored["seeds"][-1]), test["n"], test["estimate"],
-            _nan(test["ci_low"]), _nan(test["ci_high"]), _nan(test["ci_level"]), test["t"], test["df"], test["p"],
-            test["p"]]
+                verdict, test["nominal_p"], f"{state}, nominal p {test['nominal_p']:.2g}, t-test and skewness-corrected "
+                                            "test (an older design: the estimate and 95% CI are from every seed)"]
     return tests
-
-
-def _nan(value: float | None) -> float:
-    return np.nan if value is None else float(value)
-
-
-def _note(test: dict[str, Any], wave: dict[str, Any], last_planned: int, maximum: int) -> str:
-    at = f"look {wave['look']} ({wave['seeds']} seeds)"
-    interval = (f"estimate and repeated {percent(test['ci_level'])} CI at that look" if test["ci_level"] is not None
-                else "no interval: the look tested nothing")
-    if test["status"] in RESOLVED:
-        return (f"sequential design: resolved at {at}: |t| {abs(test['t']):.3g} >= {test['boundary_t']:.3g} "
-                f"(nominal p {test['nominal_p']:.2g}, alpha share {test['alpha_share']:.2g}); {interval}")
-    if test["status"] == FUTILE_STATUS:
-        return (f"sequential design: futile at {at}: |t| {abs(test['t']):.3g} < {test['futility_t']:.3g}, predictive "
-                f"power at {maximum} seeds below {FUTILITY_POWER:.0%}; {interval}")
-    where = (f"open at the last look ({wave['seeds']} seeds)" if wave["look"] == last_planned
-             else f"open at {at}, the sweep not finished")
-    if test["boundary_t"] is None:
-        return f"sequential design: {where}; {interval}"
-    return (f"sequential design: {where}: |t| {abs(test['t']):.3g} < {test['boundary_t']:.3g} (nominal p "
-            f"{test['nominal_p']:.2g}); {interval}")
