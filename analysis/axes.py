@@ -55,10 +55,7 @@ def _position(values: list[Any], value: Any) -> int:
 
 def at_level(frame: pd.DataFrame, level: dict[str, Any]) -> pd.DataFrame:
     """The rows of `frame` at `level` (all rows for the empty level)."""
-    mask = np.ones(len(frame), dtype=bool)
-    for name, value in level.items():
-        mask &= (frame[name] == value).to_numpy()
-    return frame[mask]
+    return frame[frame[list(level)].eq(pd.Series(level, dtype=object)).all(axis=1)]
 
 
 def with_axis_columns(table: pd.DataFrame, axes: dict[str, list[Any]]) -> pd.DataFrame:
@@ -90,9 +87,8 @@ def level_table(completed: pd.DataFrame, axes: dict[str, list[Any]], axis: str) 
                 if group.empty:
                     continue
                 row = {"arm": arm, **({"other_axes": others} if len(axes) > 1 else {}), axis: value,
-                       "parameter_count": float(group["parameter_count"].mean())}
-                for metric in RELATION_METRICS:
-                    row.update({f"{metric}_{key}": v for key, v in inf.mean_ci(group.get(metric, [])).items()})
+                       "parameter_count": float(group["parameter_count"].mean()),
+                       **inf.mean_cis(group, RELATION_METRICS)}
                 row["alignment_x_sqrt_p"] = row["mean_alignment_mean"] * math.sqrt(row["parameter_count"])
                 rows.append(row)
     return pd.DataFrame(rows)

@@ -17,7 +17,7 @@ from sublim.core.schema import LAYER_NAMES
 from sublim.core.trial_folder import STATUSES
 
 from .contrasts import arm_frame, mitigation_sample
-from .inference import mean_ci
+from .inference import mean_ci, mean_cis
 from .load import DIVERGED_COLUMNS, Results
 
 ARM_METRICS = ("teacher_acc", "student_acc_before", "student_acc", "trait_gain", "mean_alignment",
@@ -44,11 +44,10 @@ def trial_metrics(completed: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     loss = steps.set_index("trial_id")["trait_loss"]
     extra["measured_trait_loss_change"] = (loss[last] - loss[first]).where(by_trial.size() > 1)
     out = completed.merge(extra, left_on="trial_id", right_index=True, how="left").set_axis(completed.index)
-    epochs = [int(c.rsplit("_", 1)[1]) for c in completed if c.startswith("acc_epoch_")]
-    if max(epochs, default=0) >= 2:
-        gains = {e: out[f"acc_epoch_{e}"] - out[f"acc_epoch_{e - 1}"] for e in range(1, max(epochs) + 1)}
+    if (last := _last_epoch(completed)) >= 2:
+        gains = {e: out[f"acc_epoch_{e}"] - out[f"acc_epoch_{e - 1}"] for e in range(1, last + 1)}
         out["epoch1_gain_minus_later"] = gains[1] - pd.concat(
-            [gains[e] for e in range(2, max(epochs) + 1)], axis=1).mean(axis=1, skipna=False)
+            [gains[e] for e in range(2, last + 1)], axis=1).mean(axis=1, skipna=False)
     else:
         out["epoch1_gain_minus_later"] = np.nan
     widths = [out[name] if name in out else pd.Series(np.nan, index=out.index) for name in ("hidden", "aux_logits")]
@@ -65,14 +64,13 @@ def parameter_count(hidden: Any, aux_logits: Any) -> float:
         return np.nan
 
 
+def _last_epoch(completed: pd.DataFrame) -> int:
+    """The last epoch with an accuracy column (acc_epoch_0 is before distillation; -1 without any)."""
+    return max((int(c.rsplit("_", 1)[1]) for c in completed if c.startswith("acc_epoch_")), default=-1)
+
+
 def _status_counts(trials: pd.DataFrame) -> dict[str, int]:
     return {"expected": len(trials), **{status: int((trials["status"] == status).sum()) for status in STATUSES}}
-
-
-def _summaries(group: pd.DataFrame, names: dict[str, str]) -> dict[str, Any]:
-    """NAME_n, NAME_mean, NAME_ci_low and NAME_ci_high of each column of `group` in `names` (none where absent)."""
-    return {f"{name}_{key}": value for column, name in names.items()
-            for key, value in mean_ci(group.get(column, [])).items()}
 
 
 def arm_table(trials: pd.DataFrame, completed: pd.DataFrame) -> pd.DataFrame:
@@ -80,23 +78,22 @@ def arm_table(trials: pd.DataFrame, completed: pd.DataFrame) -> pd.DataFrame:
     per-trial numbers), mean and interval of each metric."""
     return pd.DataFrame([{"arm": a.arm, "mitigation": a.mitigation, "strength": a.strength,
                           "student_init": a.student_init, **_status_counts(trials[trials["arm"] == a.arm]),
-                          **_summaries(completed[completed["arm"] == a.arm], {m: m for m in ARM_METRICS})}
+                          **mean_cis(completed[completed["arm"] == a.arm], ARM_METRICS)}
                          for a in arm_frame(trials).itertuples()])
 
 
 def epoch_table(completed: pd.DataFrame) -> pd.DataFrame:
     """One row per arm and epoch (0 = before distillation): accuracy after it, alignment during it."""
-    epochs = [int(c.rsplit("_", 1)[1]) for c in completed if c.startswith("acc_epoch_")]
-    return pd.DataFrame([{"arm": arm, "epoch": epoch, **_summaries(completed[completed["arm"] == arm], {
+    return pd.DataFrame([{"arm": arm, "epoch": epoch, **mean_cis(completed[completed["arm"] == arm], {
         f"{prefix}_{epoch}": prefix.rsplit("_", 1)[0] for prefix in EPOCH_METRICS})}
         for arm in (arm_frame(completed)["arm"] if len(completed) else [])
-        for epoch in range(max(epochs, default=-1) + 1)])
+        for epoch in range(_last_epoch(completed) + 1)])
 
 
 def dose_table(completed: pd.DataFrame, kinds: tuple[str, ...]) -> pd.DataFrame:
     """Per mitigation and strength (none/shared as strength 0): trait_gain and both alignments, mean and interval."""
-    return pd.DataFrame([{"mitigation": kind, "strength": float(strength), **_summaries(group, {
-        m: m for m in ("trait_gain", "mean_alignment", "mean_update_alignment")})}
+    return pd.DataFrame([{"mitigation": kind, "strength": float(strength),
+                          **mean_cis(group, ("trait_gain", "mean_alignment", "mean_update_alignment"))}
         for kind in kinds for sample in [mitigation_sample(completed, kind)] if (sample["mitigation"] == kind).any()
         for strength, group in sample.groupby("strength")])
 

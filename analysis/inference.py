@@ -85,6 +85,13 @@ def mean_ci(values: Any) -> Row:
     return {"n": len(x), "mean": mean, "ci_low": mean - half, "ci_high": mean + half}
 
 
+def mean_cis(frame: pd.DataFrame, columns: Any) -> Row:
+    """`mean_ci` of each of `columns` (or a dict: column → NAME) as NAME_n, NAME_mean, NAME_ci_low and NAME_ci_high."""
+    names = columns if isinstance(columns, dict) else dict(zip(columns, columns))
+    return {f"{name}_{key}": value for column, name in names.items()
+            for key, value in mean_ci(frame.get(column, [])).items()}
+
+
 def _spread(values: Any, what: str) -> tuple[np.ndarray, DescrStatsW]:
     x = finite(values)
     need(len(x) >= MIN_SEEDS, f"needs at least {MIN_SEEDS} seeds with a finite {what}, has {len(x)}")
@@ -135,8 +142,11 @@ def per_seed(trials: pd.DataFrame, arms: list[str], metric: str) -> pd.DataFrame
     return table[arms].dropna()
 
 
-def _groups(seeds: pd.Series) -> np.ndarray:
-    """Seed labels as cluster codes 0..G-1 in sorted order (a bootstrap's draws do not depend on the trials' order)."""
+def _clusters(seeds: pd.Series) -> np.ndarray:
+    """Seeds as cluster codes 0..G-1 in sorted order (a bootstrap's draws do not depend on the trials' order);
+    refused with too few seeds to cluster by."""
+    need(seeds.nunique() >= MIN_SEEDS + 1, f"needs at least {MIN_SEEDS + 1} seeds to cluster by seed, "
+         f"has {seeds.nunique()}")
     return pd.factorize(seeds, sort=True)[0]
 
 
@@ -145,9 +155,7 @@ def _fit(model: Any, seeds: pd.Series, focal: str | None = None) -> Any:
     the Bell–McCaffrey df of the coefficient `focal` (`cr2`). Else HC3 with t on the residual df."""
     need(np.linalg.matrix_rank(model.exog) == model.exog.shape[1], "the regressors are collinear in this sample")
     if seeds.value_counts().max() > 1:
-        need(seeds.nunique() >= MIN_SEEDS + 1, f"needs at least {MIN_SEEDS + 1} seeds to cluster by seed, "
-             f"has {seeds.nunique()}")
-        groups = _groups(seeds)
+        groups = _clusters(seeds)
         fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
         _use_cr2(fit, model.exog, np.asarray(fit.resid), groups, focal)
     else:
@@ -225,10 +233,8 @@ def _row(fit: Any, sample: pd.DataFrame, name: str = "x", null: float = 0.0) -> 
 
 
 def slope(trials: pd.DataFrame, x: str, y: str = "trait_gain") -> tuple[Row, Any]:
-    """The slope of y on x (the model `y ~ x + C(arm)`: an intercept per arm where several are given): one trial
-    per seed, HC3 and t on n − 2 df (the spread of trait gain may change with alignment, and a normal reference
-    rejects a true null about 8% of the time at 10 seeds); several, CR2 clustered by seed. Row keys beyond the
-    common ones: trials, r2, cov, se, method."""
+    """The slope of y on x in `y ~ x + C(arm)` (an intercept per arm), with `_fit`'s errors (METHODS says why);
+    its row adds trials, r2, cov, se and method."""
     sample = slope_sample(trials, x, y)
     fit = _fit(smf.ols("y ~ x + C(arm)", sample), sample["seed"], focal="x")
     return {**_row(fit, sample), "r2": float(fit.rsquared)}, fit
@@ -239,15 +245,13 @@ def exponent(sample: pd.DataFrame, y: str, null: float, x: str = "parameter_coun
     counts; only the means must be positive), `y ~ log(x) + C(arm)`, CR2 clustered by seed on the linearised model
     (design μ·X, residuals y − μ), t on b's Bell–McCaffrey df; tested against `null`."""
     sample = slope_sample(sample, x, y)
-    need(sample["seed"].nunique() >= MIN_SEEDS + 1, f"needs at least {MIN_SEEDS + 1} seeds to cluster by seed, "
-         f"has {sample['seed'].nunique()}")
+    groups = _clusters(sample["seed"])
     means = sample.groupby(["arm", "x"])["y"].transform("mean")
     need(bool((means > 0).all()), f"a mean of {y} at some {x} is not positive ({means.min():.3g}): a power law "
          "in it has no exponent")
     sample = sample.assign(x=np.log(sample["x"].astype(float)), log_mean=np.log(means))
     start = smf.ols("log_mean ~ x + C(arm)", sample).fit().params
     model = smf.glm("y ~ x + C(arm)", sample, family=families.Gaussian(families.links.Log()))
-    groups = _groups(sample["seed"])
     fit = model.fit(start_params=start, cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
     need(bool(fit.converged), "the power-law fit did not converge")
     mu = np.asarray(fit.fittedvalues, dtype=float)
@@ -283,11 +287,8 @@ def _joint_test(model: Any, seeds: pd.Series, prefix: str, what: str) -> tuple[R
     tested = [i for i, name in enumerate(names) if name.startswith(prefix)]
     need(np.linalg.matrix_rank(exog) == exog.shape[1], "the regressors are collinear in this sample")
     clustered = bool(seeds.value_counts().max() > 1)
-    if clustered:
-        need(seeds.nunique() >= MIN_SEEDS + 1, f"needs at least {MIN_SEEDS + 1} seeds to cluster by seed, "
-             f"has {seeds.nunique()}")
+    groups = _clusters(seeds) if clustered else np.arange(len(seeds))
     need(len(seeds) > exog.shape[1], f"needs more trials than the {exog.shape[1]} coefficients, has {len(seeds)}")
-    groups = _groups(seeds) if clustered else np.arange(len(seeds))
     statistic, p = wild_bootstrap_f(exog, model.endog, groups, tested)
     need(bool(np.isfinite(statistic)), f"the F statistic of the {what} is undefined: the fit has no residual spread")
     unit = "seeds" if clustered else "trials"
@@ -404,16 +405,11 @@ def dose_model(sample: pd.DataFrame, y: str = "trait_gain") -> DoseModel:
 
 def mediation(sample: pd.DataFrame, mediator: str, scale: str, sims: int, rng_seed: int,
               outcome: str = "trait_gain") -> dict[str, Row]:
-    """strength → mediator → outcome, as statsmodels' `Mediation` (parametric) computes it for the OLS models
-    m ~ exposure + seed and y ~ exposure * m + seed (the interaction lets the mediator's effect differ with the
-    dose), exposure the dose scaled to 0 at strength 0 and 1 at the largest strength: the average ACME and ADE
-    over both exposures and the total effect, each the mean of `sims` simulations with their 2.5 and 97.5
-    percentiles and the two-sided simulated p. Vectorised: for linear models each simulated effect depends only
-    on the draws of (β_exposure, β_m, β_exposure:m), of θ_exposure, of the mediator model's mean and of the means
-    of the simulated mediator noise, so those are drawn from their exact joint distribution (seed intercepts by
-    within-seed centring) instead of whole parameter vectors and per-trial mediators. Estimates, not tests: they
-    assume no unmeasured mediator–outcome confounding within a seed and that the dose affects nothing the
-    mediator model leaves out."""
+    """strength → mediator → outcome as statsmodels' parametric `Mediation` computes it for m ~ exposure + seed and
+    y ~ exposure * m + seed (exposure: the dose scaled to 0 at strength 0 and 1 at the largest): the average ACME,
+    ADE and total effect over `sims` simulations, with percentile intervals and simulated p. Vectorised: for linear
+    models an effect depends only on a few coefficients and noise means, drawn from their exact joint distribution.
+    Estimates, not tests: they assume no mediator–outcome confounding within a seed and no other path of the dose."""
     sample = sample[["strength", mediator, outcome, "seed"]].dropna()
     strengths = sorted(sample["strength"].unique())
     need(len(strengths) >= 2, f"needs at least 2 distinct strengths (none counts as 0), has {len(strengths)}")

@@ -265,8 +265,6 @@ def design(planned: list[Planned], seeds: list[int], arms: set[str], alpha: floa
     rows = family(planned, arms)
     if not rows:
         raise ValueError("no primary directional test can be computed from these arms: nothing for waves to decide")
-    if not seeds or seeds[0] < 2:
-        raise ValueError(f"looks must be increasing seed counts of at least 2, got {seeds}")
     bounds, futility = calibrated(tuple(seeds), alpha, len(rows))
     return Design(alpha, tuple(rows), tuple(seeds), bounds.copy(), futility.copy())
 
