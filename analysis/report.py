@@ -25,7 +25,7 @@ from sublim.core.mitigations import report_facts
 from sublim.core.trial_folder import STATUSES
 
 from . import contrasts, figures, sequential
-from .axes import RANDOM_EXPONENT, at_level, level_of, level_table, levels
+from .axes import RANDOM_EXPONENT, RELATION_METRICS, at_level, level_of, level_table, levels
 from .contrasts import (BASELINE, CONTRADICTED, REFUSED, SECONDARY_ADJUSTMENT, SUPPORTED,
                         VERDICTS, ZERO, ZERO_BY_CONSTRUCTION, Options, claim_verdict, tests_table)
 from .descriptives import arm_table, data_summary, dose_table, epoch_table, settings, trial_metrics
@@ -115,11 +115,6 @@ def build_report(results_path: str | Path, out: str | Path | None = None, option
 
 # --- the output folder -----------------------------------------------------------------------------------
 
-def is_report(folder: Path) -> bool:
-    """A folder this report made: it holds the marker, a regular file saying so (never guessed from file names)."""
-    return holds_marker(folder / MARKER, "sublim report")
-
-
 def _check_out(folder: Path) -> None:
     """Refuse, before any work, a folder the report must not replace: a link, a file, or a non-empty folder
     that is not an earlier report (by its marker, never by file names)."""
@@ -132,7 +127,7 @@ def _check_out(folder: Path) -> None:
             names = sorted(entry.name for entry in folder.iterdir())
         except OSError as error:
             raise ReportError(f"{folder}: cannot hold the report ({error.strerror}); {EXPECTED_OUT}") from None
-        if names and not (is_report(folder) and set(names) <= set(REPORT_OUTPUTS)):
+        if names and not (holds_marker(folder / MARKER, "sublim report") and set(names) <= set(REPORT_OUTPUTS)):
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
             raise ReportError(f"{folder}: holds {shown} and is not a report sublim made; {EXPECTED_OUT}")
     problem = unwritable(folder.parent)  # probed: a read-only mount or /proc fails here, before any work
@@ -489,7 +484,7 @@ def _methods(stats: dict[str, Any]) -> list[Block]:
 
 def _across_section(stats: dict[str, Any], tests: pd.DataFrame, axis: str) -> list[Block]:
     """How the arms' alignment and acquisition move along one axis: per-level means, the across rows, the figure."""
-    metrics, table = ("mean_alignment", "mean_update_alignment", "trait_gain"), stats["across"][axis]
+    metrics, table = RELATION_METRICS, stats["across"][axis]
     others = ["other_axes"] if table and "other_axes" in table[0] else []
     return [Heading(f"Across {axis}: does alignment survive it, and does acquisition follow?"),
             Paragraph(f"Per arm and level, mean [{CI}] over seeds. Random directions in P dimensions have cosines of "

@@ -223,6 +223,7 @@ class Design:
         return tuple(nominal_p(b, n) for n, b in zip(self.seeds, self.boundaries[0]))
 
     def describe(self) -> str:
+        """The design in words for the log: its family, METHOD, and each look's boundary with no test rejected."""
         looks = "; ".join(
             f"{n} seeds: " + (f"|t| >= {b:.3g} (p <= {p:.2g})" if math.isfinite(b) else "no test")
             + (f", futile below |t| {f:.3g}" if f > 0 else "")
@@ -232,11 +233,8 @@ class Design:
                  + "; each level on its own trials) ") if per_level else ""
         share = f"{self.alpha:g} / {len(self.rows)} over every level's tests = " if per_level else ""
         return (f"group-sequential design over {len(self.rows)} primary tests {where}at family-wise alpha "
-                f"{self.alpha:g} (Holm-Bonferroni: {share}{self.per_test_alpha:.3g} each to start, a rejected test's "
-                f"share passed to the others; alpha spent in proportion to seeds from {FIRST_LOOK} seeds on; |t| "
-                f"boundaries calibrated for per-seed numbers of skewness up to {REFERENCE_SKEWNESS:g}; futile, "
-                f"non-binding, when the predictive power at {self.seeds[-1]} seeds is below {FUTILITY_POWER:.0%}); "
-                f"with no test rejected: {looks}")
+                f"{self.alpha:g} (Holm-Bonferroni: {share}{self.per_test_alpha:.3g} each to start). {METHOD}. With no "
+                f"test rejected: {looks}")
 
     def plan(self) -> dict[str, Any]:
         """What fixes the design before any data: equal plans give equal boundaries."""
@@ -408,13 +406,10 @@ def _state(status: str, wave: dict[str, Any], last_planned: int) -> str:
 
 def judged_by_design(record: dict[str, Any], tests: pd.DataFrame,
                      axes: dict[str, list[Any]] | None = None) -> pd.DataFrame:
-    """The tests table of a sweep grown in waves, its family's rows judged as the stopping rule judged them, each
-    at the look that decided it (a decision is final): the look's n, estimate and repeated confidence interval, t,
-    p and nominal p (as `alpha`), and a note naming the look; a row still open shows the last look reached and
-    reads "not shown", a futile one "not shown (futility)". Over `axes` a row is its family member at its level
-    (rows across an axis are not in the family). Other rows keep the table's own verdicts. A record of the older
-    per-test design (no stored family) changes nothing; one of the older sequential design (no stored
-    boundaries) keeps each row's full-data numbers beside the verdict its look gave."""
+    """The tests table of a sweep grown in waves, each family row (over `axes`, at its level) judged at the look
+    that decided it, with that look's numbers and nominal p (as `alpha`); a row still open reads "not shown", a
+    futile one "not shown (futility)". A record of the older per-test design (no stored family) changes nothing;
+    one of the older sequential design (no boundaries) keeps the full-data numbers beside its look's verdict."""
     stored = record["design"]
     if "family" not in stored:
         return tests
