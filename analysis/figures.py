@@ -126,7 +126,12 @@ def _fit_line(ax: Any, fit: Any, x: Any, grid: np.ndarray, colour: Any, band: bo
     """A tests-table row's fitted model (`y ~ x + C(arm)`) drawn at `x` over `grid`, for the intercept group `group`
     (default: the model's reference group), with the 95% band of its mean."""
     group = min(fit.model.data.frame["arm"]) if group is None else group
-    line = fit.get_prediction(pd.DataFrame({"x": x, "arm": group})).summary_frame(alpha=inf.ALPHA)
+    _mean_band(ax, grid, fit.get_prediction(pd.DataFrame({"x": x, "arm": group})).summary_frame(alpha=inf.ALPHA),
+               colour, band, **style)
+
+
+def _mean_band(ax: Any, grid: np.ndarray, line: pd.DataFrame, colour: Any, band: bool = True, **style: Any) -> None:
+    """A model's mean over `grid` with its 95% band, from a prediction frame (mean, mean_ci_lower, mean_ci_upper)."""
     ax.plot(grid, line["mean"], color=colour, **style)
     if band:
         ax.fill_between(grid, line["mean_ci_lower"], line["mean_ci_upper"], color=colour, alpha=0.15, linewidth=0)
@@ -287,12 +292,10 @@ def _dose_line(ax: Any, tests: pd.DataFrame, kind: str, levels: pd.DataFrame, co
     missed = [f"{s:g}" for s, y, low, high in zip(levels["strength"], fitted, levels["trait_gain_ci_low"],
                                                  levels["trait_gain_ci_high"]) if not low <= y <= high]
     grid = np.unique(np.clip(np.concatenate([np.linspace(0, top, 60), np.geomspace(model.s_min, top, 60)]), 0, top))
-    line = model.predict(grid)
-    ax.plot(grid, line["mean"], color=colour, linewidth=1.2, linestyle="-.", gid=f"dose:{kind}:{model.scale}",
-            label=f"dose model on {'s' if model.scale == 'linear' else f'log(1 + s/{model.s_min:g})'}, slope "
-                  f"{model.fit.params['dose']:.3g}" + (f";\nmisses the mean's CI at s = {', '.join(missed)}" if missed
-                                                      else ""))
-    ax.fill_between(grid, line["ci_low"], line["ci_high"], color=colour, alpha=0.15, linewidth=0)
+    misses = f";\nmisses the mean's CI at s = {', '.join(missed)}" if missed else ""
+    _mean_band(ax, grid, model.predict(grid), colour, linewidth=1.2, linestyle="-.", gid=f"dose:{kind}:{model.scale}",
+               label=f"dose model on {'s' if model.scale == 'linear' else f'log(1 + s/{model.s_min:g})'}, slope "
+                     f"{model.fit.params['dose']:.3g}{misses}")
 
 
 def dose_response(completed: pd.DataFrame, doses: pd.DataFrame, tests: pd.DataFrame) -> Figure:

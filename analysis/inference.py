@@ -86,7 +86,7 @@ def mean_ci(values: Any) -> Row:
 
 
 def mean_cis(frame: pd.DataFrame, columns: Any) -> Row:
-    """`mean_ci` of each of `columns` (or a dict: column → NAME) as NAME_n, NAME_mean, NAME_ci_low and NAME_ci_high."""
+    """`mean_ci` of each of `columns` (a dict: column → NAME) as NAME_n, NAME_mean, NAME_ci_low and NAME_ci_high."""
     names = columns if isinstance(columns, dict) else dict(zip(columns, columns))
     return {f"{name}_{key}": value for column, name in names.items()
             for key, value in mean_ci(frame.get(column, [])).items()}
@@ -209,7 +209,8 @@ def _use_cr2(fit: Any, exog: np.ndarray, resid: np.ndarray, groups: np.ndarray, 
 def slope_sample(trials: pd.DataFrame, x: str, y: str = "trait_gain") -> pd.DataFrame:
     """Columns y, x, seed and arm of the trials with a finite x and y, checked to hold a line."""
     need(x in trials and y in trials, f"needs {x} and {y} in the trials")
-    sample = pd.DataFrame({"y": pd.to_numeric(trials[y], errors="coerce"), "x": pd.to_numeric(trials[x], errors="coerce"),
+    sample = pd.DataFrame({"y": pd.to_numeric(trials[y], errors="coerce"),
+                           "x": pd.to_numeric(trials[x], errors="coerce"),
                            "seed": trials["seed"], "arm": trials["arm"].astype(str)}).dropna()
     need(len(sample) >= MIN_SEEDS + 1, f"needs at least {MIN_SEEDS + 1} trials with finite {x} and {y}, "
          f"has {len(sample)}")
@@ -383,12 +384,12 @@ class DoseModel(NamedTuple):
     mean_dose: float
 
     def predict(self, strengths: Any) -> pd.DataFrame:
-        """The average seed's mean and its 95% interval at `strengths`."""
+        """The average seed's mean and its 95% interval at `strengths`, in statsmodels' summary_frame's columns."""
         centred = DOSES[self.scale](np.asarray(strengths, dtype=float), self.s_min) - self.mean_dose
         mean = self.mean_y + self.fit.params["dose"] * centred
         se = np.sqrt(self.fit.scale / self.fit.nobs + centred ** 2 * self.fit.bse["dose"] ** 2)
         half = scipy_stats.t.ppf(1 - ALPHA / 2, self.fit.df_resid) * se
-        return pd.DataFrame({"mean": mean, "ci_low": mean - half, "ci_high": mean + half})
+        return pd.DataFrame({"mean": mean, "mean_ci_lower": mean - half, "mean_ci_upper": mean + half})
 
 
 def dose_model(sample: pd.DataFrame, y: str = "trait_gain") -> DoseModel:
@@ -399,7 +400,7 @@ def dose_model(sample: pd.DataFrame, y: str = "trait_gain") -> DoseModel:
     doses = {name: dose(sample["strength"].astype(float), s_min).rename("dose") for name, dose in DOSES.items()}
     fits = {name: seed_effects_ols(sample[y], dose.to_frame(), seeds) for name, dose in doses.items()}
     aic = {name: float(fit.aic) + 2 * seeds.nunique() for name, fit in fits.items()}  # + the seeds' intercepts
-    scale = "log" if aic["log"] < aic["linear"] - 1e-9 * abs(aic["linear"]) else "linear"  # a tie up to rounding: linear
+    scale = "log" if aic["log"] < aic["linear"] - 1e-9 * abs(aic["linear"]) else "linear"  # linear on a rounding tie
     return DoseModel(scale, aic, s_min, fits[scale], float(sample[y].mean()), float(doses[scale].mean()))
 
 
