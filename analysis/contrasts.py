@@ -71,9 +71,9 @@ class Contrast:
     'shared' (every shared-init arm), 'pooled' (the shared-init arms whose mitigation does not act on the trait
     direction: pre-specified to share a slope) or 'all'. `reference`: '0' (or `null`), an arm label, 'same-strength
     KIND' (the KIND arm of the row arm's strength) or 'matched placebo' (the placebo at the row arm's strength × its
-    mitigation's `placebo_ratio`); the estimate is arm minus reference. `role`: primary (a claim's verdict, in the multiplicity family), sustained (joins the claim's verdict as an intersection-union
-    test: every one must hold), secondary (reported, not judged into a claim; adjusted within its claim) or
-    descriptive (an estimate with its interval, never judged)."""
+    mitigation's `placebo_ratio`); the estimate is arm minus reference. `role`: primary (a claim's verdict, in the
+    multiplicity family), sustained (joins the claim's verdict as an intersection-union test: every one must hold),
+    secondary (reported, not judged into a claim; adjusted within its claim) or descriptive (never judged)."""
 
     claim: str
     metric: str
@@ -325,7 +325,8 @@ def per_seed_values(trials: pd.DataFrame, p: Planned) -> pd.Series:
 
 
 def _mean_test(trials: pd.DataFrame, p: Planned, options: Options) -> dict[str, Any]:
-    c, what = p.contrast, f"{p.metric} in {p.arm}" + (f" and {p.reference}" if p.reference in set(trials["arm"]) else "")
+    c, paired = p.contrast, p.reference in set(trials["arm"])
+    what = f"{p.metric} in {p.arm}" + (f" and {p.reference}" if paired else "")
     values = per_seed_values(trials, p)
     if c.test == "TOST equivalence":
         return inf.equivalence(values - c.null, what, options.equivalence_margin)
@@ -334,8 +335,8 @@ def _mean_test(trials: pd.DataFrame, p: Planned, options: Options) -> dict[str, 
         if not reference_mean > 0:
             raise Refusal(f"the margin is a fraction of {p.reference}'s mean {p.metric}, which is {reference_mean:g}")
         row = inf.noninferiority(values, what, options.noninferiority_margin * reference_mean)
-        return {**row, "note": f"margin {options.noninferiority_margin:g} × {p.reference}'s mean {reference_mean:.4g}; "
-                               f"flips at {row['flip_margin'] / reference_mean:.3g} × that mean"}
+        return {**row, "note": f"margin {options.noninferiority_margin:g} × {p.reference}'s mean "
+                               f"{reference_mean:.4g}; flips at {row['flip_margin'] / reference_mean:.3g} × that mean"}
     return inf.one_sample(values, what, c.null)
 
 

@@ -425,7 +425,8 @@ def judged_by_design(record: dict[str, Any], tests: pd.DataFrame,
             continue
         wave, test = final[key]
         state = f"sequential design: {_state(test['status'], wave, last_planned)}"
-        verdict = {SUPPORTED: SUPPORTED, CONTRADICTED: CONTRADICTED, FUTILE_STATUS: FUTILE}.get(test["status"], NOT_SHOWN)
+        status = test["status"]
+        verdict = FUTILE if status == FUTILE_STATUS else status if status in RESOLVED else NOT_SHOWN
         if current:  # None (no interval: the look tested nothing) is stored as NaN
             tests.loc[index, ["verdict", "alpha", "note", "n", "estimate", "ci_low", "ci_high", "ci_level", "statistic",
                               "df", "p", "p_adjusted"]] = [
@@ -433,6 +434,7 @@ def judged_by_design(record: dict[str, Any], tests: pd.DataFrame,
                 *(test[k] for k in ("n", "estimate", "ci_low", "ci_high", "ci_level", "t", "df", "p", "p"))]
         else:
             tests.loc[index, ["verdict", "alpha", "note"]] = [
-                verdict, test["nominal_p"], f"{state}, nominal p {test['nominal_p']:.2g}, t-test and skewness-corrected "
-                                            "test (an older design: the estimate and 95% CI are from every seed)"]
+                verdict, test["nominal_p"], f"{state}, nominal p {test['nominal_p']:.2g}, t-test and skewness-"
+                                            "corrected test (an older design: the estimate and 95% CI are from every "
+                                            "seed)"]
     return tests
