@@ -117,7 +117,7 @@ def _interval(row: pd.Series) -> str:
 
 def _rows(tests: pd.DataFrame, answered: bool = False, **match: str) -> pd.DataFrame:
     """The tests table's rows with these values (`answered`: neither refused nor zero by construction)."""
-    chosen = tests[np.logical_and.reduce([tests[column] == value for column, value in match.items()])]
+    chosen = at_level(tests, match)
     return chosen[~chosen["verdict"].isin([REFUSED, ZERO])] if answered else chosen
 
 
