@@ -448,17 +448,11 @@ def judge(row: dict[str, Any], alpha: float) -> str:
     if not np.isfinite(p):
         return REFUSED
     shown = p <= alpha
-    if expect in (">", "<"):
-        sign = 1 if expect == ">" else -1
-        if not shown:
-            return NOT_SHOWN
-        return SUPPORTED if sign * (row["estimate"] - row["null"]) > 0 else CONTRADICTED
-    if expect == "=":
-        beyond = row["ci_low"] > row["margin"] or row["ci_high"] < -row["margin"]
-        return SUPPORTED if shown else CONTRADICTED if beyond else NOT_SHOWN
-    if expect == "<=":
-        return SUPPORTED if shown else CONTRADICTED if row["ci_low"] > row["margin"] else NOT_SHOWN
-    return SUPPORTED if shown else NOT_SHOWN
+    if expect in (">", "<") and shown:
+        return SUPPORTED if (row["estimate"] - row["null"]) * (1 if expect == ">" else -1) > 0 else CONTRADICTED
+    beyond = {"=": row["ci_low"] > row["margin"] or row["ci_high"] < -row["margin"],  # not equivalent
+              "<=": row["ci_low"] > row["margin"]}.get(expect, False)  # inferior
+    return SUPPORTED if shown else CONTRADICTED if beyond else NOT_SHOWN
 
 
 def _seeds(row: dict[str, Any]) -> tuple[Any, str | None]:
