@@ -377,15 +377,15 @@ def _mediation_test(trials: pd.DataFrame, p: Planned, options: Options, context:
         try:
             dose = inf.dose_model(sample.dropna(subset=["trait_gain", "strength"]))
             context[key] = (inf.mediation(sample, c.x, dose.scale, options.mediation_sims, options.mediation_seed),
-                            dose.aic, dose)
+                            dose)
         except (Refusal, ValueError, np.linalg.LinAlgError) as error:
             context[key] = error
     if isinstance(context[key], Exception):
         raise context[key]
-    rows, aic, dose = context[key]
+    rows, dose = context[key]
     row = rows[c.test.split()[1]]
-    return {**row, "model": dose, "note": f"dose {row['dose']} (AIC linear {aic['linear']:.1f}, log "
-                                          f"{aic['log']:.1f}); strength 0 → {row['contrast_to']:g}; exposure × "
+    return {**row, "model": dose, "note": f"dose {row['dose']} (AIC linear {dose.aic['linear']:.1f}, log "
+                                          f"{dose.aic['log']:.1f}); strength 0 → {row['contrast_to']:g}; exposure × "
                                           f"mediator interaction allowed; {options.mediation_sims} simulations"}
 
 

@@ -346,11 +346,10 @@ def _test(design: Design, planned: Planned, row: dict[str, Any], values: np.ndar
         return {**test, "status": "undetermined", "reason": row["note"] or "the per-seed numbers have no spread"}
     n, bound = len(values), float(design.boundaries[level, index])
     mean, sd = float(values.mean()) + planned.contrast.null, float(values.std(ddof=1))
-    nominal = nominal_p(bound, n)
-    half = bound * sd / math.sqrt(n) if math.isfinite(bound) else None
-    return {**test, "n": n, "estimate": mean, "ci_low": None if half is None else mean - half,
-            "ci_high": None if half is None else mean + half, "ci_level": 1 - nominal if half is not None else None,
-            "t": t, "df": n - 1, "p": float(row["p"]), "boundary_t": _number(bound), "nominal_p": nominal,
+    nominal, half = nominal_p(bound, n), bound * sd / math.sqrt(n)
+    low, high, ci_level = (mean - half, mean + half, 1 - nominal) if math.isfinite(bound) else (None, None, None)
+    return {**test, "n": n, "estimate": mean, "ci_low": low, "ci_high": high, "ci_level": ci_level, "t": t,
+            "df": n - 1, "p": float(row["p"]), "boundary_t": _number(bound), "nominal_p": nominal,
             "futility_t": float(design.futility[index]), "alpha_share": design.alpha / (len(design.rows) - level),
             "status": STATUSES[code]}
 
