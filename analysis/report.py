@@ -180,8 +180,7 @@ def _write(results: Results, completed: pd.DataFrame, tests: pd.DataFrame, optio
         drawn.update(figures.draw_all(here, results.steps, epochs, here_tests, doses, folder / "figures",
                                       f"-{label}" if label else ""))
         claims += [{"id": claim, "title": title, "verdict": claim_verdict(here_tests, claim),
-                    "estimates": key_estimates(here_tests[(here_tests["claim"] == claim)
-                                                          & (here_tests["role"] == "primary")]),
+                    "estimates": key_estimates(at_level(here_tests, {"claim": claim, "role": "primary"})),
                     **level, **({"level": label} if label else {})}
                    for claim, (title, _) in contrasts.claims(completed["mitigation"]).items()]
         for name, table in (("arms", arm_table(at_level(results.trials, level), here)), ("arm_epochs", epochs),
@@ -309,7 +308,7 @@ def _figures(stats: dict[str, Any], names: tuple[str, ...], label: str = "", tes
 
 def warnings(stats: dict[str, Any], tests: pd.DataFrame) -> list[str]:
     """What to know before reading the verdicts: a sweep too small for them, settings off the defaults."""
-    seeds = tests.loc[(tests["arm"] == BASELINE) & (tests["claim"] == "claim1") & (tests["role"] == "primary"), "n"]
+    seeds = at_level(tests, {"arm": BASELINE, "claim": "claim1", "role": "primary"})["n"]
     n = int(seeds.min()) if len(seeds) and np.isfinite(seeds).all() else 0
     at = " at its smallest level" if stats["axes"] else ""
     return ([f"This sweep is too small for its verdicts: {n} seed(s) in {BASELINE}{at} (tests need at least "
@@ -322,7 +321,7 @@ def warnings(stats: dict[str, Any], tests: pd.DataFrame) -> list[str]:
 def _lead(stats: dict[str, Any]) -> list[Block]:
     """The answer: each claim's verdict with its primary estimates (a column per level over axes)."""
     axes, claims = stats["axes"], stats["claims"]
-    by = {(c["id"], level_label({n: c[n] for n in axes})): c for c in claims}
+    by = {(c["id"], c.get("level", "")): c for c in claims}
     labels = list(dict.fromkeys(at for _, at in by))
     titles = {c["id"]: c["title"] for c in claims}
     table = (Table(["claim", *labels], [[title, *(f"**{by[(claim, at)]['verdict']}**: {by[(claim, at)]['estimates']}"
@@ -503,11 +502,11 @@ def document(stats: dict[str, Any], tests: pd.DataFrame) -> list[Block]:
     axes, appendix = stats["axes"], []
     blocks: list[Block] = [Heading(f"Subliminal learning report: {stats['meta']['name']}", 1), *_lead(stats),
                            *_figures(stats, ("trait_gain",)), *_settings_section(stats)]
-    for level in {level_label(level): level for level in ({n: c[n] for n in axes} for c in stats["claims"])}.values():
-        blocks += [Heading(f"At {level_label(level)}")] if axes else []
+    for label, level in {c.get("level", ""): {n: c[n] for n in axes} for c in stats["claims"]}.items():
+        blocks += [Heading(f"At {label}")] if axes else []
         sections, rest = _level_sections(stats, at_level(tests, level), level, 3 if axes else 2)
         blocks += sections
-        appendix += _appendix(rest, _at(stats["arms"], level), level_label(level))
+        appendix += _appendix(rest, _at(stats["arms"], level), label)
     for axis in axes:
         blocks += _across_section(stats, tests, axis)
     return blocks + _sequential_section(stats["sequential"]) + _methods(stats) + appendix
