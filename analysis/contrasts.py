@@ -264,21 +264,21 @@ def plan(arms: pd.DataFrame, epochs: int, contrasts: list[Contrast] | None = Non
         if epochs < c.min_epochs or (c.claim == ACROSS) != (axis is not None):
             continue
         metrics = [c.metric.format(epoch=e) for e in range(1, epochs + 1)] if c.epochs else [c.metric]
-        chosen = _selected(arms, c.arms)
+        chosen, on_x = _selected(arms, c.arms), f"{c.metric} ~ {c.x}"  # on_x: a slope's metric
         if axis is not None:
             if (c.test == TREND and axis.regressor is None) or (c.test == EXPONENT_TEST and not axis.changes_p):
                 continue
             metric = {DIFFERENCES: f"{c.metric} by {axis.name}", TREND: f"{c.metric} ~ {axis.regressor}",
-                      EXPONENT_TEST: f"{c.metric} ∝ P^b"}.get(c.test, f"{c.metric} ~ {c.x}")
+                      EXPONENT_TEST: f"{c.metric} ∝ P^b"}.get(c.test, on_x)
             rows += [Planned(c, arm, f"{c.null:g}", metric, axis=axis.name) for arm in chosen]
             continue
         if c.test in ("slope heterogeneity", "common slope"):
             if len(chosen) >= 2:
                 label = "pooled arms" if c.arms == "pooled" else "shared-init arms"
-                rows.append(Planned(c, label, "0", f"{c.metric} ~ {c.x}", tuple(chosen)))
+                rows.append(Planned(c, label, "0", on_x, tuple(chosen)))
             continue
         if c.test == "slope":
-            rows += [Planned(c, arm, "0", f"{c.metric} ~ {c.x}", (arm,)) for arm in chosen]
+            rows += [Planned(c, arm, "0", on_x, (arm,)) for arm in chosen]
             continue
         if c.test.startswith("mediation"):
             if chosen and BASELINE in set(arms["arm"]):
@@ -426,7 +426,7 @@ def _answer(trials: pd.DataFrame, p: Planned, options: Options, context: dict[st
         return _across_test(trials, p, context["axes"])
     if p.metric in ZERO_BY_CONSTRUCTION and (finite := inf.finite(trials.loc[trials["arm"] == p.arm, p.metric])).size \
             and not finite.any():
-        raise _Zero(ZERO_BY_CONSTRUCTION[p.metric])
+        return {"verdict": ZERO, "note": ZERO_BY_CONSTRUCTION[p.metric], "p": np.nan}  # named as such, never tested
     if "slope" in test:
         return _slope_test(trials, p, context)
     if test.startswith("mediation"):
@@ -434,10 +434,6 @@ def _answer(trials: pd.DataFrame, p: Planned, options: Options, context: dict[st
     if test == "first-order share":
         return _first_order_test(trials, p)
     return _mean_test(trials, p, options)
-
-
-class _Zero(Refusal):
-    """A quantity that is 0 by construction: named as such, never tested."""
 
 
 # --- verdicts -------------------------------------------------------------------------------------
@@ -496,8 +492,6 @@ def _answered(trials: pd.DataFrame, planned: list[Planned], options: Options, al
                "adjusted": c.adjusted, "model": None}
         try:
             row.update(_answer(trials, p, options, context))
-        except _Zero as zero:
-            row.update(verdict=ZERO, note=str(zero), p=np.nan)
         except Refusal as refusal:
             row.update(verdict=REFUSED, note=str(refusal), p=np.nan)
         except (ValueError, np.linalg.LinAlgError) as error:

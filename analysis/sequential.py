@@ -233,8 +233,8 @@ class Design:
                  + "; each level on its own trials) ") if per_level else ""
         share = f"{self.alpha:g} / {len(self.rows)} over every level's tests = " if per_level else ""
         return (f"group-sequential design over {len(self.rows)} primary tests {where}at family-wise alpha "
-                f"{self.alpha:g} (Holm-Bonferroni: {share}{self.per_test_alpha:.3g} each to start). {METHOD}. With no "
-                f"test rejected: {looks}")
+                f"{self.alpha:g} (Holm-Bonferroni: {share}{self.per_test_alpha:.3g} each to start); the rule: {METHOD}. "
+                f"With no test rejected: {looks}")
 
     def plan(self) -> dict[str, Any]:
         """What fixes the design before any data: equal plans give equal boundaries."""
