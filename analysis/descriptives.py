@@ -44,10 +44,10 @@ def trial_metrics(completed: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     loss = steps.set_index("trial_id")["trait_loss"]
     extra["measured_trait_loss_change"] = (loss[last] - loss[first]).where(by_trial.size() > 1)
     out = completed.merge(extra, left_on="trial_id", right_index=True, how="left").set_axis(completed.index)
-    if (last := _last_epoch(completed)) >= 2:
-        gains = {e: out[f"acc_epoch_{e}"] - out[f"acc_epoch_{e - 1}"] for e in range(1, last + 1)}
+    if (final_epoch := _last_epoch(completed)) >= 2:
+        gains = {e: out[f"acc_epoch_{e}"] - out[f"acc_epoch_{e - 1}"] for e in range(1, final_epoch + 1)}
         out["epoch1_gain_minus_later"] = gains[1] - pd.concat(
-            [gains[e] for e in range(2, last + 1)], axis=1).mean(axis=1, skipna=False)
+            [gains[e] for e in range(2, final_epoch + 1)], axis=1).mean(axis=1, skipna=False)
     else:
         out["epoch1_gain_minus_later"] = np.nan
     widths = [out[name] if name in out else pd.Series(np.nan, index=out.index) for name in ("hidden", "aux_logits")]
