@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sublim.core.config import level_label
+from sublim.core.config import TrialConfig, level_label
 from sublim.core.files import atomic_write, holds_marker, json_safe, unwritable, write_json, write_text
 from sublim.core.mitigations import report_facts
 from sublim.core.trial_folder import STATUSES
@@ -342,8 +342,9 @@ def _settings_section(stats: dict[str, Any]) -> list[Block]:
                f"{totals['completed']} of {totals['expected']} trials completed ({data['seeds']} seeds), "
                + ", ".join(f"{totals[s]} {s}" for s in short) + "; only completed trials enter a statistic")
     blocks: list[Block] = [Heading("Settings"), Paragraph(
-        "Every setting is the default of `sublim run` (5 teacher and 5 student epochs, 50,000 noise images, Adam "
-        "3e-4, batch 1024, hidden 256, m = 3 auxiliary logits, normal init)." if not used else
+        "Every setting is the default of `sublim run` ({teacher_epochs} teacher and {epochs} student epochs, "
+        "{noise_count:,} noise images, Adam {lr:g}, batch {batch_size}, hidden {hidden}, m = {aux_logits} auxiliary "
+        "logits, {init} init).".format(**dataclasses.asdict(TrialConfig())) if not used else
         "Settings that differ from the defaults of `sublim run` (all others are the defaults):"), *([Table(
             ["setting", "used", "default", "what it is"],
             [[u["setting"], ", ".join(map(fmt, u["values"])), fmt(u["default"]), u["help"]] for u in used])]

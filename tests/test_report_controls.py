@@ -162,3 +162,17 @@ def test_a_quantity_zero_by_construction_is_named_once_in_the_appendix_never_a_c
     assert "mean_alignment_out > 0" not in appendix and "| zero by construction" not in appendix
     assert "Not tested: mean_alignment_out, exactly 0 by construction (" in appendix
     assert "mean_alignment_fc1 > 0" in appendix  # the other layers' rows stay
+
+
+def test_a_sweep_at_the_defaults_is_told_the_defaults_trial_config_holds():
+    from sublim.core.config import TrialConfig
+    from sublim.core.trial_folder import STATUSES
+    defaults = TrialConfig()
+    stats = {"settings": [], "axes": [], "arms": [],
+             "data": {"totals": {"expected": 2, **dict.fromkeys(STATUSES, 0), "completed": 2}, "seeds": 2,
+                      "teacher_acc": {"mean": 0.94, "min": 0.93, "max": 0.95, "n": 2}, "failed": [], "diverged": [],
+                      "invalid": [], "warnings": []}}
+    text = report._settings_section(stats)[1].text
+    assert text.startswith("Every setting is the default of `sublim run`")
+    assert f"{defaults.teacher_epochs} teacher and {defaults.epochs} student epochs" in text
+    assert f"{defaults.noise_count:,} noise images" in text and f"hidden {defaults.hidden}," in text
