@@ -35,7 +35,7 @@ from sublim.core.files import (CHECKPOINT_FILE, DIVERGED_FILE, ERROR_FILE, MAX_N
                                TRACE_FILE, TRIAL_ID_PATTERN, TRIALS_DIR, read_json,
                                write_json, write_text)
 from sublim.core.text import first_sentence, short_repr
-from sublim.core.trial_folder import config_problem, read_trial
+from sublim.core.trial_folder import ConfigChecks, read_trial
 from sublim.core.versions import library_versions
 
 from .lock import LOCK_FILE, DriverLock
@@ -67,6 +67,7 @@ class ResultsFolder:
         self.log = log
         self.teachers_dir = self.path / TEACHERS_DIR
         self.lock: DriverLock | None = None
+        self.checks = ConfigChecks()  # each distinct config validated once, as the report reads the folder
 
     @functools.cached_property
     def teachers(self) -> TeacherCache:
@@ -192,7 +193,7 @@ class ResultsFolder:
             raise SweepError(f"{path}: damaged ({type(error).__name__}: {error}); expected the sweep.json written "
                              "by `sublim sweep`; move the folder aside or choose another --name") from None
         for trial in sweep["trials"]:  # validated as a spec's trials are, before any value is used
-            problem = config_problem(trial["config"], f"its trial {trial['trial_id']}")
+            problem = self.checks.problem(trial["config"], f"its trial {trial['trial_id']}")
             if problem:
                 raise SweepError(f"{path}: {problem}; move the folder aside or choose another --name")
         return sweep
@@ -257,7 +258,7 @@ class ResultsFolder:
     def status(self, trial: GridTrial) -> tuple[str, str | None]:
         """('finished' | 'diverged' | 'pending', what is wrong with the files there, if anything): the results
         folder's one check (`read_trial`), which the report applies too."""
-        found = read_trial(self.trial_dir(trial.trial_id), trial.config.to_dict())
+        found = read_trial(self.trial_dir(trial.trial_id), trial.config.to_dict(), self.checks)
         if found.status in ("completed", "diverged"):
             return ("finished" if found.status == "completed" else "diverged"), None
         return "pending", found.problem if found.status in ("invalid", "incomplete") else None

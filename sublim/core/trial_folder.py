@@ -103,11 +103,6 @@ class ConfigChecks:
         return None
 
 
-def config_problem(config: Any, where: str) -> str | None:
-    """Why `config`, read from the file `where`, is no trial config by the validation a spec gets, or None."""
-    return ConfigChecks().problem(config, where)
-
-
 def read_trial(folder: Path, config: Mapping[str, Any] | None, checks: ConfigChecks | None = None) -> TrialFiles:
     """Verify `folder` against the trial's `config` (sweep.json's record of it; None for a `sublim run` folder,
     whose files then say which config they hold), each config read by `checks` (a reader's of the whole folder).
