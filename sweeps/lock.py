@@ -5,9 +5,9 @@ run every trial twice and race on sweep.json. The lock is a file created only wh
 hard link, atomic even on NFS: see `atomic_write`), naming the host, PID and start of its driver, with
 what tells its machine and PID namespace apart (the kernel's boot id and the PID namespace's inode: two
 containers may share a host name and PIDs) and a token of the lock, which the driver touches every
-REFRESH_S. A lock whose driver is gone (in this PID namespace of this machine, its PID is not alive, or it
-is this process, which holds no such lock; anywhere, it has not been touched for STALE_S) is taken over,
-with a line. A lock file that names no driver is taken over only once stale; a folder or link in its place
+REFRESH_S. A lock whose driver is gone (in this PID namespace of this machine, its PID runs no process, or
+a zombie, or this process, which holds no such lock; anywhere, it has not been touched for STALE_S) is
+taken over, with a line. A lock file that names no driver is taken over only once stale; a folder or link in its place
 is never touched: the message says how to clear it.
 """
 
@@ -169,10 +169,17 @@ def _names_a_driver(record: dict[str, Any]) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """Whether the process `pid` still runs. A zombie does not: it has ended and only waits to be reaped, which may
+    never happen (a driver that Ray's job stop kills is not reaped where PID 1 reaps nothing), yet kill(pid, 0)
+    succeeds on it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
-        return True
-    return True
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[:1]
+    except OSError:  # ended meanwhile where there is /proc; where there is none, kill(pid, 0) is all we know
+        return not Path("/proc").is_dir()
+    return state not in (["Z"], ["X"])

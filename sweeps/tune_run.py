@@ -187,11 +187,11 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
         spec = folder.grid_of(spec) if folder.exists() else spec  # trials the folder holds keep their ids there
         folder.check_entries(spec.trials)
         pending = pending_trials(spec, folder, log) if folder.exists() else list(spec.trials)
-        teachers_before = set(folder.teachers_dir.glob("teacher-*.pt"))
+        teachers_before = _teacher_files(folder)
         timings = (_run_on_ray(name, spec, spec_text, folder, mnist, pending, address, num_cpus, log, trackers)
                    if pending else {})
         statuses = {trial.trial_id: folder.status(trial)[0] for trial in spec.trials}
-        teachers = set(folder.teachers_dir.glob("teacher-*.pt"))  # those trained by trials that failed later too
+        teachers = _teacher_files(folder)  # those trained by trials that failed later too
     return SweepOutcome(
         folder=folder.path, total=len(spec.trials), finished=sum(s == "finished" for s in statuses.values()),
         diverged=sorted(t for t, s in statuses.items() if s == "diverged"),
@@ -199,6 +199,12 @@ def run_sweep(name: str, spec: SweepSpec, spec_text: str, folder: ResultsFolder,
         teachers=len(teachers), teachers_trained=len(teachers - teachers_before),
         seconds=time.perf_counter() - start, **timings,
     )
+
+
+def _teacher_files(folder: ResultsFolder) -> set[tuple[str, int, int]]:
+    """Each stored teacher by name, inode and modification time: a damaged teacher trained again is a new file
+    under the old name."""
+    return {(p.name, (info := p.stat()).st_ino, info.st_mtime_ns) for p in folder.teachers_dir.glob("teacher-*.pt")}
 
 
 def teachers_missing(folder: ResultsFolder, pending: list[GridTrial], log: Callable[[str], None]) -> list[str]:

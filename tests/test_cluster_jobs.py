@@ -279,9 +279,19 @@ def uninterrupted(tmp_path_factory, data_dir) -> Path:
 
 
 def stop_job(cluster: FakeCluster, job: str) -> None:
-    """`ray job stop`: the driver is told to stop, and stops its trials."""
+    """`ray job stop`: the driver is told to stop (SIGTERM), stops its trials and removes its lock; the job is given
+    all the time it takes (see STOP_WAIT_S)."""
     cluster.jobs.stop_job(job)
     assert cluster.job_end(job, "the job to stop") == JobStatus.STOPPED
+
+
+def stop_job_at_once(cluster: FakeCluster, job: str) -> None:
+    """`ray job stop` where Ray kills the driver before it has shut down (its stop wait is over before the driver
+    is): a killed driver, left unreaped where nothing reaps it (a zombie), whose lock stays behind."""
+    stop_job(cluster, job)
+
+
+STOP_WAIT_S = {stop_job: TIMEOUT_S, stop_job_at_once: 0}  # RAY_JOB_STOP_WAIT_TIME_S in the first job's environment
 
 
 def kill_driver(cluster: FakeCluster, job: str) -> None:
@@ -295,8 +305,8 @@ def kill_head(cluster: FakeCluster, job: str) -> None:
     cluster.restart()
 
 
-@pytest.mark.parametrize("interrupt", [stop_job, kill_driver, kill_head], ids=["job_stopped", "driver_killed",
-                                                                               "head_killed"])
+@pytest.mark.parametrize("interrupt", [stop_job, stop_job_at_once, kill_driver, kill_head],
+                         ids=["job_stopped", "job_stopped_at_once", "driver_killed", "head_killed"])
 def test_an_interrupted_job_submitted_again_continues_and_ends_with_an_uninterrupted_runs_numbers(
         cluster, tmp_path, uninterrupted, interrupt):
     from test_sweep_ray import assert_same_results, checkpoint_epoch_or_none, write_spec
@@ -306,7 +316,9 @@ def test_an_interrupted_job_submitted_again_continues_and_ends_with_an_uninterru
     path = write_spec(tmp_path, INTERRUPTED)
     folder = tmp_path / "results" / INTERRUPTED["name"]
     command = f"sublim sweep {path} --storage {folder.parent} --address auto"
-    job = cluster.jobs.submit_job(entrypoint=command)
+    stop_wait = {"env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S[interrupt])}} if interrupt in STOP_WAIT_S \
+        else None
+    job = cluster.jobs.submit_job(entrypoint=command, runtime_env=stop_wait)
 
     def interrupt_point():
         """A finished trial, and a running one checkpointed with epochs to go (read from its own checkpoint)."""
@@ -324,10 +336,9 @@ def test_an_interrupted_job_submitted_again_continues_and_ends_with_an_uninterru
                  for p in folder.glob("trials/*/checkpoint.pt")}
     resumable = {trial: epoch for trial, epoch in resumable.items() if epoch}
     assert resumable
-    # A killed driver leaves its lock behind: the next one takes it over. A stopped job's driver removes its lock,
-    # unless Ray's stop timeout kills it while it is still shutting down; then it is a killed driver too.
+    # A killed driver leaves its lock behind: the next one takes it over. A stopped job's driver removes its lock.
     left = (folder / "driver.lock").exists()
-    assert left or interrupt is stop_job
+    assert left == (interrupt is not stop_job)
 
     again = cluster.jobs.submit_job(entrypoint=command)  # the same command
     status = cluster.job_end(again, "the second job to end")

@@ -46,6 +46,18 @@ def dead_pid() -> int:
     return process.pid
 
 
+@pytest.fixture
+def zombie_pid():
+    """The PID of a killed process not yet reaped, as a driver that Ray's job stop killed stays where nothing reaps
+    it: kill(pid, 0) still succeeds on it."""
+    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    process.kill()
+    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # ended, left unreaped
+    os.kill(process.pid, 0)
+    yield process.pid
+    process.wait()
+
+
 def test_a_second_driver_refuses_naming_the_holder_until_the_first_releases(tmp_path):
     first, second = DriverLock(tmp_path, print), DriverLock(tmp_path, print)
     first.acquire()
@@ -65,9 +77,11 @@ def test_a_second_driver_refuses_naming_the_holder_until_the_first_releases(tmp_
     ("here", "dead", 0, "its process is no longer running"),
     ("another-host", 12345, 3600, "not refreshed for 60 min"),
     ("here", "dead", 3600, "its process is no longer running"),
+    ("here", "zombie", 0, "its process is no longer running"),
 ])
-def test_a_stale_lock_is_taken_over_with_a_line(tmp_path, host, pid, age_s, why):
-    write_lock(tmp_path, socket.gethostname() if host == "here" else host, dead_pid() if pid == "dead" else pid, age_s)
+def test_a_stale_lock_is_taken_over_with_a_line(tmp_path, request, host, pid, age_s, why):
+    pid = {"dead": dead_pid, "zombie": lambda: request.getfixturevalue("zombie_pid")}.get(pid, lambda: pid)()
+    write_lock(tmp_path, socket.gethostname() if host == "here" else host, pid, age_s)
     lines = []
     lock = DriverLock(tmp_path, lines.append)
     lock.acquire()

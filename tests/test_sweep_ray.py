@@ -339,7 +339,7 @@ def test_damaged_results_are_repaired_and_tune_state_is_disposable(reference, da
     assert repaired == {truncated, untraced, foreign, fifo, linked}, output
     assert f"repairing {fifo}: summary.json is not a regular file" in output
     assert f"repairing {linked}: summary.json is a symbolic link" in output and theirs.read_bytes() == their_bytes
-    assert "8 of 8 trials finished" in output
+    assert "8 of 8 trials finished" in output and "(2 trained in this run" in output  # the damaged teachers
     for seed, key in teachers.items():  # a teacher is loaded only when a pending trial needs it
         needed = any(t.startswith(seed) for t in repaired)
         assert (f"teacher-{key}.pt unusable" in output) == needed
