@@ -457,9 +457,8 @@ def _sequential_section(record: dict[str, Any] | None) -> list[Block]:
         "decided it (that look's n, estimate and repeated confidence interval; its note names the look), and a test "
         f"still open at the last look reached reads 'not shown'. **Stopped:** {record['stopped'] or 'not yet'}."),
         Table(["look", "seeds", "tests"], [
-            [fmt(wave["look"]), fmt(wave["seeds"]), "; ".join(f"{t['claim']} {t['arm']} {t.get('metric', '')}"
-                                                             f"{' at ' + t['level'] if 'level' in t else ''}: "
-                                                             f"{t['status']}" for t in wave["tests"])]
+            [fmt(wave["look"]), fmt(wave["seeds"]), "; ".join(f"{sequential.name(t)}: {t['status']}"
+                                                             for t in wave["tests"])]
             for wave in record["waves"]])] if record else []
 
 

@@ -380,11 +380,16 @@ def _crossing(test: dict[str, Any]) -> str:
             f"{test['nominal_p']:.2g}, alpha share {test['alpha_share']:.2g}){futility}")
 
 
-def line(test: dict[str, Any]) -> str:
-    """A look's test in one line."""
-    head = f"{test['claim']} {test['metric']} ({test['arm']}" + (
+def name(test: dict[str, Any]) -> str:
+    """A look's test by what it compares: 'claim2 trait_gain (projection@1/shared vs none/shared) at hidden=64'."""
+    return f"{test['claim']} {test['metric']} ({test['arm']}" + (
         f" vs {test['reference']})" if test["reference"] != "0" else ")") + (
         f" at {test['level']}" if "level" in test else "")
+
+
+def line(test: dict[str, Any]) -> str:
+    """A look's test in one line."""
+    head = name(test)
     if test["status"] == "undetermined":
         return f"{head}: undetermined ({test['reason']})"
     if "boundary_t" not in test:  # a look of the older design

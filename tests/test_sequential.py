@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from sublim.analysis import analyse, load_results, sequential
+from sublim.analysis import analyse, build_report, load_results, sequential
 from sublim.analysis.contrasts import FUTILE
 from sublim.cli.waves import plan, run_in_waves
 from sublim.sweeps.results import ResultsFolder, SweepError
@@ -222,6 +222,8 @@ def test_the_report_judges_the_family_at_the_look_that_decided_it(tmp_path):
     half = scipy_stats.t.ppf(1 - claim1["alpha"] / 2, 5) * abs(claim1["estimate"]) / abs(claim1["statistic"])
     assert (claim1["ci_high"] - claim1["ci_low"]) / 2 == pytest.approx(half, rel=1e-6)
     assert (others["n"].dropna() == 12).all() and others["alpha"].tolist() == pytest.approx([0.05] * len(others))
+    report = build_report(folder.path, tmp_path / "report", mediation_sims=20).markdown.read_text()
+    assert "claim1 mean_alignment (none/shared): supported" in report  # the looks' table names what each compares
 
 
 def test_the_report_names_a_futile_row_and_its_look(tmp_path):
