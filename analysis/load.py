@@ -272,7 +272,11 @@ def _axes(declared: Any, results: Results) -> dict[str, list[Any]]:
 
 def _load_run(path: Path) -> Results:
     loader = _Loader()
-    remember(None)  # a run records no plugin's facts: none of an earlier folder's apply
+    try:  # the facts of a plugin's mitigation `sublim run` recorded (never code); none of an earlier folder's apply
+        summary = read_json(path / SUMMARY_FILE)
+    except (OSError, ValueError):  # unreadable here: the trial is invalid, and says why
+        summary = None
+    loader.notes += remember(summary.get("mitigations") if isinstance(summary, dict) else None)
     loader.add(path.name, None, path)
     return _checked(loader.results(path, path.name, "run"))
 

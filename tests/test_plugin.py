@@ -1,5 +1,6 @@
 """The README's plugin, exactly as written there: built and installed into this environment, swept beside a placebo
-on real MNIST with Ray, reported, refused on --resume once uninstalled, and reported again without it."""
+on real MNIST with Ray and run alone, reported, refused on --resume once uninstalled, and reported again (the sweep
+and the run) without it."""
 
 import csv
 import importlib
@@ -97,7 +98,16 @@ def test_the_readme_plugin_installs_sweeps_beside_a_placebo_and_reports_without_
     assert "Sign flip: reversing the trait component stops acquisition" in markdown
     assert any(r["claim"] == "mediation" and r["arm"] == "signflip" for r in tests)
 
+    run = tmp_path / "run"  # one trial, as when debugging the plugin: its summary keeps the plugin's facts
+    sublim("run", "--mitigation", "signflip", "--strength", "0.5", "--epochs", "1", "--teacher-epochs", "1",
+           "--noise-count", "2048", "--hidden", "16", "--probe-batch-size", "256", "--data-dir", str(data_dir),
+           "--teacher-cache", str(folder / "teachers"), "--out", str(run))
+    assert json.loads((run / "summary.json").read_text())["mitigations"]["signflip"]["plugin"] == \
+        record["signflip"]["plugin"]
+
     pip("uninstall", "--yes", "sublim-signflip")
+    sublim("report", str(run), "--out", str(tmp_path / "run-report"))  # read from its facts, without the plugin
+    assert "Sign flip" in (tmp_path / "run-report" / "report.md").read_text()
     refused = sublim("sweep", str(spec), "--storage", str(storage), "--data-dir", str(data_dir), "--resume", check=2)
     assert refused.count("\n") == 1 and "'signflip' (plugin sublim-signflip 0.1.0), not installed here" in refused
     again, tests_again = report(tmp_path / "report-without-plugin")

@@ -3,11 +3,14 @@ matched placebo, its colours; a damaged record is a warning, never code or marku
 
 import json
 
-from sublim.analysis import Options, build_report, load_results
+import numpy as np
+import pytest
+
+from sublim.analysis import Options, ReportError, build_report, load_results
 from sublim.analysis.figures import arm_styles
 from sublim.core.mitigations import check_mitigation
 
-from synthetic import write_sweep
+from synthetic import trial_outputs, write_sweep, write_trial
 from test_mitigations import Flip
 
 ARMS = [("none", 0.0, "shared"), ("flip", 0.5, "shared"), ("placebo", 1.0, "shared")]
@@ -70,3 +73,16 @@ def test_a_plugin_the_folder_does_not_record_makes_its_trials_invalid_with_the_r
     assert len(flip) and (flip["status"] == "invalid").all()
     assert flip["error"].str.contains("mitigation").all()
     assert (results.trials.loc[~results.trials.index.isin(flip.index), "status"] == "completed").all()
+
+
+def test_a_run_folder_reports_a_plugin_from_the_facts_its_summary_records(tmp_path):
+    """`sublim run` keeps the mitigation's facts in summary.json, as sweep.json does for a sweep; without them a run
+    of a plugin not installed here is invalid, with the reason (and no earlier folder's facts apply)."""
+    summary, trace = trial_outputs(0, "flip", 0.5, "shared", np.random.default_rng(0), 0.0)
+    write_trial(tmp_path / "run", {**summary, "mitigations": {"flip": flip_facts()}}, trace)
+    results = load_results(tmp_path / "run")
+    assert results.trials["status"].tolist() == ["completed"] and not results.warnings
+    assert arm_styles(results.completed)["flip@0.5/shared"][0] == "#123456"
+    write_trial(tmp_path / "bare", summary, trace)
+    with pytest.raises(ReportError, match="1 invalid.*mitigation: 'flip' is not allowed"):
+        load_results(tmp_path / "bare")

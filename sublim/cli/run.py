@@ -122,7 +122,9 @@ def main(args: argparse.Namespace) -> int:
     except Diverged as error:
         write_diverged(out, config, error)
         raise RunError(f"{config.arm}, seed {config.seed}: {error}; wrote {out / DIVERGED_FILE}") from None
-    write_trial_outputs(out, summary, trial.trace_columns())
+    # with what the report needs of its mitigation, as sweep.json keeps for a sweep: a plugin's facts, read without it
+    write_trial_outputs(out, {**summary, "mitigations": MITIGATIONS.record([config.mitigation])},
+                        trial.trace_columns())
     (out / DIVERGED_FILE).unlink(missing_ok=True)  # of an earlier run overwritten with --force
     print(
         f"\n{config.arm}, seed {config.seed}: student accuracy {summary['student_acc_before']:.4f} -> "
