@@ -313,23 +313,27 @@ def test_an_interrupted_job_submitted_again_continues_and_ends_with_an_uninterru
 
     epochs = INTERRUPTED["settings"]["epochs"]
     trials = len(INTERRUPTED["seeds"]) * len(INTERRUPTED["arms"])
-    path = write_spec(tmp_path, INTERRUPTED)
     folder = tmp_path / "results" / INTERRUPTED["name"]
+    # Seed 0's trials finish in a first job; the job interrupted grows the folder by seed 1, whose trials run side
+    # by side: the interrupt then finds finished trials and running ones between checkpoints however loaded the
+    # machine (trials that all run at once finish within a second of each other).
+    path = write_spec(tmp_path, {**INTERRUPTED, "seeds": INTERRUPTED["seeds"][:1]})
     command = f"sublim sweep {path} --storage {folder.parent} --address auto"
+    assert cluster.job_end(cluster.jobs.submit_job(entrypoint=command), "the first job to end") == JobStatus.SUCCEEDED
+    write_spec(tmp_path, INTERRUPTED)
     stop_wait = {"env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S[interrupt])}} if interrupt in STOP_WAIT_S \
         else None
     job = cluster.jobs.submit_job(entrypoint=command, runtime_env=stop_wait)
 
     def interrupt_point():
-        """A finished trial, and a running one checkpointed with epochs to go (read from its own checkpoint)."""
+        """A running trial checkpointed with epochs to go (read from its own checkpoint)."""
         assert not cluster.jobs.get_job_status(job).is_terminal(), cluster.jobs.get_job_logs(job)[-3000:]
-        if not list(folder.glob("trials/*/summary.json")):
-            return None
         return [p.parent.name for p in folder.glob("trials/*/checkpoint.pt")
                 if 1 <= (checkpoint_epoch_or_none(folder, p.parent.name) or 0) < epochs - 1] or None
 
-    cluster.wait(interrupt_point, "a finished trial and a checkpointed running one")
+    cluster.wait(interrupt_point, "a checkpointed running trial")
     finished = {p.parent.name: p.stat().st_mtime_ns for p in folder.glob("trials/*/summary.json")}
+    assert finished
     interrupt(cluster, job)
     cluster.wait(lambda: not cluster.trials_running(), "the interrupted job's trials to end")
     resumable = {p.parent.name: checkpoint_epoch_or_none(folder, p.parent.name)
