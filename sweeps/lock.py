@@ -7,8 +7,8 @@ what tells its machine and PID namespace apart (the kernel's boot id and the PID
 containers may share a host name and PIDs) and a token of the lock, which the driver touches every
 REFRESH_S. A lock whose driver is gone (in this PID namespace of this machine, its PID runs no process, or
 a zombie, or this process, which holds no such lock; anywhere, it has not been touched for STALE_S) is
-taken over, with a line. A lock file that names no driver is taken over only once stale; a folder or link in its place
-is never touched: the message says how to clear it.
+taken over, with a line. A lock file that names no driver is taken over only once stale; a folder or link
+in its place is never touched: the message says how to clear it.
 """
 
 from __future__ import annotations
@@ -178,8 +178,8 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # another user's process
         pass
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[:1]
+    try:  # the state is the field after the command name, which may itself hold ")"
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
     except OSError:  # ended meanwhile where there is /proc; where there is none, kill(pid, 0) is all we know
         return not Path("/proc").is_dir()
-    return state not in (["Z"], ["X"])
+    return not fields or fields[0] not in ("Z", "X")  # zombie, dead
