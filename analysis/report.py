@@ -204,7 +204,7 @@ def _write(results: Results, completed: pd.DataFrame, tests: pd.DataFrame, optio
              "epochs": _records(tables["arm_epochs"]), "dose_response": _records(tables["dose_response"]),
              "across": {axis: _records(tables[f"across_{axis}"]) for axis in axes}, "figures": drawn,
              "sequential": results.sequential, "verdicts": VERDICTS}
-    stats["warnings"] = warnings(stats, tests)
+    stats["warnings"] = warnings(stats, completed)
     write_json(folder / "stats.json", stats)
     blocks = document(stats, tests)
     write_text(folder / "report.md", to_markdown(blocks))
@@ -306,14 +306,16 @@ def _figures(stats: dict[str, Any], names: tuple[str, ...], label: str = "", tes
     return blocks
 
 
-def warnings(stats: dict[str, Any], tests: pd.DataFrame) -> list[str]:
-    """What to know before reading the verdicts: a sweep too small for them, settings off the defaults."""
-    seeds = at_level(tests, {"arm": BASELINE, "claim": "claim1", "role": "primary"})["n"]
-    n = int(seeds.min()) if len(seeds) and np.isfinite(seeds).all() else 0
+def warnings(stats: dict[str, Any], completed: pd.DataFrame) -> list[str]:
+    """What to know before reading the verdicts: too few seeds of none/shared for them (at the smallest level, over
+    axes), settings off the defaults."""
+    baseline = completed[completed["arm"] == BASELINE]
+    n = min(at_level(baseline, level)["seed"].nunique() for level in levels(completed, stats["axes"]))
     at = " at its smallest level" if stats["axes"] else ""
-    return ([f"This sweep is too small for its verdicts: {n} seed(s) in {BASELINE}{at} (tests need at least "
-             f"{MIN_SEEDS}; the effects this study looks for need about {FEW_SEEDS} or more, see seeds needed). Read "
-             "'not shown' here as 'not enough data', not as evidence against a claim."] if n < FEW_SEEDS else []) + (
+    return ([f"This {stats['meta']['source']} is too small for its verdicts: {n} seed(s) in {BASELINE}{at} (tests "
+             f"need at least {MIN_SEEDS}; the effects this study looks for need about {FEW_SEEDS} or more, see seeds "
+             "needed). Read 'not shown' here as 'not enough data', not as evidence against a claim."]
+            if n < FEW_SEEDS else []) + (
         ["Settings differ from the defaults (see Settings): numbers are not comparable with a default-setting "
          "sweep."] if stats["settings"] else [])
 

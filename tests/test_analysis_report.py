@@ -309,7 +309,8 @@ def test_one_trial_run_folder_reports_and_refuses_the_rest(tmp_path):
     assert all(claim["verdict"] == "undetermined" for claim in files.claims)
     markdown = files.markdown.read_text()
     assert reason in markdown and "nan" not in markdown.lower()
-    assert "Figure `dose_response` not drawn" in markdown
+    assert "Figure `dose_response` not drawn" in markdown and "This run is too small for its verdicts: 1 seed(s)" \
+        in markdown
 
 
 def test_a_trace_without_the_newer_columns_reports_and_a_summary_without_a_field_is_invalid(tmp_path):
