@@ -11,6 +11,7 @@ one teacher per seed (in the seed's first trial) and runs one single-threaded tr
     python benchmarks/sweep_throughput.py --data-dir DIR --spec sweeps/paper.yaml --seeds 4 --gpus 0.25
     python benchmarks/sweep_throughput.py --data-dir DIR --spec sweeps/scaling.yaml --seeds 2  # widths 64-1024
     python benchmarks/sweep_throughput.py --data-dir DIR --many 1000   # 1,000 one-step trials: Tune at scale
+    python benchmarks/sweep_throughput.py --data-dir DIR --many 100 300 1000 --figure many.png   # its growth
 
 Prints, in core-seconds per trial, where each one's time went; the ratio of the sweep's wall time to
 the plain loop's beside the bound that teacher reuse and perfect packing allow; and the targets:
@@ -20,8 +21,9 @@ The machine should be otherwise idle: other load makes every timing noisy.
 
 --many N runs N one-step trials (liminal at N/10 strengths over 10 seeds, tiny teachers shared by each seed's
 trials), sweep only: nearly all of their time is overhead, so it shows how Tune's per-trial cost grows with the
-number of trials (run it at a few N), and it prints the driver's own CPU time and peak memory (target: below
-1 GB at 1,000 trials).
+number of trials, and it prints the driver's own CPU time and peak memory (target: below 1 GB at 1,000 trials).
+With several N, each runs in a fresh process (its own driver peak), then one table row per N, and --figure draws
+the overhead per trial and the driver's peak against N.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import argparse
 import json
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -128,6 +132,58 @@ def print_table(n: int, sweep: dict, base: dict | None) -> None:
         print(f"  {label:38} {' '.join(cells)}")
 
 
+MANY_COLUMNS = {"overhead per trial": ("overhead_per_trial", "{:.2f} core-s"),
+                "of it: idle while Tune starts": ("idle_start_per_trial", "{:.2f}"),
+                "between trials": ("idle_between_per_trial", "{:.2f}"),
+                "driver CPU per trial": ("driver_cpu_per_trial", "{:.3f} s"),
+                "driver peak": ("driver_peak_megabytes", "{:,.0f} MB")}
+
+
+def many_figures(figures: dict) -> dict:
+    """The --many table's numbers, per trial, from one run's figures."""
+    sweep, n = figures["sweep"], figures["trials"]
+    return {"trials": n, "overhead_per_trial": figures["overhead_per_trial"],
+            "idle_start_per_trial": sweep["core_seconds"]["idle_start"] / n,
+            "idle_between_per_trial": sweep["core_seconds"]["idle_between"] / n,
+            "driver_cpu_per_trial": sweep["driver_cpu_seconds"] / n,
+            "driver_peak_megabytes": sweep["driver_peak_megabytes"]}
+
+
+def many_sizes(sizes: list[int], data_dir: str | None, figure: Path | None) -> None:
+    """Each size in a fresh process (--many N --json), then their table and, with `figure`, the figure."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            out = Path(tmp) / f"{n}.json"
+            subprocess.run([sys.executable, __file__, "--many", str(n), "--json", str(out),
+                            *(["--data-dir", data_dir] if data_dir else [])], check=True)
+            rows.append(many_figures(json.loads(out.read_text())))
+    print("\n| trials | " + " | ".join(MANY_COLUMNS) + " |\n|" + "---|" * (len(MANY_COLUMNS) + 1))
+    for row in rows:
+        print(f"| {row['trials']:,} | " + " | ".join(form.format(row[key]) for key, form in MANY_COLUMNS.values())
+              + " |")
+    if figure:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        trials = [row["trials"] for row in rows]
+        fig, (cost, memory) = plt.subplots(1, 2, figsize=(10, 4))
+        for label, (key, _) in list(MANY_COLUMNS.items())[:4]:
+            cost.plot(trials, [row[key] for row in rows], marker="o", label=label)
+        cost.set(xscale="log", xlabel="trials", ylabel="core-seconds per trial", ylim=(0, None),
+                 title="Overhead per trial (target <= 1)")
+        cost.legend()
+        memory.plot(trials, [row["driver_peak_megabytes"] for row in rows], marker="o")
+        memory.axhline(1024, color="grey", linestyle="--", label="1 GB")
+        memory.set(xscale="log", xlabel="trials", ylabel="MB", ylim=(0, None), title="Driver's peak memory")
+        memory.legend()
+        fig.tight_layout()
+        fig.savefig(figure, dpi=100)
+        print(f"figure: {figure}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", help="folder holding MNIST/raw (else $SUBLIM_DATA_DIR)")
@@ -138,16 +194,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="student epochs (default: the protocol's)")
     parser.add_argument("--teacher-epochs", type=int, help="teacher epochs (default: the protocol's)")
     parser.add_argument("--noise-count", type=int, help="noise images (default: the protocol's)")
-    parser.add_argument("--many", type=int, metavar="N",
+    parser.add_argument("--many", type=int, nargs="+", metavar="N",
                         help=f"N one-step trials over {MANY_SEEDS} seeds, sweep only: Tune's overhead at N trials")
+    parser.add_argument("--figure", type=Path, help="with several --many sizes: draw their overheads to this PNG")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
-    if args.many is not None and (args.many < MANY_SEEDS or args.many % MANY_SEEDS or args.spec):
-        parser.error(f"--many {args.many} is not allowed; a multiple of {MANY_SEEDS} trials (one per seed and "
-                     "strength), without --spec")
+    bad = [n for n in args.many or [] if n < MANY_SEEDS or n % MANY_SEEDS]
+    if bad or (args.many and args.spec):
+        parser.error(f"--many {' '.join(map(str, args.many))} is not allowed; multiples of {MANY_SEEDS} trials (one "
+                     "per seed and strength), without --spec")
+    if args.many and len(args.many) > 1 or args.figure:
+        if args.json or not args.many:
+            parser.error("--figure needs --many with sizes, and several sizes take no --json")
+        return many_sizes(args.many, args.data_dir, args.figure)
 
     if args.many:
-        raw = many_spec(args.many)
+        raw = many_spec(args.many[0])
     elif args.spec:
         raw = SweepSpec.load(args.spec).to_dict()
         raw["seeds"] = raw["seeds"][:args.seeds]

@@ -9,7 +9,7 @@ import torch
 from sublim.core.files import atomic_write
 from sublim.sweeps.profile import ENDED, STARTED, SweepProfile
 from sublim.sweeps.spec import SweepSpec
-from sublim.sweeps.tune_run import launch_order
+from sublim.sweeps.tune_run import InLaunchOrder, launch_order
 from sublim.trainable import DistillationTargets, Trial, train_teacher
 from sublim.trainable.results import TeacherCache
 
@@ -28,6 +28,24 @@ def test_launch_order_starts_every_seed_once_then_runs_seed_by_seed_longest_arms
     assert [t.config.seed for t in rest] == sorted(t.config.seed for t in rest)
     # liminal@0 adds no loss: it is as short as none, so it does not go first.
     assert [t.trial_id for t in rest[:3]] == ["s000-none-shared", "s000-projection@1-shared", "s000-liminal@0-shared"]
+
+
+def test_tune_creates_the_sweeps_trials_in_launch_order_each_with_its_own_config():
+    """The sweep's search algorithm, driven by Tune's own search generator as tune.Tuner drives it (no Ray started):
+    every config once, in order, then no more trials."""
+    from ray.tune.experiment import Experiment
+    from ray.tune.search import SearchGenerator
+
+    spec = SweepSpec.from_dict({"name": "x", "seeds": [0, 1], "arms": [
+        {"mitigation": "none"}, {"mitigation": "liminal", "strengths": [0.0, 1.0]}]})
+    configs = [{"trial": {"trial_id": t.trial_id, "config": t.config.to_dict()}} for t in launch_order(spec.trials)]
+    search = SearchGenerator(InLaunchOrder(configs))
+    search.add_configurations([Experiment("x", run=lambda config: None, num_samples=len(configs))])
+    trials = [search.next_trial() for _ in configs]
+    assert [trial.config for trial in trials] == configs
+    assert search.next_trial() is None and search.is_finished()
+    trials[0].config["trial"]["config"]["seed"] = 99  # Tune's copy, not the sweep's
+    assert configs[0]["trial"]["config"]["seed"] == 0
 
 
 def test_a_teacher_stored_first_is_the_one_every_trial_of_the_seed_uses(tmp_path, tiny):

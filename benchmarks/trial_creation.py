@@ -1,0 +1,59 @@
+"""How long Tune takes to create a sweep's trials, with the sweep's search algorithm and with Tune's grid_search.
+
+    python benchmarks/trial_creation.py                 # 300, 1,000 and 2,000 trials
+    python benchmarks/trial_creation.py 1000 5000       # other sizes
+
+Tune creates trials in the driver, before and while they run. A grid_search over the trials' configs copies the
+whole grid for every trial it creates, and creates all of them before the first can start: its cost grows with
+the square of the trial count. The sweep hands Tune each config once (`tune_run.InLaunchOrder`). The trials here
+are `benchmarks/sweep_throughput.py --many N`'s; no Ray is started and nothing runs. One line per size:
+
+    trials N: search algorithm X s (first trial after F s); grid_search Y s (first after G s); Y/X times
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ray import tune
+from ray.tune.experiment import Experiment
+from ray.tune.search import BasicVariantGenerator, SearchGenerator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sweep_throughput import many_spec  # noqa: E402
+
+from sublim.sweeps.spec import SweepSpec  # noqa: E402
+from sublim.sweeps.tune_run import InLaunchOrder, launch_order  # noqa: E402
+
+
+def create_all(search, experiment: Experiment, n: int) -> tuple[float, float]:
+    """Seconds until Tune's search algorithm gave the first trial, and all n."""
+    start = time.perf_counter()
+    search.add_configurations([experiment])
+    trials = [search.next_trial()]
+    first = time.perf_counter() - start
+    trials += [search.next_trial() for _ in range(n - 1)]
+    assert all(trials) and search.next_trial() is None, "the search gave fewer trials than asked"
+    return first, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[300, 1000, 2000], help="trial counts (multiples of 10)")
+    args = parser.parse_args()
+    for n in args.sizes:
+        trials = launch_order(list(SweepSpec.from_dict(many_spec(n), "benchmark").trials))
+        configs = [{"trial_id": t.trial_id, "config": t.config.to_dict()} for t in trials]
+        ours = create_all(SearchGenerator(InLaunchOrder([{"trial": c} for c in configs])),
+                          Experiment("ours", run=lambda config: None, num_samples=n), n)
+        grid = create_all(BasicVariantGenerator(),
+                          Experiment("grid", run=lambda config: None, config={"trial": tune.grid_search(configs)}), n)
+        print(f"trials {n}: search algorithm {ours[1]:.2f} s (first trial after {ours[0]:.2f} s); grid_search "
+              f"{grid[1]:.2f} s (first after {grid[0]:.2f} s); {grid[1] / ours[1]:.0f} times", flush=True)
+
+
+if __name__ == "__main__":
+    main()
