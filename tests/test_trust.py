@@ -218,7 +218,7 @@ def test_an_unusable_teacher_file_is_set_aside_with_a_line(tmp_path, tiny, conte
         cache.path(key).write_bytes(content)
     assert cache.get(key) is None
     assert not cache.path(key).exists() and cache.path(key).with_name(cache.path(key).name + ".bad").exists()
-    assert len(lines) == 1 and "unusable" in lines[0] and "training it again" in lines[0]
+    assert len(lines) == 1 and "unusable" in lines[0] and "training the teacher again" in lines[0]
     assert "\n" not in lines[0] and lines[0].count(". ") == 0, lines[0]  # one sentence, not torch's several
     assert cache.put_first(teacher) is teacher
     assert torch.equal(cache.get(teacher.key).params, teacher.params)

@@ -80,11 +80,7 @@ class TeacherCache:
         except FileNotFoundError:
             return None
         except Exception as error:  # unreadable, not tensors only, not a teacher, or another key
-            aside = path.with_name(path.name + ".bad")
-            path.replace(aside)
-            self.log(f"teacher file {path} unusable ({type(error).__name__}: {first_sentence(error)}); set aside as "
-                     f"{aside.name}, training it again")
-            return None
+            return self.set_aside(path, "teacher file", error)
         return teacher
 
     def get_or_train(self, key: str, train: Callable[[], Teacher]) -> tuple[Teacher, bool]:
@@ -119,12 +115,16 @@ class TeacherCache:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as problem:
-            aside = path.with_name(path.name + ".bad")
-            path.replace(aside)
-            self.log(f"teacher record {path} unusable ({type(problem).__name__}: {first_sentence(problem)}); set "
-                     f"aside as {aside.name}, training the teacher again")
-            return None
+            return self.set_aside(path, "teacher record", problem)
         return error
+
+    def set_aside(self, path: Path, what: str, problem: Exception) -> None:
+        """Rename an unusable file to `*.bad` (kept for a look, never read again) and say so; the teacher is then
+        trained again."""
+        aside = path.with_name(path.name + ".bad")
+        path.replace(aside)
+        self.log(f"{what} {path} unusable ({type(problem).__name__}: {first_sentence(problem)}); set aside as "
+                 f"{aside.name}, training the teacher again")
 
     def put_first(self, teacher: Teacher) -> Teacher:
         """Store `teacher` unless another process stored its key first; the stored teacher either way.
