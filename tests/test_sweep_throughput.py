@@ -48,6 +48,36 @@ def test_tune_creates_the_sweeps_trials_in_launch_order_each_with_its_own_config
     assert configs[0]["trial"]["config"]["seed"] == 0
 
 
+def test_a_sweep_gives_tune_its_pending_trials_through_that_search_algorithm(tmp_path, monkeypatch):
+    """No grid_search (its cost grows with the square of the trials): the Tuner that `fit` builds gets the pending
+    trials, in launch order, from InLaunchOrder. Tune's Tuner is replaced by a recorder; no Ray is started."""
+    from ray import tune
+
+    from sublim.sweeps.results import ResultsFolder
+    from sublim.sweeps.tune_run import RunRecord, fit
+
+    built = {}
+
+    class Recorder:
+        def __init__(self, trainable, **options):
+            built.update(options)
+
+        def fit(self):
+            built["fitted"] = True
+
+    monkeypatch.setattr(tune, "Tuner", Recorder)
+    spec = SweepSpec.from_dict({"name": "x", "seeds": [0, 1], "arms": [
+        {"mitigation": "none"}, {"mitigation": "liminal", "strengths": [0.0, 1.0]}]})
+    pending = list(spec.trials)[1:]
+    folder = ResultsFolder(tmp_path / "x")
+    fit("x", spec, folder, None, pending, RunRecord(folder.path, print), "run-test", 2.0)
+    search, tune_config = built["tune_config"].search_alg, built["tune_config"]
+    assert built["fitted"] and "param_space" not in built and isinstance(search, InLaunchOrder)
+    assert tune_config.num_samples == len(pending) == len(search.configs)
+    assert [c["trial"]["trial_id"] for c in search.configs] == [t.trial_id for t in launch_order(pending)]
+    assert search.configs[0]["trial"]["config"] == launch_order(pending)[0].config.to_dict()
+
+
 def test_a_teacher_stored_first_is_the_one_every_trial_of_the_seed_uses(tmp_path, tiny):
     config, data, teacher = tiny
     cache = TeacherCache(tmp_path)
