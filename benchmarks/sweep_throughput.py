@@ -203,7 +203,7 @@ def main() -> None:
     if bad or (args.many and args.spec):
         parser.error(f"--many {' '.join(map(str, args.many))} is not allowed; multiples of {MANY_SEEDS} trials (one "
                      "per seed and strength), without --spec")
-    if args.many and len(args.many) > 1 or args.figure:
+    if (args.many and len(args.many) > 1) or args.figure:
         if args.json or not args.many:
             parser.error("--figure needs --many with sizes, and several sizes take no --json")
         return many_sizes(args.many, args.data_dir, args.figure)

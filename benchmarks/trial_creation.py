@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sweep_throughput import many_spec  # noqa: E402
 
 from sublim.sweeps.spec import SweepSpec  # noqa: E402
-from sublim.sweeps.tune_run import InLaunchOrder, launch_order  # noqa: E402
+from sublim.sweeps.tune_run import InLaunchOrder, tune_configs  # noqa: E402
 
 GRID_UP_TO = 3000  # grid_search's cost grows with the square of the trials: 2 min at 3,000, hours at 50,000
 
@@ -47,14 +47,13 @@ def main() -> None:
     parser.add_argument("sizes", nargs="*", type=int, default=[300, 1000, 2000], help="trial counts (multiples of 10)")
     args = parser.parse_args()
     for n in args.sizes:
-        trials = launch_order(list(SweepSpec.from_dict(many_spec(n), "benchmark").trials))
-        configs = [{"trial_id": t.trial_id, "config": t.config.to_dict()} for t in trials]
-        ours = create_all(SearchGenerator(InLaunchOrder([{"trial": c} for c in configs])),
+        configs = tune_configs(list(SweepSpec.from_dict(many_spec(n), "benchmark").trials))
+        ours = create_all(SearchGenerator(InLaunchOrder(configs)),
                           Experiment("ours", run=lambda config: None, num_samples=n), n)
         line = f"trials {n}: search algorithm {ours[1]:.2f} s (first trial after {ours[0]:.2f} s)"
         if n <= GRID_UP_TO:
             grid = create_all(BasicVariantGenerator(), Experiment(
-                "grid", run=lambda config: None, config={"trial": tune.grid_search(configs)}), n)
+                "grid", run=lambda config: None, config={"trial": tune.grid_search([c["trial"] for c in configs])}), n)
             line += f"; grid_search {grid[1]:.2f} s (first after {grid[0]:.2f} s); {grid[1] / ours[1]:.0f} times"
         print(line, flush=True)
 

@@ -65,6 +65,11 @@ def launch_order(trials: list[GridTrial]) -> list[GridTrial]:
     return firsts + [t for t in costly_first if t.trial_id not in chosen]
 
 
+def tune_configs(trials: list[GridTrial]) -> list[dict[str, Any]]:
+    """Each trial's config as Tune holds it (progress.trial_id_of reads it back), in launch order."""
+    return [{"trial": {"trial_id": t.trial_id, "config": t.config.to_dict()}} for t in launch_order(trials)]
+
+
 class InLaunchOrder(Searcher):
     """Tune's search algorithm for a fixed list of trial configs: each trial Tune creates gets the next one. Tune's
     own grid_search copies the whole grid for every trial it creates, all of them before the first starts: 12 s of
@@ -148,7 +153,7 @@ def fit(name: str, spec: SweepSpec, folder: ResultsFolder, inputs: TrialInputs, 
     tracker named (sublim.core.tracking.TRACKERS) logs every trial as a run of the experiment `name`; `slots` is how
     many trials run at once (for the progress line's ETA)."""
     resourced = tune.with_resources(tune.with_parameters(trainable, inputs=inputs), spec.resources.tune())
-    grid = [{"trial": {"trial_id": t.trial_id, "config": t.config.to_dict()}} for t in launch_order(pending)]
+    grid = tune_configs(pending)
     costs = dict(zip((t.trial_id for t in spec.trials), trial_costs(t.config for t in spec.trials)))
     progress = SweepProgress(name, costs, {t.trial_id for t in pending}, slots)
     tuner = tune.Tuner(

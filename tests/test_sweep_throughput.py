@@ -9,7 +9,7 @@ import torch
 from sublim.core.files import atomic_write
 from sublim.sweeps.profile import ENDED, STARTED, SweepProfile
 from sublim.sweeps.spec import SweepSpec
-from sublim.sweeps.tune_run import InLaunchOrder, launch_order
+from sublim.sweeps.tune_run import InLaunchOrder, launch_order, tune_configs
 from sublim.trainable import DistillationTargets, Trial, train_teacher
 from sublim.trainable.results import TeacherCache
 
@@ -38,7 +38,7 @@ def test_tune_creates_the_sweeps_trials_in_launch_order_each_with_its_own_config
 
     spec = SweepSpec.from_dict({"name": "x", "seeds": [0, 1], "arms": [
         {"mitigation": "none"}, {"mitigation": "liminal", "strengths": [0.0, 1.0]}]})
-    configs = [{"trial": {"trial_id": t.trial_id, "config": t.config.to_dict()}} for t in launch_order(spec.trials)]
+    configs = tune_configs(list(spec.trials))
     search = SearchGenerator(InLaunchOrder(configs))
     search.add_configurations([Experiment("x", run=lambda config: None, num_samples=len(configs))])
     trials = [search.next_trial() for _ in configs]
